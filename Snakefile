@@ -1,0 +1,23 @@
+# ysocensus: a census of young stars in the local Milky Way by simulation-based inference.
+# Stages: population (+ 3D dust) -> observe -> train -> infer -> maps. See README.md and DESIGN.md.
+from snakemake.utils import min_version, validate
+
+min_version("9")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/population.smk"
+include: "workflow/rules/observe.smk"
+
+
+rule all:
+    default_target: True
+    localrule: True
+    input:
+        final_targets(),

@@ -1,0 +1,8 @@
+"""ysocensus: a census of young stars in the local Milky Way by simulation-based inference.
+
+Stages (see DESIGN.md): ``galaxy`` + ``dust`` (population per HEALPix tile) → ``surveys`` (observed
+catalog) → ``model`` (Transformer flow matching, Lightning) → ``inference`` (sky-wide posteriors) →
+``maps``. Schemas of every stage's files: :mod:`ysocensus.io`; tiling and seeds: :mod:`ysocensus.sky`.
+"""
+
+__version__ = "0.1.0"

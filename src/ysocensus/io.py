@@ -1,0 +1,357 @@
+"""Parquet schemas of every stage and atomic, validated reading and writing.
+
+This module is the single source of truth for the columns that pass between the stages of the
+workflow (see ``DESIGN.md``, "Data contracts between stages"). Every writer validates its table
+against one of the schemas here, every reader checks the file it opens against the same schema and
+fails with a message that names the file and the column.
+
+Units follow the design card: magnitudes in each survey's native (Vega) system, parallax in mas,
+distance in pc, ages as log10(yr), masses in solar masses, extinction A_V in mag, angles in degrees.
+A missing measurement is null, never a sentinel number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class SchemaError(ValueError):
+    """A table or file does not follow its documented schema."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a stage's table.
+
+    ``dtype`` is a pyarrow type; ``nullable`` says whether nulls are allowed (a measurement that
+    a survey did not make is null); ``unit`` is written into the Parquet field metadata.
+    """
+
+    name: str
+    dtype: pa.DataType
+    unit: str = ""
+    description: str = ""
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """An ordered set of columns with a name (used in error messages and file metadata)."""
+
+    name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def __getitem__(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} schema has no column {name!r}")
+
+    def arrow(self) -> pa.Schema:
+        fields = [
+            pa.field(c.name, c.dtype, nullable=c.nullable,
+                     metadata={"unit": c.unit, "description": c.description})
+            for c in self.columns
+        ]
+        return pa.schema(fields, metadata={"ysocensus.schema": self.name})
+
+
+def _c(name, dtype, unit="", description="", nullable=False) -> Column:
+    return Column(name, dtype, unit, description, nullable)
+
+
+F32, F64, I8, I16, I32, I64 = pa.float32(), pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64()
+BOOL, STR = pa.bool_(), pa.string()
+
+# ---------------------------------------------------------------------------------------------
+# Population (truth), one file per job chunk of tiles: results/population/chunk_{chunk}.parquet
+# ---------------------------------------------------------------------------------------------
+POPULATION = TableSchema("population", (
+    _c("source_id", I64, "", "unique over the sky: tile << 32 | row within the tile"),
+    _c("tile", I32, "", "HEALPix pixel (NESTED, config sky.nside)"),
+    _c("l", F64, "deg", "Galactic longitude"),
+    _c("b", F64, "deg", "Galactic latitude"),
+    _c("distance_pc", F32, "pc", "heliocentric distance"),
+    _c("x_pc", F32, "pc", "heliocentric Galactic Cartesian, towards the Galactic centre (l=0, b=0)"),
+    _c("y_pc", F32, "pc", "heliocentric Galactic Cartesian, towards l=90 deg"),
+    _c("z_pc", F32, "pc", "heliocentric Galactic Cartesian, towards the north Galactic pole"),
+    _c("component", STR, "", "population component, one of galaxy.COMPONENTS"),
+    _c("cluster_id", I32, "", "young cluster or association id, -1 for field stars"),
+    _c("log10_age_yr", F32, "log10(yr)", "stellar age"),
+    _c("initial_mass_msun", F32, "Msun", "initial (ZAMS) mass"),
+    _c("feh", F32, "dex", "[Fe/H]"),
+    _c("teff_k", F32, "K", "effective temperature", nullable=True),
+    _c("logg", F32, "log10(cm s^-2)", "surface gravity", nullable=True),
+    _c("log10_lum_lsun", F32, "log10(Lsun)", "bolometric luminosity", nullable=True),
+    _c("radius_rsun", F32, "Rsun", "stellar radius", nullable=True),
+    _c("av_mag", F32, "mag", "V-band extinction along the line of sight to the star"),
+    _c("rv", F32, "", "total-to-selective extinction ratio R_V"),
+    _c("has_disk", BOOL, "", "bears a protoplanetary disk (IR excess, accretion)"),
+    _c("is_remnant", BOOL, "", "past the end of its track (white dwarf, neutron star, black hole): no photometry"),
+    _c("weight", F32, "", "number of real stars this simulated star stands for (1/thinning fraction)"),
+))
+
+# ---------------------------------------------------------------------------------------------
+# Observed catalog: results/catalog/chunk_{chunk}.parquet. Gaia DR3, 2MASS PSC and AllWISE archive
+# column names; LAMOST-like labels. Null where a survey did not measure.
+# ---------------------------------------------------------------------------------------------
+GAIA_BANDS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag")
+GAIA_FLUX_OVER_ERROR = ("phot_g_mean_flux_over_error", "phot_bp_mean_flux_over_error",
+                        "phot_rp_mean_flux_over_error")
+TMASS_BANDS = ("j_m", "h_m", "ks_m")
+TMASS_ERRORS = ("j_msigcom", "h_msigcom", "ks_msigcom")
+WISE_BANDS = ("w1mpro", "w2mpro", "w3mpro", "w4mpro")
+WISE_ERRORS = ("w1sigmpro", "w2sigmpro", "w3sigmpro", "w4sigmpro")
+LAMOST_LABELS = ("teff_lamost", "logg_lamost", "feh_lamost", "ewli", "ewha")
+LAMOST_ERRORS = ("teff_err_lamost", "logg_err_lamost", "feh_err_lamost", "ewli_err", "ewha_err")
+#: photometric bands in wavelength order and their uncertainty columns (mag)
+MAGNITUDES = GAIA_BANDS + TMASS_BANDS + WISE_BANDS
+SURVEYS = ("gaia", "tmass", "wise", "lamost")
+
+_CATALOG_VALUES = [
+    _c("source_id", I64, "", "same source_id as the population row"),
+    _c("tile", I32, "", "HEALPix pixel (NESTED, config sky.nside)"),
+    _c("l", F64, "deg", "Galactic longitude"),
+    _c("b", F64, "deg", "Galactic latitude"),
+    _c("ra", F64, "deg", "ICRS right ascension"),
+    _c("dec", F64, "deg", "ICRS declination"),
+    _c("parallax", F64, "mas", "Gaia parallax (may be negative)", True),
+    _c("parallax_error", F32, "mas", "Gaia parallax uncertainty", True),
+]
+for _mag, _foe in zip(GAIA_BANDS, GAIA_FLUX_OVER_ERROR):
+    _CATALOG_VALUES += [_c(_mag, F32, "mag", "Gaia DR3 mean magnitude (Vega)", True),
+                        _c(_foe, F32, "", "Gaia DR3 mean flux divided by its error", True)]
+for _mag, _err in zip(TMASS_BANDS + WISE_BANDS, TMASS_ERRORS + WISE_ERRORS):
+    _CATALOG_VALUES += [_c(_mag, F32, "mag", "2MASS / AllWISE profile-fit magnitude (Vega)", True),
+                        _c(_err, F32, "mag", "total photometric uncertainty", True)]
+_LAMOST_UNITS = {"teff": "K", "logg": "log10(cm s^-2)", "feh": "dex", "ewli": "Angstrom", "ewha": "Angstrom"}
+for _lab, _err in zip(LAMOST_LABELS, LAMOST_ERRORS):
+    _unit = _LAMOST_UNITS[_lab.split("_")[0]]
+    _CATALOG_VALUES += [_c(_lab, F32, _unit, "LAMOST-like spectroscopic label or line index", True),
+                        _c(_err, F32, _unit, "its uncertainty", True)]
+_CATALOG_VALUES += [
+    _c("survey_mask", I32, "",
+       "bit field of what was measured: one bit per entry of io.MEASUREMENT_BITS (missingness pattern)"),
+]
+CATALOG = TableSchema("catalog", tuple(_CATALOG_VALUES))
+
+#: order of the bits of ``survey_mask``: bit i set when MEASUREMENT_BITS[i] is not null
+MEASUREMENT_BITS = ("parallax",) + MAGNITUDES + LAMOST_LABELS
+
+# ---------------------------------------------------------------------------------------------
+# Posteriors: results/posteriors/chunk_{chunk}.parquet, exactly one row per catalog row.
+# ---------------------------------------------------------------------------------------------
+#: inferred parameters, named after their truth columns in POPULATION
+PARAMETERS = ("log10_age_yr", "initial_mass_msun", "feh", "distance_pc", "av_mag")
+QUANTILES = (16, 50, 84)
+POSTERIOR_STATUS = ("ok", "prior_only", "invalid_input")
+
+_POSTERIOR = [
+    _c("source_id", I64, "", "same source_id as the catalog row"),
+    _c("status", STR, "", "one of io.POSTERIOR_STATUS: ok, prior_only (nothing observed), invalid_input"),
+    _c("n_samples", I32, "", "posterior samples drawn"),
+]
+for _p in PARAMETERS:
+    _unit = POPULATION[_p].unit
+    for _q in QUANTILES:
+        _POSTERIOR.append(_c(f"{_p}_q{_q}", F32, _unit, f"{_q}th posterior percentile of {_p}", True))
+_POSTERIOR.append(_c("p_young", F32, "", "posterior probability that the age is below the configured threshold", True))
+POSTERIOR = TableSchema("posterior", tuple(_POSTERIOR))
+
+SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (POPULATION, CATALOG, POSTERIOR)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+def _arrow_compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if actual == expected:
+        return True
+    # dictionary-encoded strings (pandas categoricals) read back as dictionaries
+    if pa.types.is_dictionary(actual) and actual.value_type in (expected, pa.large_string()):
+        return True
+    return pa.types.is_large_string(actual) and pa.types.is_string(expected)
+
+
+def validate_table(table: pa.Table, schema: TableSchema, where: str = "table",
+                   extra_columns: Sequence[str] = ()) -> None:
+    """Check that ``table`` has every column of ``schema`` with its dtype and no forbidden nulls.
+
+    ``where`` names the file (or object) in error messages. Columns listed in ``extra_columns``
+    may be present beyond the schema; any other extra column is an error, so that a typo cannot
+    slip through as a silently ignored column.
+    """
+    names = set(table.column_names)
+    missing = [c.name for c in schema.columns if c.name not in names]
+    if missing:
+        raise SchemaError(f"{where}: missing column(s) {missing} of the {schema.name} schema")
+    unknown = sorted(names - set(schema.names) - set(extra_columns))
+    if unknown:
+        raise SchemaError(f"{where}: column(s) {unknown} are not in the {schema.name} schema")
+    for col in schema.columns:
+        arr = table.column(col.name)
+        if not _arrow_compatible(arr.type, col.dtype):
+            raise SchemaError(f"{where}: column {col.name!r} has type {arr.type}, "
+                              f"the {schema.name} schema wants {col.dtype}")
+        if not col.nullable and arr.null_count:
+            rows = _first_rows(pa.compute.is_null(arr))
+            raise SchemaError(f"{where}: column {col.name!r} has {arr.null_count} null value(s) "
+                              f"(first rows {rows}) but may not be null")
+        if pa.types.is_floating(col.dtype) and not col.nullable:
+            bad = pa.compute.invert(pa.compute.is_finite(arr))
+            n_bad = pa.compute.sum(bad).as_py() or 0
+            if n_bad:
+                raise SchemaError(f"{where}: column {col.name!r} has {n_bad} non-finite value(s) "
+                                  f"(first rows {_first_rows(bad)})")
+
+
+def _first_rows(mask: pa.ChunkedArray | pa.Array, n: int = 5) -> list[int]:
+    return np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool))[:n].tolist()
+
+
+def to_table(frame: pd.DataFrame | Mapping[str, np.ndarray], schema: TableSchema,
+             where: str = "table", extra_columns: Sequence[str] = ()) -> pa.Table:
+    """Convert a DataFrame or a dict of arrays to a pyarrow table in schema order and dtypes.
+
+    Floating NaN in a nullable column becomes null (the catalog convention); a NaN in a column
+    that may not be null is an error naming the column.
+    """
+    get = frame.__getitem__
+    cols = list(frame.keys()) if isinstance(frame, Mapping) else list(frame.columns)
+    missing = [c.name for c in schema.columns if c.name not in cols]
+    if missing:
+        raise SchemaError(f"{where}: missing column(s) {missing} of the {schema.name} schema")
+    unknown = sorted(set(cols) - set(schema.names) - set(extra_columns))
+    if unknown:
+        raise SchemaError(f"{where}: column(s) {unknown} are not in the {schema.name} schema")
+    arrays, fields = [], []
+    for col in list(schema.columns) + [Column(n, None) for n in extra_columns if n in cols]:
+        values = np.asarray(get(col.name))
+        if col.dtype is None:  # carried-through extra column: keep its own type
+            arr = pa.array(values)
+        else:
+            mask = None
+            if col.nullable and values.dtype.kind == "f":
+                mask = ~np.isfinite(values)
+            elif values.dtype == object:
+                mask = pd.isna(values)
+            try:
+                arr = pa.array(values, type=col.dtype, mask=mask, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                raise SchemaError(f"{where}: column {col.name!r} cannot be stored as {col.dtype}: {exc}") from exc
+        arrays.append(arr)
+        fields.append(col.name)
+    table = pa.Table.from_arrays(arrays, names=fields)
+    validate_table(table, schema, where, extra_columns)
+    # attach units and descriptions for the schema's own columns
+    meta_fields = [schema.arrow().field(n) if n in schema.names else table.schema.field(n) for n in fields]
+    return table.cast(pa.schema(meta_fields, metadata=schema.arrow().metadata))
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic file writing
+# ---------------------------------------------------------------------------------------------
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A crash or an exception leaves no partial file at ``path`` (the temporary file is removed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_table(table: pa.Table | pd.DataFrame | Mapping[str, np.ndarray], path: str | os.PathLike,
+                schema: TableSchema, metadata: Mapping[str, object] | None = None,
+                extra_columns: Sequence[str] = ()) -> None:
+    """Validate ``table`` against ``schema`` and write it to ``path`` atomically as Parquet.
+
+    ``metadata`` (JSON-serialisable) is stored in the file's key-value metadata under
+    ``ysocensus.meta`` (e.g. counts of stars dropped by a magnitude limit).
+    """
+    if not isinstance(table, pa.Table):
+        table = to_table(table, schema, str(path), extra_columns)
+    else:
+        validate_table(table, schema, str(path), extra_columns)
+    meta = dict(table.schema.metadata or {})
+    meta[b"ysocensus.schema"] = schema.name.encode()
+    if metadata is not None:
+        meta[b"ysocensus.meta"] = json.dumps(metadata, sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path: str | os.PathLike, schema: TableSchema, columns: Sequence[str] | None = None,
+               extra_columns: Sequence[str] = ()) -> pa.Table:
+    """Read a Parquet file written by ``write_table`` and check it against ``schema``.
+
+    Raises :class:`SchemaError` naming the file and the offending column. ``columns`` selects a
+    subset (each must be in the schema).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (expected a {schema.name} table)")
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise SchemaError(f"{path}: not a readable Parquet file ({exc})") from exc
+    if columns is None:
+        table = pf.read()
+        validate_table(table, schema, str(path), extra_columns)
+        return table
+    unknown = [c for c in columns if c not in schema.names]
+    if unknown:
+        raise SchemaError(f"{path}: requested column(s) {unknown} are not in the {schema.name} schema")
+    absent = [c for c in columns if c not in pf.schema_arrow.names]
+    if absent:
+        raise SchemaError(f"{path}: missing column(s) {absent} of the {schema.name} schema")
+    table = pf.read(columns=list(columns))
+    sub = TableSchema(schema.name, tuple(schema[c] for c in columns))
+    validate_table(table, sub, str(path))
+    return table
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The ``ysocensus.meta`` dictionary stored by :func:`write_table` (empty if none)."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"ysocensus.meta")
+    return json.loads(raw) if raw else {}
+
+
+def write_json(obj: object, path: str | os.PathLike) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,67 @@
+"""The config schema accepts the shipped presets, fills defaults, and rejects bad configs by key."""
+
+import copy
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from tests.conftest import REPO, run_snakemake
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+PRESETS = sorted((REPO / "config").glob("*.yaml"))
+
+
+def load(name):
+    with open(REPO / "config" / name) as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+def test_shipped_presets_validate(preset):
+    with open(preset) as fh:
+        config = yaml.safe_load(fh)
+    validate(config, SCHEMA)
+
+
+def test_defaults_fill_every_section():
+    config = {}
+    validate(config, SCHEMA)
+    assert config["sky"] == {"nside": 2, "tiles": "all", "tiles_per_job": 8}
+    assert isinstance(config["seed"], int)
+    for section in ("population", "dust", "observe"):
+        assert section in config
+
+
+BAD = [
+    ("unknown top-level key", {"sede": 1}, "sede"),
+    ("unknown nested key", {"sky": {"nsid": 4}}, "nsid"),
+    ("nside not a power of two", {"sky": {"nside": 12}}, "nside"),
+    ("wrong type", {"sky": {"tiles_per_job": "eight"}}, "tiles_per_job"),
+    ("negative count", {"sky": {"tiles_per_job": -1}}, "tiles_per_job"),
+    ("negative seed", {"seed": -5}, "seed"),
+    ("bad tile list", {"sky": {"tiles": [-1]}}, "tiles"),
+]
+
+
+@pytest.mark.parametrize("label, patch, key", BAD, ids=[b[0] for b in BAD])
+def test_bad_configs_are_rejected_naming_the_key(label, patch, key):
+    config = copy.deepcopy(load("test.yaml"))
+    for k, v in patch.items():
+        if isinstance(v, dict) and isinstance(config.get(k), dict):
+            config[k] = {**config[k], **v}
+        else:
+            config[k] = v
+    with pytest.raises(Exception) as err:
+        validate(config, SCHEMA)
+    assert key in str(err.value)
+
+
+def test_bad_config_stops_snakemake_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sky:\n  nside: 3\n")
+    proc = run_snakemake("-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "nside" in out and "3 is not one of" in out
+    assert "Job stats" not in out
