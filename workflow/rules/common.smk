@@ -6,8 +6,8 @@ from pathlib import Path
 # rule jobs import the package from src/ even where it is not pip-installed (e.g. --sdm conda)
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
 from ysocensus.sky import Tiling  # noqa: E402
