@@ -10,7 +10,8 @@ from ysocensus import io
 
 def posterior_frame(n=4):
     data = {"source_id": np.arange(n, dtype=np.int64), "status": ["ok"] * n,
-            "n_samples": np.full(n, 64, dtype=np.int32), "p_young": np.linspace(0, 1, n)}
+            "n_samples": np.full(n, 64, dtype=np.int32), "p_young": np.linspace(0, 1, n),
+            "p_young_2": np.linspace(0, 0.5, n), "note": [None] * n}
     for p in io.PARAMETERS:
         for q in io.QUANTILES:
             data[f"{p}_q{q}"] = np.full(n, float(q))
@@ -101,3 +102,13 @@ def test_posterior_quantiles_are_named_after_truth_columns():
     for p in io.PARAMETERS:
         assert p in io.POPULATION.names
         assert f"{p}_q50" in io.POSTERIOR.names
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    path = tmp_path / "x.json"
+    io.write_json({"a": 1}, path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~mask

@@ -2,6 +2,8 @@
 
     ysocensus tiles config/config.yaml      # tiles and job chunks a config selects
     ysocensus schema catalog                # columns, dtypes and units of a stage's Parquet files
+    ysocensus infer CATALOG --model results/model/model.ckpt --output OUT.parquet
+                                            # posteriors for a real (or simulated) catalog
 """
 
 from __future__ import annotations
@@ -37,6 +39,29 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _infer(args: argparse.Namespace) -> int:
+    from .inference import InferOptions, infer_catalog
+    from .inference.model_adapter import load_sampler
+    from .logs import configure
+
+    configure(args.log)
+    second = None if str(args.second_threshold_myr).lower() == "none" else float(args.second_threshold_myr)
+    opts = InferOptions(n_samples=args.n_samples, batch_size=args.batch_size,
+                        young_threshold_myr=args.young_threshold_myr, second_threshold_myr=second,
+                        save_samples=args.save_samples, seed=args.seed,
+                        on_invalid="raise" if args.strict else "flag", fill_errors=not args.no_fill_errors,
+                        carry=tuple(args.carry), progress=not args.no_progress)
+    sampler = load_sampler(args.model, device=args.device, threads=args.threads,
+                           n_steps=args.n_steps, method=args.method)
+    report = infer_catalog(args.catalog, args.output, sampler, opts, samples_output=args.samples_output)
+    print(f"{args.output}: {report.rows} rows ({', '.join(f'{k} {v}' for k, v in sorted(report.status.items()))}) "
+          f"in {report.seconds:.1f} s, {report.stars_per_s:.0f} stars/s")
+    if report.filled_errors:
+        print("uncertainties filled from survey error models (see the 'note' column): "
+              + ", ".join(f"{k} ({v} rows)" for k, v in sorted(report.filled_errors.items())))
+    return 0
+
+
 def load_config(path: str) -> dict:
     """Read a workflow config file and validate it (filling defaults) with the workflow's schema.
 
@@ -46,7 +71,8 @@ def load_config(path: str) -> dict:
     from pathlib import Path
 
     import yaml
-    from snakemake.utils import validate
+
+    from .config import validate_config
 
     config_path = Path(path).resolve()
     schema = config_path.parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -54,8 +80,7 @@ def load_config(path: str) -> dict:
         raise FileNotFoundError(f"{path}: no workflow schema at {schema} (is this a config/ file of a ysocensus checkout?)")
     with open(config_path) as fh:
         config = yaml.safe_load(fh) or {}
-    validate(config, str(schema))
-    return config
+    return validate_config(config, schema)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,18 +102,67 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the columns (dtype, unit) of a stage's Parquet files")
     p.add_argument("table", choices=sorted(SCHEMAS), help="which table")
     p.set_defaults(func=_schema)
+
+    p = sub.add_parser(
+        "infer", help="posterior summaries for every row of a Gaia/2MASS/WISE/LAMOST catalog",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Draw posterior samples of (log10 age, initial mass, [Fe/H], distance, A_V) for every "
+                    "row of CATALOG with a trained model and write their 16/50/84th percentiles and "
+                    "P(age < threshold), one row out per row in (the schema of `ysocensus schema posterior`).",
+        epilog="""CATALOG: Parquet, FITS or CSV with archive column names (case-insensitive):
+  required   source_id; l, b (Galactic, deg) or ra, dec (ICRS, deg)
+  Gaia DR3   phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag with phot_*_mean_flux_over_error
+             (or phot_*_mean_mag_error in mag, or phot_*_mean_flux + phot_*_mean_flux_error);
+             parallax, parallax_error (mas)
+  2MASS      j_m, h_m, ks_m with j_msigcom, h_msigcom, ks_msigcom
+  AllWISE    w1mpro..w4mpro with w1sigmpro..w4sigmpro
+  LAMOST     teff_lamost, logg_lamost, feh_lamost, ewli, ewha with teff_err_lamost, logg_err_lamost,
+             feh_err_lamost, ewli_err, ewha_err
+Any survey may be absent or null per row; a missing uncertainty comes from the survey's error model
+(ysocensus.inference.error_models) and the row's 'note' says so. Other columns are ignored (--carry
+copies them to the output). A row with bad input (non-numeric, inf, uncertainty <= 0, sentinel
+magnitudes, no position) gets status invalid_input and a note naming the column (--strict: stop with
+an error naming column and rows); a row with nothing observed gets status prior_only. The output is
+written atomically: an interrupted run leaves no partial file.""")
+    p.add_argument("catalog", help="input catalog: .parquet, .fits or .csv")
+    p.add_argument("--model", required=True, help="trained model checkpoint, e.g. results/model/model.ckpt")
+    p.add_argument("--output", "-o", required=True, help="output Parquet file of posterior summaries")
+    p.add_argument("--n-samples", type=int, default=64, help="posterior samples per star (default 64)")
+    p.add_argument("--batch-size", type=int, default=4096, help="rows read and sampled at a time (default 4096)")
+    p.add_argument("--young-threshold-myr", type=float, default=50.0,
+                   help="p_young = P(age < this), in Myr (default 50)")
+    p.add_argument("--second-threshold-myr", default="10",
+                   help="p_young_2 = P(age < this), in Myr, or 'none' (default 10)")
+    p.add_argument("--save-samples", action="store_true", help="also write the raw samples (a side file)")
+    p.add_argument("--samples-output", default=None,
+                   help="where the raw samples go (default: OUTPUT with _samples before the suffix)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of flagging it")
+    p.add_argument("--no-fill-errors", action="store_true",
+                   help="do not fill missing uncertainties from error models (such values are then unused)")
+    p.add_argument("--carry", nargs="+", default=[], metavar="COLUMN",
+                   help="input columns to copy unchanged to the output")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs (default auto: the GPU when there is one)")
+    p.add_argument("--n-steps", type=int, default=None, help="ODE steps (default: the model's own setting)")
+    p.add_argument("--method", default=None, help="ODE solver: euler, heun, midpoint (default: the model's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--log", default=None, help="also write the log to this file")
+    p.set_defaults(func=_infer)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from snakemake_interface_common.exceptions import WorkflowError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, WorkflowError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"ysocensus {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ysocensus {args.command}: interrupted (no partial output written)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -171,6 +171,12 @@ for _p in PARAMETERS:
     for _q in QUANTILES:
         _POSTERIOR.append(_c(f"{_p}_q{_q}", F32, _unit, f"{_q}th posterior percentile of {_p}", True))
 _POSTERIOR.append(_c("p_young", F32, "", "posterior probability that the age is below the configured threshold", True))
+_POSTERIOR.append(_c("p_young_2", F32, "",
+                     "posterior probability that the age is below the optional second threshold "
+                     "(config infer.second_threshold_myr, default 10 Myr; null when not configured)", True))
+_POSTERIOR.append(_c("note", STR, "",
+                     "why a row was not inferred, or which uncertainties came from a survey error model "
+                     "(ysocensus.inference.error_models); null when there is nothing to say", True))
 POSTERIOR = TableSchema("posterior", tuple(_POSTERIOR))
 
 SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (POPULATION, CATALOG, POSTERIOR)}
@@ -279,10 +285,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp creates 0600; give the result the permissions of an ordinary new file
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_table(table: pa.Table | pd.DataFrame | Mapping[str, np.ndarray], path: str | os.PathLike,

@@ -65,3 +65,24 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
     out = proc.stdout + proc.stderr
     assert "nside" in out and "3 is not one of" in out
     assert "Job stats" not in out
+
+
+def test_section_defaults_are_filled_at_every_depth():
+    from ysocensus.config import load_schema, validate_config
+
+    config = validate_config({}, SCHEMA)
+    schema = load_schema(SCHEMA)
+    for section in ("population", "dust", "observe"):
+        props = schema["properties"][section].get("properties", {})
+        for key, sub in props.items():
+            if "default" in sub:
+                assert key in config[section], f"{section}.{key} default not filled"
+
+
+def test_validate_config_names_nested_keys():
+    from ysocensus.config import ConfigError, validate_config
+
+    with pytest.raises(ConfigError, match=r"config key sky\.nside: 3 is not one of"):
+        validate_config({"sky": {"nside": 3}}, SCHEMA)
+    with pytest.raises(ConfigError, match=r"config key sky: Additional properties.*'nsid'"):
+        validate_config({"sky": {"nsid": 3}}, SCHEMA)
