@@ -1,0 +1,146 @@
+"""Survey error models and selection functions: Gaia, 2MASS, AllWISE, LAMOST."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ysocensus.surveys import gaia, lamost, tmass, wise
+
+
+def test_gaia_parallax_error_follows_dr3_curve():
+    from pygaia.errors.astrometric import parallax_uncertainty
+
+    g = np.array([10.0, 13.0, 15.0, 17.0, 19.0, 20.5])
+    np.testing.assert_allclose(gaia.parallax_error(g), parallax_uncertainty(g, release="dr3") / 1000, rtol=1e-5)
+    # DR3 numbers (µas): 12.9 at G <= 13, 79 at 17, 282 at 19, 938 at 20.5 (stellar-data notes)
+    np.testing.assert_allclose(gaia.parallax_error(np.array([12.0, 17.0, 19.0, 20.5])) * 1000,
+                               [12.9, 79, 282, 938], rtol=0.01)
+
+
+def test_gaia_parallax_snr_vs_g_and_noise_realisation():
+    n = 40000
+    rng = np.random.default_rng(2)
+    g = rng.uniform(8, 20.5, n)
+    mags = np.stack([g, g + 0.8, g - 0.9], 1).astype(np.float32)
+    plx = np.full(n, 2.0)                      # 500 pc
+    out = gaia.observe(mags, plx, None, rng.standard_normal((4, n)).astype(np.float32),
+                       np.zeros((3, n), np.float32), np.ones(n, bool))
+    assert np.all(np.isfinite(out["parallax"]))       # u = 0: everything detected
+    pull = (out["parallax"] - plx) / out["parallax_error"]
+    assert abs(pull.std() - 1) < 0.02 and abs(pull.mean()) < 0.02
+    # S/N = parallax / σ falls with G like the DR3 curve: 2 mas / 12.9 µas at bright, / 938 µas at 20.5
+    snr = plx / out["parallax_error"]
+    assert np.all(np.diff(snr[np.argsort(g)]) <= 1e-3)
+    assert abs(snr[np.argmin(np.abs(g - 17.0))] - 2.0 / 0.0792) < 1.0
+    assert (out["parallax"] < 0).any()                # negative parallaxes are kept
+    # flux_over_error matches the magnitude error
+    sig_g = gaia.magnitude_error("g", mags[:, 0])
+    np.testing.assert_allclose(out["phot_g_mean_flux_over_error"], 1.0857 / sig_g, rtol=1e-3)
+
+
+def _null_rate(mag, detected, bins):
+    idx = np.digitize(mag, bins) - 1
+    return np.array([1 - detected[idx == i].mean() for i in range(len(bins) - 1)])
+
+
+def test_gaia_null_rate_behaves_like_a_detection_limit():
+    n = 60000
+    rng = np.random.default_rng(3)
+    g = rng.uniform(1.0, 23.0, n)
+    mags = np.stack([g, g + 0.5, g - 0.6], 1).astype(np.float32)
+    out = gaia.observe(mags, np.ones(n), None, rng.standard_normal((4, n)).astype(np.float32),
+                       rng.random((3, n), dtype=np.float32), np.ones(n, bool))
+    det = np.isfinite(out["phot_g_mean_mag"])
+    assert not det[g < 3.0].any()                                   # saturation / bright limit
+    assert det[(g > 4) & (g < 19.5)].all()
+    assert det[g > 22].mean() < 0.001
+    bins = np.arange(19.0, 22.01, 0.25)
+    rate = _null_rate(g, det, bins)
+    assert np.all(np.diff(rate) >= -0.03) and rate[0] < 0.01 and rate[-1] > 0.97
+    # BP/RP and parallax are lost before G
+    bprp = np.isfinite(out["phot_bp_mean_mag"])
+    plx = np.isfinite(out["parallax"])
+    for sel in (bprp, plx):
+        assert np.all(det[sel])
+        assert sel[(g > 20) & (g < 21)].mean() < det[(g > 20) & (g < 21)].mean()
+
+
+def test_tmass_ks_completeness_and_errors():
+    n = 60000
+    rng = np.random.default_rng(4)
+    k = rng.uniform(5.0, 17.0, n)
+    mags = np.stack([k + 0.8, k + 0.15, k], 1).astype(np.float32)
+    out = tmass.observe(mags, None, rng.standard_normal((3, n)).astype(np.float32),
+                        rng.random((3, n), dtype=np.float32), np.ones(n, bool))
+    det = np.isfinite(out["ks_m"])
+    near = np.abs(k - 14.3) < 0.05
+    assert 0.97 < det[near].mean() <= 1.0                      # 99% complete at Ks = 14.3
+    assert det[k > 15.8].mean() < 0.05
+    assert det[k < 13.5].all()
+    err = out["ks_msigcom"]
+    order = np.argsort(k[det])
+    assert np.all(np.diff(err[det][order]) >= -1e-6)          # errors grow towards the limit
+    assert 0.08 < np.median(err[det & near]) < 0.14           # ≈ 10σ at the limit
+    assert np.median(err[det & (k < 10)]) < 0.03
+    assert np.all(np.isnan(out["ks_msigcom"][~det]))          # null, never a sentinel
+
+
+def test_wise_w1_w2_deep_w3_w4_shallow_and_plane_penalty():
+    assert wise.limit("w1") > wise.limit("w2") > wise.limit("w3") > wise.limit("w4")
+    assert wise.limit("w3", np.array([0.0]))[0] < wise.limit("w3", np.array([60.0]))[0]
+    n = 40000
+    rng = np.random.default_rng(5)
+    w = rng.uniform(5, 18, n)
+    mags = np.stack([w, w, w, w], 1).astype(np.float32)
+    out = wise.observe(mags, np.full(n, 60.0), None, rng.standard_normal((4, n)).astype(np.float32),
+                       rng.random((4, n), dtype=np.float32), np.ones(n, bool))
+    frac = {b: np.isfinite(out[f"{b}mpro"]).mean() for b in ("w1", "w2", "w3", "w4")}
+    assert frac["w1"] > frac["w2"] > frac["w3"] > frac["w4"]
+    assert np.isfinite(out["w1mpro"][w < 15]).all() and np.isfinite(out["w1mpro"][w < 16]).mean() > 0.98
+
+
+def test_lamost_footprint_magnitude_range_and_labels():
+    n = 50000
+    rng = np.random.default_rng(6)
+    g = rng.uniform(6, 20, n).astype(np.float32)
+    dec = rng.uniform(-90, 90, n)
+    teff = rng.uniform(3000, 12000, n).astype(np.float32)
+    truth = {"teff_k": teff, "logg": np.full(n, 4.5, np.float32), "feh": np.zeros(n, np.float32),
+             "ewli": np.full(n, 0.2, np.float32), "ewha": np.full(n, -2.0, np.float32)}
+    out = lamost.observe(g, dec, truth, rng.standard_normal((5, n)).astype(np.float32),
+                         rng.random((2, n), dtype=np.float32), np.ones(n, bool))
+    obs = np.isfinite(out["ewha"])
+    assert not obs[dec < -10].any()
+    assert not obs[g < 9].any() and obs[g > 18.5].mean() < 0.01
+    inside = (dec > -10) & (g > 10) & (g < 17)
+    assert abs(obs[inside].mean() - 0.3) < 0.02                 # targeting fraction
+    lab = np.isfinite(out["teff_lamost"])
+    assert not lab[(teff < 3700) | (teff > 8750)].any()         # LASP labels only for AFGK stars
+    assert lab[obs & (teff > 4000) & (teff < 8000)].all()
+    # errors shrink with S/N
+    e = out["teff_err_lamost"][lab]
+    assert np.corrcoef(g[lab], e)[0, 1] > 0.5
+    sub = lab & (np.abs(g - 17.8) < 0.2)
+    assert 150 < np.median(out["teff_err_lamost"][sub]) < 260
+
+
+@pytest.mark.parametrize("module", [gaia, tmass, wise, lamost])
+def test_schema_defaults_match_module_defaults(module):
+    """workflow/schemas/observe.schema.yaml and the modules' DEFAULTS must not drift apart."""
+    from pathlib import Path
+
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).parents[2] / "workflow/schemas/observe.schema.yaml").read_text())
+    name = {"gaia": "gaia", "tmass": "tmass", "wise": "wise", "lamost": "lamost"}[module.__name__.split(".")[-1]]
+    props = schema["properties"][name]["properties"]
+
+    def defaults(p):
+        if p.get("type") == "object" and "properties" in p:
+            return {k: defaults(v) for k, v in p["properties"].items()}
+        return p.get("default")
+
+    got = {k: defaults(v) for k, v in props.items()}
+    want = {k: (list(v) if isinstance(v, tuple) else v) for k, v in module.DEFAULTS.items()}
+    assert got == want
