@@ -95,3 +95,23 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ConfigError(f"config key {key}: {err.message}{more}")
     return config
+
+
+#: the workflow's schemas, beside the package in a checkout (src/ysocensus → workflow/schemas)
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
+
+def section(name: str, cfg: dict | None = None) -> dict:
+    """One config section (``population``, ``dust``, ``observe`` …) validated, with every default filled.
+
+    The same result as the workflow's validation of that section, for code run outside Snakemake (tests,
+    benchmarks, the CLI). The input is not modified. Errors name the key as ``<name>.<key>``.
+    """
+    path = SCHEMA_DIR / f"{name}.schema.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: config schema not found (is the repository checked out?)")
+    try:
+        return validate_config(_copy(dict(cfg or {})), path)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("config key ", f"config key {name}.", 1)
+                          .replace(f"{name}.(top level)", name)) from None
