@@ -50,7 +50,8 @@ def _infer(args: argparse.Namespace) -> int:
                         young_threshold_myr=args.young_threshold_myr, second_threshold_myr=second,
                         save_samples=args.save_samples, seed=args.seed,
                         on_invalid="raise" if args.strict else "flag", fill_errors=not args.no_fill_errors,
-                        carry=tuple(args.carry), progress=not args.no_progress)
+                        carry=tuple(args.carry), progress=not args.no_progress,
+                        sample_unobserved=not args.skip_unobserved)
     sampler = load_sampler(args.model, device=args.device, threads=args.threads,
                            n_steps=args.n_steps, method=args.method)
     report = infer_catalog(args.catalog, args.output, sampler, opts, samples_output=args.samples_output)
@@ -140,6 +141,8 @@ written atomically: an interrupted run leaves no partial file.""")
     p.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of flagging it")
     p.add_argument("--no-fill-errors", action="store_true",
                    help="do not fill missing uncertainties from error models (such values are then unused)")
+    p.add_argument("--skip-unobserved", action="store_true",
+                   help="do not sample rows with nothing observed (status prior_only, null quantiles)")
     p.add_argument("--carry", nargs="+", default=[], metavar="COLUMN",
                    help="input columns to copy unchanged to the output")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all)")
