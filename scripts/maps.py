@@ -1,0 +1,4 @@
+"""Rule maps: YSO count / age maps and the YSO-vs-dust figures (logic in ysocensus.maps)."""
+from ysocensus.maps.run import run_maps_rule
+
+run_maps_rule(snakemake.input, snakemake.output, snakemake.params, snakemake.log[0])

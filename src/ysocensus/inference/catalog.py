@@ -1,0 +1,395 @@
+"""Reading catalogs in batches (Parquet, FITS, CSV) and turning them into validated sampler input.
+
+Column names are matched case-insensitively against ``io.CATALOG`` (Gaia DR3 / 2MASS PSC / AllWISE archive
+names, LAMOST-like labels); unknown columns are ignored unless carried through on request. Besides the
+archive's ``phot_*_mean_flux_over_error`` a Gaia band's uncertainty may come as ``phot_*_mean_mag_error``
+(mag) or as ``phot_*_mean_flux`` with ``phot_*_mean_flux_error``.
+
+Required: ``source_id`` and a position, either ``l, b`` (Galactic, deg) or ``ra, dec`` (ICRS, deg;
+converted with astropy). Everything else is optional: any survey may be absent entirely or null per row.
+
+Row-level problems never drop a row. With ``on_invalid="flag"`` (the default) the row's status becomes
+``invalid_input``, the ``note`` column says which column was wrong, and a warning names the column and the
+first rows; with ``on_invalid="raise"`` the first such problem raises :class:`InputError` naming the column
+and rows. What counts as invalid: a non-numeric entry in a numeric column, ±inf anywhere, an uncertainty
+≤ 0, a magnitude outside −5…35 (sentinels such as 99.99), a LAMOST Teff ≤ 0, a position that is null or
+outside its range. A NaN in a measurement or uncertainty is read as null (missing), the catalog convention.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ysocensus import io
+from ysocensus.inference import error_models
+
+log = logging.getLogger(__name__)
+
+_GAIA_SIGMA = 2.5 / math.log(10.0)
+#: the columns a catalog must have (a position: l, b or ra, dec — see POSITIONS)
+REQUIRED = ("source_id",)
+POSITIONS = (("l", "b"), ("ra", "dec"))
+#: measurement and uncertainty columns, in io.MEASUREMENT_BITS order
+VALUES = io.MEASUREMENT_BITS
+ERRORS = tuple(error_models.ERROR_OF[v] for v in VALUES)
+#: alternative Gaia uncertainty columns accepted and converted to flux_over_error
+GAIA_ALTERNATIVES = {foe: (f"{m}_error", m.replace("_mag", "_flux"), m.replace("_mag", "_flux_error"))
+                     for m, foe in zip(io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)}
+_ALT_COLUMNS = tuple(c for alts in GAIA_ALTERNATIVES.values() for c in alts)
+KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS))
+_MAG_RANGE = (-5.0, 35.0)
+FORMATS = ("parquet", "fits", "csv")
+
+
+class InputError(ValueError):
+    """A catalog cannot be read as input to the inference (message names the file, column and rows)."""
+
+
+def catalog_format(path: str | Path) -> str:
+    """``parquet``, ``fits`` or ``csv`` from the file name (``.gz`` allowed for CSV and FITS)."""
+    name = Path(path).name.lower()
+    for suffix in (".gz", ".bz2"):
+        name = name.removesuffix(suffix)
+    ext = name.rsplit(".", 1)[-1]
+    if ext in ("parquet", "pq"):
+        return "parquet"
+    if ext in ("fits", "fit", "fts"):
+        return "fits"
+    if ext in ("csv", "txt", "ecsv"):
+        return "csv"
+    raise InputError(f"{path}: cannot tell the format from the name; use .parquet, .fits or .csv")
+
+
+class CatalogReader:
+    """Streams a catalog file as pyarrow tables of at most ``batch_size`` rows, names lower-cased.
+
+    Only the known columns (and ``carry`` columns) are read. ``num_rows`` is known for Parquet and FITS
+    (None for CSV). ``columns`` are the (lower-cased) names present in the file.
+    """
+
+    def __init__(self, path: str | Path, batch_size: int = 4096, carry: Sequence[str] = ()):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such catalog file")
+        self.format = catalog_format(self.path)
+        self.batch_size = int(batch_size)
+        names = self._names()
+        lower = {}
+        for n in names:
+            if n.lower() in lower:
+                raise InputError(f"{self.path}: columns {lower[n.lower()]!r} and {n!r} differ only in case")
+            lower[n.lower()] = n
+        self._original = lower
+        self.columns = tuple(lower)
+        missing_carry = [c for c in carry if c.lower() not in lower]
+        if missing_carry:
+            raise InputError(f"{self.path}: column(s) {missing_carry} to carry through are not in the catalog")
+        clash = [c for c in carry if c.lower() in io.POSTERIOR.names]
+        if clash:
+            raise InputError(f"{self.path}: cannot carry column(s) {clash}: the output has columns of that name")
+        self.carry = tuple(c.lower() for c in carry)
+        wanted = [c for c in KNOWN if c in lower] + [c for c in self.carry if c not in KNOWN]
+        self.read_columns = tuple(wanted)
+
+    # -- format specifics ------------------------------------------------------------------------
+    def _names(self) -> list[str]:
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+            self._pf = pq.ParquetFile(self.path)
+            self.num_rows = self._pf.metadata.num_rows
+            return list(self._pf.schema_arrow.names)
+        if self.format == "fits":
+            from astropy.io import fits
+            self._hdul = fits.open(self.path, memmap=True)
+            hdu = next((h for h in self._hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
+            if hdu is None:
+                raise InputError(f"{self.path}: no table extension in this FITS file")
+            self._hdu = hdu
+            self.num_rows = int(hdu.header.get("NAXIS2", 0))
+            return list(hdu.columns.names)
+        import pyarrow.csv as pacsv
+        self.num_rows = _count_lines(self.path) - 1 if self.path.suffix.lower() == ".csv" else None
+        with pacsv.open_csv(self.path) as r:
+            return list(r.schema.names)
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        cols = [self._original[c] for c in self.read_columns]
+        if self.format == "parquet":
+            for rb in self._pf.iter_batches(batch_size=self.batch_size, columns=cols):
+                yield self._lower(pa.Table.from_batches([rb]))
+        elif self.format == "fits":
+            yield from self._iter_fits(cols)
+        else:
+            yield from self._iter_csv(cols)
+
+    def _lower(self, table: pa.Table) -> pa.Table:
+        return table.rename_columns([n.lower() for n in table.column_names])
+
+    def _iter_fits(self, cols):
+        data = self._hdu.data
+        for start in range(0, self.num_rows, self.batch_size):
+            chunk = data[start:start + self.batch_size]
+            arrays = []
+            for c in cols:
+                a = np.asarray(chunk[c])
+                if a.dtype.byteorder not in ("=", "|"):
+                    a = a.astype(a.dtype.newbyteorder("="))
+                if a.ndim != 1:
+                    raise InputError(f"{self.path}: column {c!r} is a vector column, expected scalars")
+                mask = None
+                null = self._hdu.columns[c].null
+                if a.dtype.kind in "iu" and null not in (None, ""):
+                    mask = a == int(null)
+                elif a.dtype.kind == "f":
+                    mask = np.isnan(a)
+                elif a.dtype.kind in "SU":
+                    a = a.astype(str)
+                arrays.append(pa.array(a, mask=mask))
+            yield pa.Table.from_arrays(arrays, names=[c.lower() for c in cols])
+
+    def _iter_csv(self, cols):
+        import pyarrow.csv as pacsv
+        # known numeric columns are read as text and parsed here, so that a bad entry is reported
+        # with its row instead of failing the whole read
+        types = {self._original[c]: pa.string() for c in self.read_columns}
+        opts = pacsv.ConvertOptions(include_columns=cols, column_types=types, strings_can_be_null=True)
+        read = pacsv.ReadOptions(block_size=1 << 22)
+        pending = []
+        n_pending = 0
+        with pacsv.open_csv(self.path, read_options=read, convert_options=opts) as reader:
+            for rb in reader:
+                pending.append(rb)
+                n_pending += rb.num_rows
+                while n_pending >= self.batch_size:
+                    table = pa.Table.from_batches(pending)
+                    yield self._lower(table.slice(0, self.batch_size))
+                    rest = table.slice(self.batch_size)
+                    pending, n_pending = rest.to_batches(), rest.num_rows
+        if n_pending:
+            yield self._lower(pa.Table.from_batches(pending))
+
+    def close(self):
+        if self.format == "fits":
+            self._hdul.close()
+
+    def check_structure(self) -> None:
+        """Fail early, naming the column, when a required column or a position is absent."""
+        have = set(self.columns)
+        missing = [c for c in REQUIRED if c not in have]
+        if missing:
+            raise InputError(f"{self.path}: missing required column(s) {missing}")
+        if not any(all(c in have for c in pair) for pair in POSITIONS):
+            raise InputError(f"{self.path}: missing required position columns: need 'l' and 'b' "
+                             f"(Galactic, deg) or 'ra' and 'dec' (ICRS, deg)")
+
+
+def _count_lines(path: Path) -> int:
+    """Newlines in a plain-text file (a progress-bar total; a final line without newline counts too)."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+@dataclass
+class PreparedBatch:
+    """One batch ready for a sampler: ``columns`` (see ``inference.protocol``), per-row flags and notes."""
+
+    columns: dict[str, np.ndarray]
+    invalid: np.ndarray                      # bool [n]
+    observed: np.ndarray                     # bool [n]: at least one usable measurement
+    notes: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (text, row mask)
+    filled: dict[str, np.ndarray] = field(default_factory=dict)        # error column -> rows filled
+    carry: dict[str, pa.Array] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.invalid)
+
+    def note_column(self) -> np.ndarray:
+        """Per-row note (object array; None where there is nothing to say)."""
+        out = np.full(self.n, "", dtype=object)
+        for text, mask in self.notes:
+            if mask.any():
+                sep = np.where(out[mask] == "", "", "; ")
+                out[mask] = out[mask] + sep + text
+        if self.filled:
+            names = list(self.filled)
+            lists = np.full(self.n, "", dtype=object)
+            for name in names:
+                m = self.filled[name]
+                sep = np.where(lists[m] == "", "", ",")
+                lists[m] = lists[m] + sep + name
+            has = lists != ""
+            sep = np.where(out[has] == "", "", "; ")
+            out[has] = out[has] + sep + "uncertainty from error model: " + lists[has]
+        out[out == ""] = None
+        return out
+
+
+def _problem(where: str, column: str, rows: np.ndarray, offset: int, what: str, on_invalid: str,
+             batch: PreparedBatch | None, mask: np.ndarray) -> None:
+    idx = (np.flatnonzero(rows)[:5] + offset).tolist()
+    msg = f"{where}: column {column!r} {what} in {int(rows.sum())} row(s) (first rows {idx})"
+    if on_invalid == "raise":
+        raise InputError(msg)
+    log.warning("%s; those rows get status invalid_input", msg)
+    batch.notes.append((f"invalid {column}: {what}", rows.copy()))
+    mask |= rows
+
+
+def _as_float(table: pa.Table, name: str, where: str, offset: int, on_invalid, batch, invalid) -> np.ndarray:
+    """Column as float64 with NaN for null; text that is not a number makes the row invalid."""
+    n = table.num_rows
+    if name not in table.column_names:
+        return np.full(n, np.nan)
+    arr = table.column(name)
+    t = arr.type
+    if pa.types.is_null(t):
+        return np.full(n, np.nan)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        import pandas as pd
+        text = arr.to_numpy(zero_copy_only=False)
+        stripped = pd.Series(text, dtype=object).str.strip()
+        values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
+        blank = stripped.isna().to_numpy() | (stripped == "").to_numpy() \
+            | stripped.str.lower().isin(["nan", "null", "none", "--"]).to_numpy()
+        bad = np.isnan(values) & ~blank
+        if bad.any():
+            _problem(where, name, bad, offset, "is not a number", on_invalid, batch, invalid)
+        return values
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
+        return np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+    raise InputError(f"{where}: column {name!r} has type {t}, expected a number")
+
+
+def _as_source_id(table: pa.Table, where: str, offset: int) -> np.ndarray:
+    arr = table.column("source_id")
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            arr = pc.cast(pc.utf8_trim_whitespace(arr), pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputError(f"{where}: column 'source_id' is not an integer ({exc})") from exc
+    elif pa.types.is_floating(t):
+        vals = arr.to_numpy(zero_copy_only=False)
+        frac = np.isfinite(vals) & (vals != np.round(vals))
+        if frac.any():
+            rows = (np.flatnonzero(frac)[:5] + offset).tolist()
+            raise InputError(f"{where}: column 'source_id' has non-integer values (first rows {rows})")
+        arr = pc.cast(arr, pa.int64(), safe=False)
+    elif not pa.types.is_integer(t):
+        raise InputError(f"{where}: column 'source_id' has type {t}, expected an integer")
+    if arr.null_count:
+        rows = (np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[:5] + offset).tolist()
+        raise InputError(f"{where}: column 'source_id' is null in {arr.null_count} row(s) (first rows {rows}); "
+                         f"every output row needs its source_id")
+    return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid: str = "flag",
+            fill_errors: bool = True, carry: Sequence[str] = ()) -> PreparedBatch:
+    """Validate one batch and convert it to sampler input (see module docstring for the rules).
+
+    ``offset`` is the index of the batch's first row in the file (rows in messages count from 0).
+    """
+    if on_invalid not in ("flag", "raise"):
+        raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")
+    n = table.num_rows
+    invalid = np.zeros(n, bool)
+    batch = PreparedBatch({}, invalid, np.zeros(n, bool))
+    cols = batch.columns
+    cols["source_id"] = _as_source_id(table, where, offset)
+    if "tile" in table.column_names:
+        tile = _as_float(table, "tile", where, offset, on_invalid, batch, invalid)
+        cols["tile"] = np.where(np.isfinite(tile), tile, -1).astype(np.int32)
+    else:
+        cols["tile"] = np.full(n, -1, np.int32)
+    f = {c: _as_float(table, c, where, offset, on_invalid, batch, invalid)
+         for c in ("l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS}
+
+    # position: l, b if given (and finite), else from ra, dec
+    has_lb = "l" in table.column_names and "b" in table.column_names
+    has_radec = "ra" in table.column_names and "dec" in table.column_names
+    l, b = f["l"], f["b"]
+    if has_radec:
+        need = ~(np.isfinite(l) & np.isfinite(b)) & np.isfinite(f["ra"]) & np.isfinite(f["dec"])
+        bad = need & ((np.abs(f["dec"]) > 90.0) | np.isinf(f["ra"]))
+        if bad.any():
+            _problem(where, "dec", bad, offset, "is outside -90..90 deg", on_invalid, batch, invalid)
+        need &= ~bad
+        if need.any():
+            from astropy import units as u
+            from astropy.coordinates import SkyCoord
+            gal = SkyCoord(ra=f["ra"][need] * u.deg, dec=f["dec"][need] * u.deg, frame="icrs").galactic
+            l, b = l.copy(), b.copy()
+            l[need], b[need] = gal.l.deg, gal.b.deg
+    bad_b = np.isfinite(b) & (np.abs(b) > 90.0)
+    if bad_b.any():
+        _problem(where, "b", bad_b, offset, "is outside -90..90 deg", on_invalid, batch, invalid)
+    nopos = ~(np.isfinite(l) & np.isfinite(b)) & ~invalid
+    if nopos.any():
+        name = "l, b" if has_lb else "ra, dec"
+        _problem(where, name, nopos, offset, "is null or not finite (no position)", on_invalid, batch, invalid)
+    cols["l"] = np.where(np.isfinite(l), np.mod(l, 360.0), 0.0)
+    cols["b"] = np.where(np.isfinite(b) & ~bad_b, b, 0.0)
+    cols["ra"], cols["dec"] = f["ra"], f["dec"]
+
+    # Gaia uncertainty alternatives → flux_over_error (only where the archive column is null)
+    for foe, (mag_err, flux, flux_err) in GAIA_ALTERNATIVES.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alt = np.where(f[mag_err] > 0, _GAIA_SIGMA / f[mag_err], np.nan)
+            alt = np.where(np.isnan(alt) & (f[flux_err] > 0), f[flux] / f[flux_err], alt)
+        f[foe] = np.where(np.isnan(f[foe]), alt, f[foe])
+
+    # measurements: inf is invalid; NaN is missing; ranges
+    for c in VALUES + ERRORS:
+        inf = np.isinf(f[c])
+        if inf.any():
+            _problem(where, c, inf, offset, "is infinite", on_invalid, batch, invalid)
+            f[c] = np.where(inf, np.nan, f[c])
+    for c in ERRORS:
+        neg = f[c] <= 0
+        if neg.any():
+            _problem(where, c, neg, offset, "is zero or negative (an uncertainty must be > 0)",
+                     on_invalid, batch, invalid)
+    for c in io.MAGNITUDES:
+        out = (f[c] < _MAG_RANGE[0]) | (f[c] > _MAG_RANGE[1])
+        if out.any():
+            _problem(where, c, out, offset, f"is outside {_MAG_RANGE[0]}..{_MAG_RANGE[1]} mag "
+                     "(a sentinel? missing values must be null)", on_invalid, batch, invalid)
+    bad_teff = f["teff_lamost"] <= 0
+    if bad_teff.any():
+        _problem(where, "teff_lamost", bad_teff, offset, "is zero or negative", on_invalid, batch, invalid)
+
+    for c in VALUES + ERRORS:
+        cols[c] = f[c]
+    if fill_errors:
+        batch.filled = error_models.fill(cols, n)
+    # a value whose uncertainty is still unknown (e.g. parallax without G) is unusable: say so
+    usable = np.zeros(n, bool)
+    mask = np.zeros(n, np.int32)
+    for i, (v, e) in enumerate(zip(VALUES, ERRORS)):
+        ok = np.isfinite(cols[v]) & np.isfinite(cols[e])
+        lost = np.isfinite(cols[v]) & ~ok & ~invalid
+        if lost.any():
+            batch.notes.append((f"{v} without uncertainty (not used)", lost))
+        usable |= ok
+        mask |= np.where(ok, np.int32(1 << i), np.int32(0))
+    cols["survey_mask"] = mask
+    batch.observed = usable & ~invalid
+    if (~usable & ~invalid).any():
+        batch.notes.append(("nothing observed", ~usable & ~invalid))
+    batch.carry = {c: table.column(c).combine_chunks() if isinstance(table.column(c), pa.ChunkedArray)
+                   else table.column(c) for c in carry}
+    return batch

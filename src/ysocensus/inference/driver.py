@@ -1,0 +1,261 @@
+"""The streaming inference driver: catalog file → posterior summaries, one row out per row in.
+
+Memory is bounded by ``batch_size`` (rows read, validated, sampled, summarised and written at a time), so
+any tile or catalog size works. The output is written atomically (temporary file renamed at the end): an
+interrupted run (exception, Ctrl-C, SIGTERM from Snakemake or SLURM) leaves no partial file behind.
+
+Status of each row (``io.POSTERIOR_STATUS``): ``invalid_input`` when validation flagged it (``note`` says
+why; no samples drawn), ``prior_only`` when nothing usable was observed (the samples are the model's prior
+given l, b; with ``sample_unobserved=False`` such rows are not sampled at all: null quantiles, n_samples 0),
+otherwise the sampler's status (``ok``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ysocensus import io, sky
+from ysocensus.inference import summaries
+from ysocensus.inference.catalog import CatalogReader, prepare
+from ysocensus.inference.protocol import PosteriorSampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InferOptions:
+    """Options of one inference run (config section ``infer``, see config/README.md)."""
+
+    n_samples: int = 64
+    batch_size: int = 4096
+    young_threshold_myr: float = 50.0
+    second_threshold_myr: float | None = 10.0
+    save_samples: bool = False
+    seed: int = 0
+    stream: int = 0
+    on_invalid: str = "flag"
+    fill_errors: bool = True
+    sample_unobserved: bool = True
+    carry: tuple[str, ...] = ()
+    progress: bool = False
+
+    @classmethod
+    def from_config(cls, section: Mapping, seed: int = 0, **over) -> "InferOptions":
+        """From the validated ``infer`` config section (unknown keys such as resources are skipped)."""
+        names = set(cls.__dataclass_fields__)
+        kw = {k: v for k, v in dict(section).items() if k in names}
+        kw.update(over)
+        return cls(seed=seed, **kw)
+
+
+@dataclass
+class InferReport:
+    """What a run did: rows, status counts, filled uncertainties, timing."""
+
+    rows: int = 0
+    status: dict = field(default_factory=dict)
+    filled_errors: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def stars_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stars_per_s"] = self.stars_per_s
+        return d
+
+
+@contextlib.contextmanager
+def _terminate_as_exception():
+    """Turn SIGTERM into SystemExit while the block runs, so atomic writes clean up after themselves."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def _samples_schema(n_samples: int) -> pa.Schema:
+    fields = [pa.field("source_id", pa.int64(), nullable=False)]
+    for p in io.PARAMETERS:
+        fields.append(pa.field(p, pa.list_(pa.float32(), n_samples), nullable=True,
+                               metadata={"unit": io.POPULATION[p].unit}))
+    return pa.schema(fields, metadata={"ysocensus.schema": "posterior_samples"})
+
+
+def _summary_columns(prepared, result_samples, result_status, todo, opts) -> dict[str, np.ndarray]:
+    n = prepared.n
+    young = summaries.log10_age_threshold(opts.young_threshold_myr)
+    second = (summaries.log10_age_threshold(opts.second_threshold_myr)
+              if opts.second_threshold_myr is not None else None)
+    cols: dict[str, np.ndarray] = {}
+    status = np.full(n, "invalid_input", dtype=object)
+    n_samples = np.zeros(n, np.int32)
+    summ = summaries.summarise(result_samples, young, second) if result_samples is not None else None
+    for name in [f"{p}_q{q}" for p in io.PARAMETERS for q in io.QUANTILES] + ["p_young", "p_young_2"]:
+        col = np.full(n, np.nan, np.float32)
+        if summ is not None:
+            col[todo] = summ[name]
+        cols[name] = col
+    if result_samples is not None:
+        st = np.asarray(result_status, dtype=object)
+        st = np.where(prepared.observed[todo], st, "prior_only")
+        status[todo] = st
+        n_samples[todo] = np.where(st == "invalid_input", 0, result_samples.shape[1])
+    # rows not sampled although valid: nothing observed and opts.sample_unobserved off
+    status[~prepared.invalid & ~todo] = "prior_only"
+    cols["source_id"] = prepared.columns["source_id"]
+    cols["status"] = status
+    cols["n_samples"] = n_samples
+    cols["note"] = prepared.note_column()
+    return cols
+
+
+def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSampler,
+                  opts: InferOptions | None = None, samples_output: str | Path | None = None,
+                  metadata: Mapping | None = None) -> InferReport:
+    """Run ``sampler`` over every row of ``catalog`` and write ``output`` (POSTERIOR schema, Parquet).
+
+    With ``opts.save_samples`` the raw samples go to ``samples_output`` (default: ``output`` with
+    ``_samples`` before the suffix): ``source_id`` and one fixed-size list of ``n_samples`` float32 per
+    parameter (null for rows without samples). Returns an :class:`InferReport`.
+    """
+    opts = opts or InferOptions()
+    output = Path(output)
+    if opts.save_samples and samples_output is None:
+        samples_output = output.with_name(output.stem + "_samples" + output.suffix)
+    reader = CatalogReader(catalog, opts.batch_size, opts.carry)
+    reader.check_structure()
+    report = InferReport()
+    meta = {
+        "input": str(catalog), "n_samples": opts.n_samples,
+        "young_threshold_myr": opts.young_threshold_myr,
+        "young_threshold_log10_age_yr": summaries.log10_age_threshold(opts.young_threshold_myr),
+        "second_threshold_myr": opts.second_threshold_myr,
+        "second_threshold_log10_age_yr": (summaries.log10_age_threshold(opts.second_threshold_myr)
+                                          if opts.second_threshold_myr is not None else None),
+        "seed": opts.seed, "stream": opts.stream, "batch_size": opts.batch_size, "on_invalid": opts.on_invalid, "sampler": sampler.describe(),
+        "samples_file": str(samples_output) if opts.save_samples else None,
+    }
+    meta.update(metadata or {})
+    progress = None
+    if opts.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=reader.num_rows, unit="star", desc="infer", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_terminate_as_exception())
+            tmp_out = stack.enter_context(io.atomic_path(output))
+            tmp_samples = (stack.enter_context(io.atomic_path(samples_output)) if opts.save_samples else None)
+            writer = samples_writer = None
+            offset = 0
+            for i, table in enumerate(reader):
+                prepared = prepare(table, str(catalog), offset, opts.on_invalid, opts.fill_errors, reader.carry)
+                todo = ~prepared.invalid
+                if not opts.sample_unobserved:
+                    todo &= prepared.observed
+                result = None
+                if todo.any():
+                    batch = {k: v[todo] for k, v in prepared.columns.items()}
+                    seed = np.random.SeedSequence(int(opts.seed), spawn_key=(sky.STAGES["infer"], int(opts.stream), i))
+                    result = sampler.sample(batch, opts.n_samples, seed)
+                    if len(result.status) != int(todo.sum()):
+                        raise RuntimeError(f"sampler returned {len(result.status)} rows for {int(todo.sum())}")
+                cols = _summary_columns(prepared, None if result is None else result.samples,
+                                        None if result is None else result.status, todo, opts)
+                out = io.to_table(cols, io.POSTERIOR, str(output))
+                for name, arr in prepared.carry.items():
+                    out = out.append_column(name, arr)
+                if writer is None:
+                    schema = out.schema.with_metadata({
+                        **(out.schema.metadata or {}),
+                        b"ysocensus.schema": b"posterior",
+                        b"ysocensus.meta": json.dumps(meta, sort_keys=True, default=_json_default).encode()})
+                    writer = stack.enter_context(pq.ParquetWriter(tmp_out, schema, compression="zstd"))
+                writer.write_table(out.cast(writer.schema))
+                if tmp_samples is not None:
+                    if samples_writer is None:
+                        samples_writer = stack.enter_context(
+                            pq.ParquetWriter(tmp_samples, _samples_schema(opts.n_samples), compression="zstd"))
+                    samples_writer.write_table(_samples_table(prepared, result, todo, opts.n_samples))
+                _count(report, cols, prepared)
+                offset += table.num_rows
+                if progress is not None:
+                    progress.update(table.num_rows)
+            if writer is None:  # empty catalog: an empty file with the full schema
+                schema = io.POSTERIOR.arrow().with_metadata({
+                    **io.POSTERIOR.arrow().metadata,
+                    b"ysocensus.meta": json.dumps(meta, sort_keys=True, default=_json_default).encode()})
+                writer = stack.enter_context(pq.ParquetWriter(tmp_out, schema, compression="zstd"))
+            if tmp_samples is not None and samples_writer is None:
+                samples_writer = stack.enter_context(
+                    pq.ParquetWriter(tmp_samples, _samples_schema(opts.n_samples), compression="zstd"))
+            report.seconds = time.perf_counter() - t0
+            writer.add_key_value_metadata({"ysocensus.report": json.dumps(report.to_dict(), default=_json_default)})
+            # the writers close (ExitStack, last in first out) before the atomic renames
+    finally:
+        reader.close()
+        if progress is not None:
+            progress.close()
+    log.info("%s: %d rows in %.1f s (%.0f stars/s); status %s; uncertainties from error models %s",
+             output, report.rows, report.seconds, report.stars_per_s, report.status, report.filled_errors or "none")
+    return report
+
+
+def _samples_table(prepared, result, todo, n_samples) -> pa.Table:
+    n = prepared.n
+    arrays = [pa.array(prepared.columns["source_id"], pa.int64())]
+    for j, p in enumerate(io.PARAMETERS):
+        flat = np.zeros((n, n_samples), np.float32)
+        if result is not None:
+            flat[todo] = result.samples[:, :, j]
+        values = pa.array(flat.reshape(-1), pa.float32())
+        lists = pa.FixedSizeListArray.from_arrays(values, n_samples, mask=pa.array(~todo))
+        arrays.append(lists)
+    return pa.Table.from_arrays(arrays, schema=_samples_schema(n_samples))
+
+
+def _count(report: InferReport, cols, prepared) -> None:
+    report.rows += prepared.n
+    st, counts = np.unique(cols["status"].astype(str), return_counts=True)
+    for s, c in zip(st, counts):
+        report.status[str(s)] = report.status.get(str(s), 0) + int(c)
+    for name, mask in prepared.filled.items():
+        report.filled_errors[name] = report.filled_errors.get(name, 0) + int(mask.sum())
+
+
+def read_report(path: str | Path) -> dict:
+    """The run report stored in a posterior file's footer (rows, status counts, filled uncertainties)."""
+    meta = pq.ParquetFile(path).metadata.metadata or {}
+    raw = meta.get(b"ysocensus.report")
+    return json.loads(raw) if raw else {}

@@ -1,0 +1,172 @@
+"""Catalog reading and validation: formats, required columns, bad values named by column and row,
+error-model filling, coordinates."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from tests.inference.catalogs import make_catalog, write_catalog
+from ysocensus import io
+from ysocensus.inference import error_models
+from ysocensus.inference.catalog import CatalogReader, InputError, prepare
+
+
+def _table(frame):
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits"])
+def test_formats_read_the_same_values(tmp_path, fmt):
+    frame = make_catalog(300)
+    path = tmp_path / f"cat.{fmt}"
+    write_catalog(frame, path, fmt)
+    reader = CatalogReader(path, batch_size=128)
+    reader.check_structure()
+    tables = list(reader)
+    assert [t.num_rows for t in tables] == [128, 128, 44]
+    prepared = [prepare(t, offset=i * 128) for i, t in enumerate(tables)]
+    got = np.concatenate([p.columns["phot_g_mean_mag"] for p in prepared])
+    np.testing.assert_allclose(got, frame["phot_g_mean_mag"].to_numpy(), rtol=1e-6)
+    ids = np.concatenate([p.columns["source_id"] for p in prepared])
+    np.testing.assert_array_equal(ids, frame["source_id"].to_numpy())
+    # nulls stay missing (NaN), never become numbers
+    assert np.isnan(np.concatenate([p.columns["j_m"] for p in prepared])).sum() == frame["j_m"].isna().sum()
+
+
+def test_missing_required_column_is_named(tmp_path):
+    frame = make_catalog(20).drop(columns=["source_id"])
+    path = tmp_path / "c.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(InputError, match="source_id"):
+        CatalogReader(path).check_structure()
+
+
+def test_missing_position_is_named(tmp_path):
+    frame = make_catalog(20).drop(columns=["l", "b", "ra", "dec"])
+    path = tmp_path / "c.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(InputError, match="'l' and 'b'.*'ra' and 'dec'"):
+        CatalogReader(path).check_structure()
+
+
+def test_ra_dec_are_converted_to_galactic():
+    frame = make_catalog(50)
+    ref = prepare(_table(frame))
+    got = prepare(_table(frame.drop(columns=["l", "b"])))
+    np.testing.assert_allclose(got.columns["b"], ref.columns["b"], atol=1e-6)
+    dl = (got.columns["l"] - ref.columns["l"] + 180) % 360 - 180
+    np.testing.assert_allclose(dl, 0, atol=1e-6)
+
+
+def test_bad_values_flag_rows_naming_column_and_rows(caplog):
+    frame = make_catalog(40, all_null_rows=0)
+    frame.loc[3, "parallax_error"] = -0.1
+    frame.loc[5, "j_m"] = np.inf
+    frame.loc[7, "w1mpro"] = 99.99
+    batch = prepare(_table(frame), where="cat.parquet", offset=1000)
+    assert np.flatnonzero(batch.invalid).tolist() == [3, 5, 7]
+    notes = batch.note_column()
+    assert "parallax_error" in notes[3] and "j_m" in notes[5] and "w1mpro" in notes[7]
+    text = caplog.text
+    assert "'parallax_error'" in text and "[1003]" in text and "'j_m'" in text and "[1005]" in text
+    with pytest.raises(InputError, match=r"'j_m' is infinite.*\[1005\]"):
+        prepare(_table(frame), where="cat.parquet", offset=1000, on_invalid="raise")
+
+
+def test_non_numeric_text_in_csv_is_named(tmp_path):
+    frame = make_catalog(30, all_null_rows=0)
+    frame["parallax"] = frame["parallax"].astype(object)
+    frame.loc[4, "parallax"] = "abc"
+    path = tmp_path / "c.csv"
+    frame.to_csv(path, index=False)
+    reader = CatalogReader(path)
+    (table,) = list(reader)
+    batch = prepare(table)
+    assert np.flatnonzero(batch.invalid).tolist() == [4]
+    assert "parallax: is not a number" in batch.note_column()[4]
+    with pytest.raises(InputError, match=r"'parallax' is not a number .*\[4\]"):
+        prepare(table, on_invalid="raise")
+
+
+def test_wrong_dtype_is_named():
+    frame = make_catalog(10)
+    table = _table(frame).set_column(frame.columns.get_loc("j_m"), "j_m", pa.array([True] * 10))
+    with pytest.raises(InputError, match="'j_m' has type bool"):
+        prepare(table)
+
+
+def test_null_source_id_is_an_error_naming_rows():
+    table = _table(make_catalog(10))
+    ids = table.column("source_id").to_pylist()
+    ids[2] = None
+    table = table.set_column(0, "source_id", pa.array(ids, pa.int64()))
+    with pytest.raises(InputError, match=r"source_id.*\[2\]"):
+        prepare(table)
+
+
+def test_missing_uncertainty_columns_are_filled_from_error_models_and_noted():
+    frame = make_catalog(200, all_null_rows=0).drop(columns=list(io.TMASS_ERRORS) + ["parallax_error"])
+    batch = prepare(_table(frame))
+    have_j = frame["j_m"].notna().to_numpy()
+    assert np.isfinite(batch.columns["j_msigcom"][have_j]).all()
+    assert np.isnan(batch.columns["j_msigcom"][~have_j]).all()
+    np.testing.assert_allclose(batch.columns["j_msigcom"][have_j],
+                               error_models.tmass_sigma("j_m", frame["j_m"].to_numpy()[have_j]), rtol=1e-6)
+    assert set(batch.filled) == set(io.TMASS_ERRORS) | {"parallax_error"}
+    note = batch.note_column()[np.flatnonzero(have_j)[0]]
+    assert "uncertainty from error model" in note and "j_msigcom" in note
+    # unfilled when asked not to: the values are then unusable and say so
+    raw = prepare(_table(frame), fill_errors=False)
+    assert not raw.filled and "j_m without uncertainty" in raw.note_column()[np.flatnonzero(have_j)[0]]
+
+
+def test_error_models_are_monotonic_and_positive():
+    # fainter than the bright-star regime (Gaia DR3 errors are not monotonic below G ~ 13.6: window classes, gating)
+    m = np.linspace(14.0, 20, 50)
+    for err, (value, model) in error_models.ERROR_MODELS.items():
+        cols = {c: np.full(50, np.nan) for c in ("b",) + io.MEASUREMENT_BITS}
+        cols[value] = m if value in io.MAGNITUDES else np.full(50, 1.0)
+        cols["phot_g_mean_mag"] = m
+        sig = np.asarray(model(cols, 50))
+        assert np.all(sig > 0), err
+        if err in io.GAIA_FLUX_OVER_ERROR:
+            assert np.all(np.diff(sig) <= 1e-6), err      # flux/error falls with magnitude
+        else:
+            assert np.all(np.diff(sig) >= -1e-6), err     # σ grows with magnitude
+
+
+def test_gaia_alternative_uncertainties_are_converted():
+    frame = make_catalog(20, all_null_rows=0).drop(columns=list(io.GAIA_FLUX_OVER_ERROR))
+    frame["phot_g_mean_mag_error"] = 0.01
+    frame["phot_bp_mean_flux"] = 1000.0
+    frame["phot_bp_mean_flux_error"] = 10.0
+    batch = prepare(_table(frame))
+    np.testing.assert_allclose(batch.columns["phot_g_mean_flux_over_error"], 1.0857 / 0.01, rtol=1e-3)
+    np.testing.assert_allclose(batch.columns["phot_bp_mean_flux_over_error"], 100.0)
+    assert "phot_g_mean_flux_over_error" not in batch.filled
+
+
+def test_all_null_rows_are_not_observed_but_valid():
+    frame = make_catalog(10, all_null_rows=3)
+    batch = prepare(_table(frame))
+    assert not batch.invalid.any()
+    assert batch.observed.tolist() == [True] * 7 + [False] * 3
+    assert (batch.columns["survey_mask"][-3:] == 0).all()
+
+
+def test_uppercase_column_names_are_accepted(tmp_path):
+    frame = make_catalog(10)
+    frame.columns = [c.upper() for c in frame.columns]
+    path = tmp_path / "c.parquet"
+    frame.to_parquet(path)
+    reader = CatalogReader(path)
+    reader.check_structure()
+    assert "phot_g_mean_mag" in reader.read_columns
+
+
+def test_unknown_format_is_refused(tmp_path):
+    p = tmp_path / "c.xlsx"
+    p.write_text("x")
+    with pytest.raises(InputError, match="format"):
+        CatalogReader(p)

@@ -1,0 +1,99 @@
+"""`ysocensus infer`: help, rows in = rows out, validation messages, formats (with a test-double model)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.inference.catalogs import make_catalog, write_catalog
+from tests.inference.doubles import GaussianTestSampler
+from ysocensus import cli, io
+from ysocensus.inference import model_adapter
+
+
+@pytest.fixture
+def double(monkeypatch):
+    """Replace the trained model by the TEST DOUBLE sampler (the CLI loads models via load_sampler)."""
+    seen = {}
+
+    def load(path, **kw):
+        seen.update(path=path, **kw)
+        return GaussianTestSampler()
+
+    monkeypatch.setattr(model_adapter, "load_sampler", load)
+    return seen
+
+
+def test_help_documents_infer():
+    out = subprocess.run([sys.executable, "-m", "ysocensus.cli", "--help"], capture_output=True, text=True)
+    assert "infer" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "ysocensus.cli", "infer", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for word in ("--model", "--output", "flux_over_error", "j_msigcom", "w1sigmpro", "ra, dec",
+                 "error model", "invalid_input", "prior_only"):
+        assert word in out.stdout, word
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "fits", "csv"])
+def test_infer_rows_in_equal_rows_out(tmp_path, double, capsys, fmt):
+    frame = make_catalog(321, all_null_rows=4)
+    cat = tmp_path / f"cat.{fmt}"
+    write_catalog(frame, cat, fmt)
+    out = tmp_path / "post.parquet"
+    rc = cli.main(["infer", str(cat), "--model", "m.ckpt", "--output", str(out), "--batch-size", "100",
+                   "--threads", "2", "--no-progress"])
+    assert rc == 0
+    post = io.read_table(out, io.POSTERIOR).to_pandas()
+    np.testing.assert_array_equal(post["source_id"], frame["source_id"])
+    assert (post["status"].iloc[-4:] == "prior_only").all()
+    assert "321 rows" in capsys.readouterr().out
+    assert double["threads"] == 2 and double["device"] == "auto"
+
+
+def test_infer_missing_required_column_names_it(tmp_path, double, capsys):
+    frame = make_catalog(20).drop(columns=["source_id"])
+    cat = tmp_path / "cat.csv"
+    frame.to_csv(cat, index=False)
+    out = tmp_path / "post.parquet"
+    assert cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(out), "--no-progress"]) == 2
+    assert "source_id" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_infer_strict_names_column_and_rows(tmp_path, double, capsys):
+    frame = make_catalog(50, all_null_rows=0)
+    frame.loc[[7, 9], "ks_msigcom"] = -0.5
+    cat = tmp_path / "cat.parquet"
+    frame.to_parquet(cat)
+    out = tmp_path / "post.parquet"
+    assert cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(out), "--strict", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "ks_msigcom" in err and "[7, 9]" in err
+    assert not out.exists()
+    # default: flagged, not fatal
+    assert cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(out), "--no-progress"]) == 0
+    post = io.read_table(out, io.POSTERIOR).to_pandas()
+    assert post["status"].iloc[[7, 9]].eq("invalid_input").all() and len(post) == 50
+
+
+def test_infer_real_style_catalog_with_ra_dec_and_missing_errors(tmp_path, double, capsys):
+    """A Gaia-archive-like CSV: ra/dec, upper-case names, 2MASS without errors, extra columns."""
+    frame = make_catalog(80, all_null_rows=0)
+    frame = frame.drop(columns=["l", "b", "tile", "survey_mask"] + list(io.TMASS_ERRORS)
+                       + list(io.WISE_BANDS + io.WISE_ERRORS + io.LAMOST_LABELS + io.LAMOST_ERRORS))
+    frame["ruwe"] = 1.0
+    frame.columns = [c.upper() for c in frame.columns]
+    cat = tmp_path / "gaia.csv"
+    frame.to_csv(cat, index=False)
+    out = tmp_path / "post.parquet"
+    assert cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(out), "--carry", "RUWE",
+                     "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "j_msigcom" in printed and "error models" in printed
+    import pyarrow.parquet as pq
+    table = pq.read_table(out)
+    assert table.num_rows == 80 and "ruwe" in table.column_names
+    notes = table.column("note").to_pylist()
+    has_j = frame["J_M"].notna().to_numpy()
+    assert all("j_msigcom" in notes[i] for i in np.flatnonzero(has_j))
