@@ -1,0 +1,124 @@
+"""Model checkpoints: save and load with ``torch.load(weights_only=True)`` and a config fingerprint check.
+
+A checkpoint holds the EMA weights of the network, its architecture config, the flow and guidance config,
+the normalisation statistics and a fingerprint (hash of the model-defining config and the variable
+registry). Loading checks, with a clear message each:
+
+- the file exists and is a readable torch file (a truncated or corrupted file → ``CheckpointError``);
+- its format version and the variable registry match this code;
+- when ``expected_config`` is given (the current workflow config), its fingerprint matches the one stored
+  (a checkpoint trained under another config → ``CheckpointError`` naming the keys that differ).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ysocensus import io
+from ysocensus.model.network import FlowTransformer, NetworkConfig
+from ysocensus.model.tokens import VARIABLE_NAMES, Normalisation, fingerprint_dict
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: missing, corrupted, or made under another config."""
+
+
+#: sections of the train config that define the trained model (sampling/validation settings do not)
+FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "training", "optim", "young_log10_age", "seed")
+
+
+def _model_part(cfg: Mapping) -> dict:
+    return {k: cfg.get(k) for k in FINGERPRINT_KEYS}
+
+
+def model_fingerprint(model_config: Mapping) -> str:
+    """Hash of the model-defining part of the config (``FINGERPRINT_KEYS``) and the variable registry."""
+    return fingerprint_dict({"config": json.loads(json.dumps(_model_part(model_config), sort_keys=True, default=float)),
+                             "variables": list(VARIABLE_NAMES)})
+
+
+def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_config: Mapping,
+                    extra: Mapping | None = None) -> None:
+    """Write atomically; ``model_config`` is the JSON-able config section the model was trained under."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "network": net.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "normalisation": json.dumps(stats.to_dict()),
+        "model_config": json.dumps(model_config, sort_keys=True, default=float),
+        "fingerprint": model_fingerprint(model_config),
+        "variables": list(VARIABLE_NAMES),
+        "extra": json.dumps(dict(extra or {}), sort_keys=True, default=float),
+    }
+    with io.atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _diff(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<absent>"), b.get(k, "<absent>")
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: checkpoint {va!r} vs config {vb!r}")
+    return out
+
+
+def load_checkpoint(path, expected_config: Mapping | None = None):
+    """Load → (net in eval mode, Normalisation, model_config dict, extra dict). See the module docstring."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint (run the `train` rule first)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, not a torch file
+        raise CheckpointError(f"{path}: corrupted or not a ysocensus checkpoint ({type(exc).__name__}: {exc}); "
+                              "delete it and retrain") from exc
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise CheckpointError(f"{path}: not a ysocensus model checkpoint (no format_version)")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} but this code reads "
+                              f"{FORMAT_VERSION}; retrain")
+    if list(payload.get("variables", [])) != list(VARIABLE_NAMES):
+        raise CheckpointError(f"{path}: trained on variables {payload.get('variables')} but this code has "
+                              f"{list(VARIABLE_NAMES)}; retrain")
+    model_config = json.loads(payload["model_config"])
+    if expected_config is not None:
+        fp = model_fingerprint(expected_config)
+        if fp != payload["fingerprint"]:
+            diffs = _diff(_model_part(model_config),
+                          json.loads(json.dumps(_model_part(expected_config), sort_keys=True, default=float)))
+            raise CheckpointError(f"{path}: trained under another config (fingerprint {payload['fingerprint']} "
+                                  f"!= {fp}); differing keys: {diffs[:10] or 'registry'}; retrain or use the "
+                                  "matching config")
+    try:
+        net = FlowTransformer(NetworkConfig(**payload["network"]))
+        net.load_state_dict(payload["state_dict"])
+    except Exception as exc:
+        raise CheckpointError(f"{path}: weights do not fit the network ({exc}); corrupted checkpoint?") from exc
+    stats = Normalisation.from_dict(json.loads(payload["normalisation"]))
+    return net.eval(), stats, model_config, json.loads(payload["extra"])
+
+
+def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
+         method: str | None = None):
+    """Load a checkpoint as a ready ``estimator.FlowPosterior`` (solver defaults from its config)."""
+    from ysocensus.model.estimator import FlowPosterior
+
+    net, stats, model_config, extra = load_checkpoint(path, expected_config)
+    if device is not None:
+        net = net.to(device)
+    samp = model_config.get("sampling", {})
+    post = FlowPosterior(net, stats, n_steps=n_steps or samp.get("n_steps", 4),
+                         method=method or samp.get("method", "midpoint"),
+                         rows_per_batch=samp.get("rows_per_batch", 4096),
+                         young_log10_age=model_config.get("young_log10_age", 7.69897))
+    post.fingerprint = model_fingerprint(model_config)
+    return post

@@ -1,0 +1,190 @@
+"""A plain-torch posterior object over the trained network (no Lightning import).
+
+``FlowPosterior`` answers p(θ | x) for any subset of observed variables, in physical units
+(io.PARAMETERS order: log10 age [yr], initial mass [M☉], [Fe/H], distance [pc], A_V [mag]):
+
+- ``sample_batched(sample_shape, x)`` → [n, B, 5] and ``sample(sample_shape, x)`` → [n, 5] for one x,
+  ``log_prob(theta, x)`` (exact divergence), so ``sbi.diagnostics``-like code (run_sbc, run_tarp) works.
+  ``x`` is the flat observation vector of ``x_columns()``: value and σ of every observable (NaN where
+  missing), then l and b in degrees.
+- ``sample_frame(frame, n)`` for catalog tables (the pipeline's path): samples and a status per star.
+
+A star with no observed value at all gets samples of p(θ | l, b), the prior along its line of sight (all
+observables dropped), and the status ``prior_only``; a star whose (l, b) is not finite gets
+``invalid_input`` and NaN samples. No exception for either.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ysocensus import io
+from ysocensus.model import sampler
+from ysocensus.model.masks import posterior_states
+from ysocensus.model.network import FlowTransformer, latent_slots
+from ysocensus.model.tokens import (DROPPED, N_THETA, N_X, OBSERVABLES, SKY_INDEX, Normalisation,
+                                    log_abs_det_model_per_phys, theta_from_model, theta_to_model, tokenize)
+
+_GAIA_SIGMA = 2.5 / np.log(10.0)
+
+
+def x_columns() -> list[str]:
+    """Layout of the flat observation vector: values, then σ (same unit), then l, b (deg)."""
+    return [v.name for v in OBSERVABLES] + [f"{v.name}_sigma" for v in OBSERVABLES] + ["l", "b"]
+
+
+def flat_to_frame(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Flat observation vectors [B, 2·N_X + 2] → a dict of catalog columns for ``tokens.tokenize``."""
+    x = np.asarray(x, dtype=np.float64)
+    out = {}
+    for i, v in enumerate(OBSERVABLES):
+        out[v.name] = x[:, i]
+        sig = x[:, N_X + i]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[v.error] = _GAIA_SIGMA / sig if v.error_kind == "flux_over_error" else sig
+    out["l"], out["b"] = x[:, 2 * N_X], x[:, 2 * N_X + 1]
+    return out
+
+
+def frame_to_flat(frame) -> np.ndarray:
+    """Catalog columns → flat observation vectors (inverse of ``flat_to_frame``)."""
+    from ysocensus.model.tokens import _col, _nrows
+
+    n = _nrows(frame)
+    vals = [_col(frame, v.name, n) for v in OBSERVABLES]
+    sigs = []
+    for v in OBSERVABLES:
+        e = _col(frame, v.error, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sigs.append(_GAIA_SIGMA / e if v.error_kind == "flux_over_error" else e)
+    return np.stack(vals + sigs + [_col(frame, "l", n), _col(frame, "b", n)], -1)
+
+
+class FlowPosterior:
+    """Posterior sampling and density with a trained ``FlowTransformer`` (EMA weights)."""
+
+    def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
+                 rows_per_batch: int = 4096, young_log10_age: float = 7.69897):
+        self.net = net.eval()
+        self.stats = stats
+        self.n_steps = n_steps
+        self.method = method
+        self.rows_per_batch = rows_per_batch
+        self.young_log10_age = young_log10_age
+        self._default_x = None
+
+    # ---------------------------------------------------------------------------------- tokens
+    def _states(self, measured: torch.Tensor, keep: np.ndarray | None = None):
+        """Posterior states; stars with nothing observed are conditioned on (l, b) only."""
+        state = posterior_states(measured)
+        nothing = ~measured[:, N_THETA:SKY_INDEX].any(1)
+        if nothing.any():
+            state[nothing, N_THETA:SKY_INDEX] = DROPPED
+        if keep is not None:  # condition only on a subset of tokens (others dropped)
+            k = torch.as_tensor(keep, dtype=torch.bool)
+            drop = ~k.expand_as(measured) & (state != 0)
+            drop[:, SKY_INDEX] = False
+            state = torch.where(drop & (state == 1), torch.tensor(DROPPED, dtype=torch.int8), state)
+        return state, nothing
+
+    def sample_tokens(self, arrays, n_samples: int, generator: torch.Generator | None = None,
+                      keep: np.ndarray | None = None, full_sequence: bool = False,
+                      n_steps: int | None = None, method: str | None = None):
+        """Samples [B, S, 5] (physical θ) and a status array for token arrays (``tokens.TokenArrays``)."""
+        t = arrays.torch()
+        t["measured"][:, :N_THETA] = False  # truth, if the arrays carry it, is never conditioned on
+        state, nothing = self._states(t["measured"], keep)
+        B = len(arrays)
+        out = np.full((B, n_samples, N_THETA), np.nan, np.float32)
+        sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
+        for sl in sampler.batches(B, n_samples, self.rows_per_batch):
+            lat_idx, lat_ok = latent_slots(state[sl], N_THETA)
+            cond = sampler.Conditioning(t["values"][sl] * (state[sl] == 1), t["logsig"][sl], t["sky"][sl],
+                                        state[sl], lat_idx, lat_ok)
+            z = sampler.sample(self.net, cond, n_samples, n_steps or self.n_steps, method or self.method,
+                               generator=generator, full_sequence=full_sequence)
+            out[sl] = theta_from_model(z, self.stats).numpy()
+        status = np.where(nothing.numpy(), "prior_only", "ok").astype(object)
+        status[~sky_ok] = "invalid_input"
+        out[~sky_ok] = np.nan
+        return out, status
+
+    def sample_frame(self, frame, n_samples: int, generator=None, keep=None):
+        return self.sample_tokens(tokenize(frame, self.stats), n_samples, generator, keep)
+
+    def sample_catalog(self, batch, n_samples: int, generator=None, n_steps: int | None = None,
+                       method: str | None = None) -> np.ndarray:
+        """Samples [n, S, 5] for a dict of catalog columns (the inference driver's path). The status of
+        each star of the last call is kept in ``self.last_status`` (``ok`` / ``prior_only`` / ``invalid_input``)."""
+        s, status = self.sample_tokens(tokenize(batch, self.stats), n_samples, generator,
+                                       n_steps=n_steps, method=method)
+        self.last_status = status
+        return s
+
+    def describe(self) -> dict:
+        return {"solver": self.method, "n_steps": self.n_steps, "fingerprint": getattr(self, "fingerprint", None),
+                "network": self.net.config.to_dict()}
+
+    # ---------------------------------------------------------------------------- sbi-like API
+    def set_default_x(self, x):
+        self._default_x = torch.as_tensor(x)
+        return self
+
+    def _x(self, x):
+        if x is None:
+            if self._default_x is None:
+                raise ValueError("no x given and no default x set")
+            x = self._default_x
+        x = np.asarray(torch.as_tensor(x).detach().cpu().numpy(), np.float64)
+        return x[None] if x.ndim == 1 else x
+
+    def sample_batched(self, sample_shape, x=None, generator=None, **_) -> torch.Tensor:
+        """[n, B, 5] samples for B observation vectors (sbi's convention)."""
+        n = int(np.prod(sample_shape)) if not isinstance(sample_shape, int) else sample_shape
+        s, _ = self.sample_tokens(tokenize(flat_to_frame(self._x(x)), self.stats), n, generator)
+        return torch.as_tensor(s).transpose(0, 1).reshape(*torch.Size(sample_shape if not isinstance(sample_shape, int) else (sample_shape,)), -1, N_THETA)
+
+    def sample(self, sample_shape, x=None, generator=None, **_) -> torch.Tensor:
+        """[n, 5] samples for one observation vector."""
+        return self.sample_batched(sample_shape, self._x(x)[:1], generator)[..., 0, :]
+
+    def log_prob(self, theta, x=None, n_steps: int = 32, method: str = "midpoint", **_) -> torch.Tensor:
+        """log p(θ | x) in physical units. θ [n, 5] with one x, or [n, B, 5] / [B, 5] matched with B x's."""
+        xs = self._x(x)
+        theta = torch.as_tensor(theta, dtype=torch.float32)
+        arrays = tokenize(flat_to_frame(xs), self.stats)
+        t = arrays.torch()
+        t["measured"][:, :N_THETA] = False
+        state, _ = self._states(t["measured"])
+        B = len(arrays)
+        if theta.dim() == 2 and B == 1:
+            th = theta[None]  # [1, n, 5]
+        elif theta.dim() == 2:
+            th = theta[:, None]  # [B, 1, 5]
+        else:
+            th = theta.transpose(0, 1)  # [B, n, 5]
+        lat_idx, lat_ok = latent_slots(state, N_THETA)
+        cond = sampler.Conditioning(t["values"] * (state == 1), t["logsig"], t["sky"], state, lat_idx, lat_ok)
+        z = theta_to_model(th, self.stats)
+        lp = sampler.log_prob(self.net, cond, z, n_steps, method) + log_abs_det_model_per_phys(th, self.stats)
+        lp = torch.nan_to_num(lp, nan=-float("inf"))
+        if theta.dim() == 2 and B == 1:
+            return lp[0]
+        if theta.dim() == 2:
+            return lp[:, 0]
+        return lp.transpose(0, 1)
+
+    # ------------------------------------------------------------------------------ summaries
+    def summarise(self, samples: np.ndarray) -> dict[str, np.ndarray]:
+        """Quantiles named after io.POSTERIOR and p_young from samples [B, S, 5]."""
+        out = {}
+        for i, p in enumerate(io.PARAMETERS):
+            qs = np.nanpercentile(samples[..., i], io.QUANTILES, axis=1) if samples.shape[1] else None
+            for q, v in zip(io.QUANTILES, qs):
+                out[f"{p}_q{q}"] = v.astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            py = (samples[..., 0] < self.young_log10_age).mean(1)
+        py[~np.isfinite(samples[..., 0]).all(1)] = np.nan
+        out["p_young"] = py.astype(np.float32)
+        return out

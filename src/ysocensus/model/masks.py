@@ -1,0 +1,127 @@
+"""Condition masks: which tokens are latent, observed, missing or dropped for each training example.
+
+The state of every token (``tokens.LATENT/OBSERVED/MISSING/DROPPED``) is drawn per example, mixing
+
+- ``posterior``: all θ latent, every measured x observed, every unmeasured x missing (what inference
+  asks: the survey's own not-at-random missingness is kept and told to the model);
+- ``survey_drop``: whole surveys (Gaia photometry, parallax, 2MASS, WISE, LAMOST) dropped at random, so
+  the same model answers "Gaia only", "Gaia + 2MASS", ... (the widths-shrink figure uses this);
+- ``random_subset``: each measured x dropped with its own probability, and occasionally some θ observed
+  (e.g. a known distance), the Simformer-style arbitrary conditionals;
+- ``predict_x``: some measured x latent (predict a band from the others);
+- ``prior``: every x dropped, so a star with nothing observed gets p(θ | l, b), the prior along its line
+  of sight.
+
+A dropped (marginalised) token is not the same as a missing one: "not measured" carries information
+(too faint, outside the footprint), "not conditioned on" carries none. The sky token is always observed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ysocensus.io import SURVEYS
+from ysocensus.model.tokens import (DROPPED, LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, PARALLAX_TOKEN,
+                                    SKY_INDEX, SURVEY_TOKENS)
+
+#: groups dropped together by the survey_drop masks
+DROP_GROUPS = {
+    "gaia_phot": tuple(i for i in SURVEY_TOKENS["gaia"] if i != PARALLAX_TOKEN),
+    "parallax": (PARALLAX_TOKEN,),
+    **{s: SURVEY_TOKENS[s] for s in SURVEYS if s != "gaia"},
+}
+
+
+@dataclass
+class MaskMix:
+    """Probabilities of each kind of condition mask (normalised when drawn)."""
+
+    posterior: float = 0.55
+    survey_drop: float = 0.2
+    random_subset: float = 0.12
+    predict_x: float = 0.1
+    prior: float = 0.03
+    theta_observed_prob: float = 0.15  # in random_subset masks: chance that each θ is conditioned on
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def posterior_states(measured: torch.Tensor) -> torch.Tensor:
+    """θ latent, measured x observed, the rest missing, the sky observed: [B, N] int8."""
+    state = torch.where(measured, torch.tensor(OBSERVED, dtype=torch.int8),
+                        torch.tensor(MISSING, dtype=torch.int8))
+    state[:, :N_THETA] = LATENT
+    state[:, SKY_INDEX] = OBSERVED
+    return state
+
+
+def drop(state: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """Mark observed tokens in ``which`` [B, N] bool as dropped (marginalised)."""
+    return torch.where(which & (state == OBSERVED), torch.tensor(DROPPED, dtype=torch.int8), state)
+
+
+def survey_states(measured: torch.Tensor, groups: tuple[str, ...]) -> torch.Tensor:
+    """Posterior states conditioned only on the given groups of DROP_GROUPS (others dropped)."""
+    state = posterior_states(measured)
+    keep = torch.zeros(N_TOKENS, dtype=torch.bool)
+    for g in groups:
+        keep[list(DROP_GROUPS[g])] = True
+    keep[SKY_INDEX] = True
+    keep[:N_THETA] = True
+    return drop(state, ~keep.expand_as(measured))
+
+
+def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: torch.Generator | None = None
+                            ) -> torch.Tensor:
+    """Draw a condition mask per example: [B, N] int8 token states (see the module docstring)."""
+    B, N = measured.shape
+    dev = measured.device
+    g = generator
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g, device=dev)
+
+    state = posterior_states(measured)
+    probs = torch.tensor([mix.posterior, mix.survey_drop, mix.random_subset, mix.predict_x, mix.prior],
+                         dtype=torch.float32)
+    kind = torch.multinomial(probs / probs.sum(), B, replacement=True, generator=g).to(dev)
+    is_x = torch.zeros(N, dtype=torch.bool, device=dev)
+    is_x[N_THETA:SKY_INDEX] = True
+
+    # survey_drop: each group dropped with probability 1/2
+    sd = kind == 1
+    if sd.any():
+        which = torch.zeros(B, N, dtype=torch.bool, device=dev)
+        for idx in DROP_GROUPS.values():
+            which[:, list(idx)] |= (rand(B, 1) < 0.5)
+        state = torch.where(sd[:, None], drop(state, which), state)
+
+    # random_subset: drop each x with a per-example probability; sometimes condition on some θ
+    rs = kind == 2
+    if rs.any():
+        p = rand(B, 1)
+        which = (rand(B, N) < p) & is_x
+        sub = drop(state, which)
+        th_obs = (rand(B, N_THETA) < mix.theta_observed_prob) & measured[:, :N_THETA]
+        # keep at least one θ latent
+        all_obs = th_obs.all(1)
+        th_obs[all_obs, 0] = False
+        sub[:, :N_THETA] = torch.where(th_obs, torch.tensor(OBSERVED, dtype=torch.int8, device=dev),
+                                       sub[:, :N_THETA])
+        state = torch.where(rs[:, None], sub, state)
+
+    # predict_x: some measured x latent
+    px = kind == 3
+    if px.any():
+        which = (rand(B, N) < 0.3) & is_x & (state == OBSERVED)
+        sub = torch.where(which, torch.tensor(LATENT, dtype=torch.int8, device=dev), state)
+        state = torch.where(px[:, None], sub, state)
+
+    # prior: every x dropped
+    pr = kind == 4
+    if pr.any():
+        state = torch.where(pr[:, None], drop(state, is_x.expand(B, N)), state)
+    return state

@@ -1,0 +1,237 @@
+"""The all-in-one Transformer (Simformer-style) with cached observation keys and values.
+
+Every variable is a token (``tokens``): value + variable-id + state + uncertainty embeddings. Attention
+is structured so that the observation encoding is computed once per star:
+
+- an OBSERVED token attends only to OBSERVED tokens;
+- a LATENT token attends to OBSERVED and LATENT tokens;
+- MISSING and DROPPED tokens are neither keys nor queries (which variables are MISSING is added to the
+  always-observed sky token as a sum of per-variable "missing" embeddings, so the model conditions on
+  what is absent).
+
+Observed tokens therefore never see the latent state or the time: their hidden states and, layer by
+layer, their keys and values depend only on the star. ``encode`` computes them once (the cache);
+``decode`` runs only the latent tokens, [stars, samples, latent], against the cached keys/values at
+every ODE step. ``forward_full`` is the same network run as a plain full-sequence Transformer (every token,
+every step, a block attention mask); it gives the same output and exists for tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ysocensus.model.tokens import LATENT, MISSING, N_TOKENS, OBSERVED, SKY_INDEX
+
+
+@dataclass
+class NetworkConfig:
+    dim: int = 64  # width of the observed-token stream (computed once per star)
+    latent_dim: int = 32  # width of the latent-token stream (run at every ODE step for every sample)
+    heads: int = 4  # heads of the observed stream
+    latent_heads: int = 2  # heads of the latent stream
+    layers: int = 3
+    mlp_ratio: int = 2
+    time_frequencies: int = 8
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class ObservationCache:
+    """Per-star encoder output for the latent stream: per layer, block-diagonal keys [B, dl, Hl·N] (scaled
+    by 1/sqrt(dh)) and values [B, Hl·N, dl] of the observed tokens, and the additive key bias
+    [B, 1, 1, 1, N] (0 for observed tokens, -inf otherwise)."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    obs_bias: torch.Tensor
+    obs_ok: torch.Tensor
+
+    def index(self, idx) -> "ObservationCache":
+        return ObservationCache([k[idx] for k in self.keys], [v[idx] for v in self.values],
+                                self.obs_bias[idx], self.obs_ok[idx])
+
+    def repeat(self, n: int) -> "ObservationCache":
+        """Each star repeated n times (rows = star-major), for the full-sequence path."""
+        r = lambda a: a.repeat_interleave(n, 0)  # noqa: E731
+        return ObservationCache([r(k) for k in self.keys], [r(v) for v in self.values], r(self.obs_bias), r(self.obs_ok))
+
+
+def _mlp(d, ratio):
+    return nn.Sequential(nn.Linear(d, ratio * d), nn.SiLU(), nn.Linear(ratio * d, d))
+
+
+class Block(nn.Module):
+    """One layer of both streams.
+
+    Observed stream (width ``dim``): pre-LN self-attention among OBSERVED tokens only, then an MLP.
+    Latent stream (width ``latent_dim``): pre-LN attention with ONE softmax over the keys of the observed
+    tokens of this layer (projected from their normalised hidden states, so computable once per star)
+    and of the latent tokens, then an MLP. This is joint Simformer attention with an
+    observed-cannot-see-latent mask, written so that the observed half can be cached.
+    """
+
+    def __init__(self, dim: int, latent_dim: int, heads: int, latent_heads: int, mlp_ratio: int):
+        super().__init__()
+        self.heads, self.dh = heads, dim // heads
+        self.lheads, self.ldh = latent_heads, latent_dim // latent_heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = _mlp(dim, mlp_ratio)
+        self.kv_cross = nn.Linear(dim, 2 * latent_dim)  # observed → keys/values seen by latent tokens
+        self.lln1 = nn.LayerNorm(latent_dim)
+        self.lqkv = nn.Linear(latent_dim, 3 * latent_dim)
+        self.lproj = nn.Linear(latent_dim, latent_dim)
+        self.lln2 = nn.LayerNorm(latent_dim)
+        self.lmlp = _mlp(latent_dim, mlp_ratio)
+
+    def encode(self, h: torch.Tensor, bias: torch.Tensor):
+        """Observed tokens among themselves. h [B, N, d], bias [B, 1, 1, N] → h, k_bd, v_bd for the latent stream."""
+        B, N, d = h.shape
+        x = self.ln1(h)
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, self.dh).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        kc, vc = self.kv_cross(x).chunk(2, -1)
+        k_bd, v_bd = self._block_diagonal(kc, vc)
+        h = h + self.proj(a.transpose(1, 2).reshape(B, N, d))
+        return h + self.mlp(self.ln2(h)), k_bd, v_bd
+
+    def _block_diagonal(self, k, v):
+        """[B, N, dl] keys/values → k_bd [B, dl, Hl·N] (scaled) and v_bd [B, Hl·N, dl]."""
+        B, N, dl = k.shape
+        H, dh = self.lheads, self.ldh
+        k_bd = k.new_zeros(B, dl, H * N)
+        v_bd = v.new_zeros(B, H * N, dl)
+        for i in range(H):
+            sl = slice(i * dh, (i + 1) * dh)
+            k_bd[:, sl, i * N:(i + 1) * N] = k[:, :, sl].transpose(1, 2) / math.sqrt(dh)
+            v_bd[:, i * N:(i + 1) * N, sl] = v[:, :, sl]
+        return k_bd, v_bd
+
+    def decode(self, h: torch.Tensor, k_bd, v_bd, bias):
+        """Latent tokens h [B, S, L, dl] against the cached observed keys/values and themselves.
+
+        Scores against the observed tokens and their weighted values are one batched matmul per star
+        (block-diagonal over heads, no permutes); ``bias`` [B, 1, 1, 1, N + L].
+        """
+        B, S, L, d = h.shape
+        H, dh = self.lheads, self.ldh
+        N = k_bd.shape[2] // H
+        q, k, v = self.lqkv(self.lln1(h)).split(d, -1)
+        s_obs = torch.bmm(q.reshape(B, S * L, d), k_bd).view(B, S, L, H, N)
+        qh = (q * (1.0 / math.sqrt(dh))).reshape(B * S, L, H, dh).transpose(1, 2)
+        kh = k.reshape(B * S, L, H, dh).permute(0, 2, 3, 1)
+        s_lat = torch.matmul(qh, kh).view(B, S, H, L, L).transpose(2, 3)  # [B,S,Lq,H,Lk]
+        p = torch.softmax(torch.cat([s_obs, s_lat], -1) + bias, -1)  # [B,S,L,H,N+L]
+        out = torch.bmm(p[..., :N].reshape(B, S * L, H * N), v_bd).view(B, S, L, d)
+        p_lat = p[..., N:].transpose(2, 3).reshape(B * S, H, L, L)
+        vh = v.reshape(B * S, L, H, dh).transpose(1, 2)
+        out = out + torch.matmul(p_lat, vh).transpose(1, 2).reshape(B, S, L, d)
+        h = h + self.lproj(out)
+        return h + self.lmlp(self.lln2(h))
+
+
+def _neg_bias(ok: torch.Tensor, dtype) -> torch.Tensor:
+    return torch.zeros(ok.shape, dtype=dtype, device=ok.device).masked_fill(~ok, float("-inf"))
+
+
+class FlowTransformer(nn.Module):
+    """Velocity field v(x_t, t | observed tokens) for whichever tokens are latent."""
+
+    def __init__(self, config: NetworkConfig | None = None):
+        super().__init__()
+        c = self.config = config or NetworkConfig()
+        d, dl = c.dim, c.latent_dim
+        # A LayerNorm follows every embedding: value embeddings start small against the id embeddings so
+        # that the normalised token stays (nearly) affine in the standardised value instead of losing its
+        # magnitude (LN(x·w) would only keep the sign of x).
+        self.value_w = nn.Parameter(torch.randn(N_TOKENS, d) * 0.3)
+        self.sigma_w = nn.Parameter(torch.randn(N_TOKENS, d) * 0.2)
+        self.id_emb = nn.Parameter(torch.randn(N_TOKENS, d))
+        self.obs_state = nn.Parameter(torch.randn(d) * 0.3)  # state embedding "observed"
+        self.missing_emb = nn.Parameter(torch.randn(N_TOKENS, d) * 0.3)  # state "missing", per variable
+        self.sky = nn.Linear(4, d)
+        self.lat_value_w = nn.Parameter(torch.randn(N_TOKENS, dl) * 0.3)
+        self.lat_id_emb = nn.Parameter(torch.randn(N_TOKENS, dl))  # includes the state "latent"
+        self.lat_skip = nn.Parameter(torch.zeros(N_TOKENS))  # linear skip: v += skip[id] · x_t
+        self.register_buffer("freqs", (2.0 ** torch.arange(c.time_frequencies)) * math.pi, persistent=False)
+        self.time = nn.Sequential(nn.Linear(2 * c.time_frequencies, dl), nn.SiLU(), nn.Linear(dl, dl))
+        self.blocks = nn.ModuleList([Block(d, dl, c.heads, c.latent_heads, c.mlp_ratio) for _ in range(c.layers)])
+        self.ln_out = nn.LayerNorm(dl)
+        self.head = nn.Linear(dl, 1)
+
+    # ------------------------------------------------------------------------------------------ embed
+    def embed_observed(self, values, logsig, sky, state) -> torch.Tensor:
+        """[B, N, d] embeddings of every position as if observed (only OBSERVED ones are ever used)."""
+        h = values[..., None] * self.value_w + logsig[..., None] * self.sigma_w + self.id_emb + self.obs_state
+        missing = (state == MISSING).to(h.dtype)
+        sky_h = self.sky(sky) + missing @ self.missing_emb  # what is absent, told through the sky token
+        return torch.cat([h[:, :SKY_INDEX], (h[:, SKY_INDEX] + sky_h)[:, None]], 1)
+
+    def time_embedding(self, t: torch.Tensor) -> torch.Tensor:
+        a = t[..., None] * self.freqs
+        return self.time(torch.cat([torch.sin(a), torch.cos(a)], -1))
+
+    def embed_latent(self, x_t, t, lat_idx) -> torch.Tensor:
+        """x_t [B, S, L], t [B, S] or [1, 1], lat_idx [B, L] → [B, S, L, dl]."""
+        w = self.lat_value_w[lat_idx][:, None]  # [B,1,L,dl]
+        e = self.lat_id_emb[lat_idx][:, None]
+        te = self.time_embedding(t)[:, :, None]  # one time for all rows when t is [1, 1]
+        return x_t[..., None] * w + e + te
+
+    # ------------------------------------------------------------------------------------------ split
+    def encode(self, values, logsig, sky, state) -> ObservationCache:
+        """Run the observed tokens once per star; keep every layer's keys and values for the latent stream."""
+        obs_ok = state == OBSERVED
+        h = self.embed_observed(values, logsig, sky, state)
+        bias = _neg_bias(obs_ok, h.dtype)[:, None, None, :]  # [B,1,1,N]
+        keys, vals = [], []
+        for blk in self.blocks:
+            h, k_bd, v_bd = blk.encode(h, bias)
+            keys.append(k_bd)
+            vals.append(v_bd)
+        return ObservationCache(keys, vals, bias[:, None], obs_ok)
+
+    def decode(self, cache: ObservationCache, x_t, t, lat_idx, lat_ok) -> torch.Tensor:
+        """Velocity [B, S, L] of the latent tokens given the cached observation encoding."""
+        h = self.embed_latent(x_t, t, lat_idx)
+        lat_bias = _neg_bias(lat_ok, h.dtype)[:, None, None, None, :]  # [B,1,1,1,L]
+        bias = torch.cat([cache.obs_bias, lat_bias], -1)
+        for blk, k, v in zip(self.blocks, cache.keys, cache.values):
+            h = blk.decode(h, k, v, bias)
+        return self.head(self.ln_out(h)).squeeze(-1) + self.lat_skip[lat_idx][:, None] * x_t
+
+    # ------------------------------------------------------------------------------------------- full
+    def forward_full(self, values, logsig, sky, state, x_t, t, lat_idx, lat_ok) -> torch.Tensor:
+        """The same velocity as ``decode(encode(...))`` computed as a plain full-sequence Transformer.
+
+        Rows are (star, sample) pairs and every token of every row goes through every layer at every
+        call: nothing is cached. Used by the tests (same numbers) and the benchmark (the cost of not
+        reusing the observation encoding).
+        """
+        B, S, L = x_t.shape
+        rep = lambda a: a.repeat_interleave(S, 0)  # noqa: E731
+        cache = self.encode(rep(values), rep(logsig), rep(sky), rep(state))
+        t = t.expand(B, S).reshape(B * S, 1) if t.numel() > 1 else t
+        v = self.decode(cache, x_t.reshape(B * S, 1, L), t, rep(lat_idx), rep(lat_ok))
+        return v.view(B, S, L)
+
+
+def latent_slots(state: torch.Tensor, max_latent: int | None = None):
+    """Gather the latent positions of each row: lat_idx [B, L] (padded with 0) and lat_ok [B, L]."""
+    is_lat = state == LATENT
+    n = is_lat.sum(1)
+    L = int(n.max()) if max_latent is None else max_latent
+    L = max(L, 1)
+    order = torch.argsort((~is_lat).to(torch.int8), dim=1, stable=True)[:, :L]
+    lat_ok = torch.arange(L, device=state.device)[None, :] < n[:, None]
+    lat_idx = torch.where(lat_ok, order, torch.zeros_like(order))
+    return lat_idx, lat_ok

@@ -1,0 +1,373 @@
+"""The variable registry of the model, its transforms, normalisation statistics and token tensors.
+
+Every variable of the joint p(θ, x) is one token. The registry is built from ``ysocensus.io`` (the single
+source of truth for column names):
+
+- θ (``THETA``): the inferred parameters ``io.PARAMETERS`` in model space: log10 age, log10 initial
+  mass, [Fe/H], log10 distance, A_V, each standardised with the training-set mean and standard deviation.
+- x (``OBSERVABLES``): Gaia parallax, the ten magnitudes of ``io.MAGNITUDES`` and the LAMOST labels;
+  each carries its value and its uncertainty (log σ in model space), standardised.
+- the sky position (l, b), one token that is always observed (sin/cos features), since the prior depends
+  on direction.
+
+Each token is in one of four states (``LATENT``, ``OBSERVED``, ``MISSING``, ``DROPPED``). ``MISSING``
+means "the survey did not measure it" (not at random: detection limits, footprints); missing tokens take
+no part in attention or in the loss, but which variables are missing is told to the model through the
+always-observed sky token (a learned embedding per missing variable is added to it). ``DROPPED`` means
+"measured but not conditioned on" (marginalised: a condition mask that answers p(θ | a subset of x)); a
+dropped token is invisible and tells nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from ysocensus import io
+
+LATENT, OBSERVED, MISSING, DROPPED = 0, 1, 2, 3
+STATE_NAMES = ("latent", "observed", "missing", "dropped")
+
+_GAIA_SIGMA = 2.5 / math.log(10.0)  # σ_mag = 2.5/ln10 / (flux / flux error)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One token's variable.
+
+    ``transform`` maps the physical value to model space before standardisation: ``identity``,
+    ``log10`` or ``asinh`` (asinh(v / scale), robust to the long tail of parallaxes and line widths).
+    ``error`` names the uncertainty column; ``error_kind`` is ``abs`` (σ in the value's unit) or
+    ``flux_over_error`` (Gaia: σ_mag = 2.5/ln10 / flux_over_error).
+    """
+
+    name: str
+    transform: str = "identity"
+    scale: float = 1.0
+    error: str | None = None
+    error_kind: str = "abs"
+    survey: str = ""
+
+
+THETA: tuple[Variable, ...] = (
+    Variable("log10_age_yr"),
+    Variable("initial_mass_msun", "log10"),
+    Variable("feh"),
+    Variable("distance_pc", "log10"),
+    Variable("av_mag"),
+)
+assert tuple(v.name for v in THETA) == io.PARAMETERS
+
+OBSERVABLES: tuple[Variable, ...] = (
+    (Variable("parallax", "asinh", 1.0, "parallax_error", "abs", "gaia"),)
+    + tuple(Variable(m, "identity", 1.0, e, "flux_over_error", "gaia")
+            for m, e in zip(io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR))
+    + tuple(Variable(m, "identity", 1.0, e, "abs", "tmass") for m, e in zip(io.TMASS_BANDS, io.TMASS_ERRORS))
+    + tuple(Variable(m, "identity", 1.0, e, "abs", "wise") for m, e in zip(io.WISE_BANDS, io.WISE_ERRORS))
+    + (Variable("teff_lamost", "log10", 1.0, "teff_err_lamost", "abs", "lamost"),
+       Variable("logg_lamost", "identity", 1.0, "logg_err_lamost", "abs", "lamost"),
+       Variable("feh_lamost", "identity", 1.0, "feh_err_lamost", "abs", "lamost"),
+       Variable("ewli", "asinh", 0.1, "ewli_err", "abs", "lamost"),
+       Variable("ewha", "asinh", 5.0, "ewha_err", "abs", "lamost"))
+)
+assert tuple(v.name for v in OBSERVABLES) == io.MEASUREMENT_BITS
+
+N_THETA = len(THETA)
+N_X = len(OBSERVABLES)
+SKY_INDEX = N_THETA + N_X  # the (l, b) token, always observed
+N_TOKENS = SKY_INDEX + 1
+VARIABLE_NAMES = tuple(v.name for v in THETA) + tuple(v.name for v in OBSERVABLES) + ("sky",)
+#: token index of each magnitude of io.MAGNITUDES (order of the measurement operator's output)
+MAGNITUDE_TOKENS = tuple(N_THETA + io.MEASUREMENT_BITS.index(m) for m in io.MAGNITUDES)
+PARALLAX_TOKEN = N_THETA + io.MEASUREMENT_BITS.index("parallax")
+#: token indices of each survey's variables
+SURVEY_TOKENS = {s: tuple(N_THETA + i for i, v in enumerate(OBSERVABLES) if v.survey == s) for s in io.SURVEYS}
+#: columns of the catalog the model reads
+CATALOG_COLUMNS = ("source_id", "l", "b") + tuple(
+    c for v in OBSERVABLES for c in (v.name, v.error)) + ("survey_mask",)
+
+
+# ---------------------------------------------------------------------------------------------------
+# transforms
+# ---------------------------------------------------------------------------------------------------
+def _forward(v: Variable, x):
+    lib = torch if isinstance(x, torch.Tensor) else np
+    if v.transform == "identity":
+        return x
+    if v.transform == "log10":
+        return lib.log10(x)
+    if v.transform == "asinh":
+        return lib.arcsinh(x / v.scale) if lib is np else torch.asinh(x / v.scale)
+    raise ValueError(f"unknown transform {v.transform!r} of {v.name}")
+
+
+def _inverse(v: Variable, y):
+    lib = torch if isinstance(y, torch.Tensor) else np
+    if v.transform == "identity":
+        return y
+    if v.transform == "log10":
+        return 10.0 ** y
+    if v.transform == "asinh":
+        return v.scale * lib.sinh(y)
+    raise ValueError(f"unknown transform {v.transform!r} of {v.name}")
+
+
+def _derivative(v: Variable, x):
+    """|dT/dx| at x (to carry σ into model space and for log-density Jacobians)."""
+    lib = torch if isinstance(x, torch.Tensor) else np
+    if v.transform == "identity":
+        return lib.ones_like(x)
+    if v.transform == "log10":
+        return 1.0 / (lib.abs(x) * math.log(10.0))
+    if v.transform == "asinh":
+        return 1.0 / lib.sqrt(x * x + v.scale * v.scale)
+    raise ValueError(f"unknown transform {v.transform!r} of {v.name}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# normalisation statistics
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class Normalisation:
+    """Mean and standard deviation of every variable in model space (θ, x values, x log σ)."""
+
+    theta_mean: list[float] = field(default_factory=lambda: [0.0] * N_THETA)
+    theta_std: list[float] = field(default_factory=lambda: [1.0] * N_THETA)
+    x_mean: list[float] = field(default_factory=lambda: [0.0] * N_X)
+    x_std: list[float] = field(default_factory=lambda: [1.0] * N_X)
+    logsig_mean: list[float] = field(default_factory=lambda: [0.0] * N_X)
+    logsig_std: list[float] = field(default_factory=lambda: [1.0] * N_X)
+
+    def to_dict(self) -> dict:
+        return {k: [float(x) for x in v] for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Normalisation":
+        out = cls(**{k: [float(x) for x in d[k]] for k in asdict(cls()).keys()})
+        for k, n in (("theta", N_THETA), ("x", N_X), ("logsig", N_X)):
+            if len(getattr(out, f"{k}_mean")) != n or len(getattr(out, f"{k}_std")) != n:
+                raise ValueError(f"normalisation stats: {k} has the wrong length (registry has changed?)")
+        return out
+
+    def save(self, path) -> None:
+        io.write_json(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path) -> "Normalisation":
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+    @classmethod
+    def fit(cls, frame: Mapping[str, np.ndarray], weights: np.ndarray | None = None) -> "Normalisation":
+        """Statistics from a table with the catalog columns and the truth θ columns (nulls ignored)."""
+        raw = _raw_arrays(frame)
+        w = None if weights is None else np.asarray(weights, float)
+
+        def stats(a):
+            ok = np.isfinite(a)
+            if not ok.any():
+                return 0.0, 1.0
+            ww = np.ones(ok.sum()) if w is None else w[ok]
+            m = float(np.average(a[ok], weights=ww))
+            s = float(np.sqrt(np.average((a[ok] - m) ** 2, weights=ww)))
+            return m, max(s, 1e-3)
+
+        th = np.stack([stats(raw["theta"][:, i]) for i in range(N_THETA)])
+        xv = np.stack([stats(raw["x"][:, i]) for i in range(N_X)])
+        ls = np.stack([stats(raw["logsig"][:, i]) for i in range(N_X)])
+        return cls(th[:, 0].tolist(), th[:, 1].tolist(), xv[:, 0].tolist(), xv[:, 1].tolist(),
+                   ls[:, 0].tolist(), ls[:, 1].tolist())
+
+    # tensors (cached per device/dtype by the caller when it matters)
+    def theta_tensors(self, like: torch.Tensor):
+        return (torch.as_tensor(self.theta_mean, dtype=like.dtype, device=like.device),
+                torch.as_tensor(self.theta_std, dtype=like.dtype, device=like.device))
+
+
+def fingerprint_dict(d: Mapping) -> str:
+    """A short stable hash of a JSON-serialisable mapping (config and stats fingerprints)."""
+    import hashlib
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=float).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------
+# θ in physical units <-> standardised model space
+# ---------------------------------------------------------------------------------------------------
+def theta_to_model(theta, stats: Normalisation):
+    """Physical θ [..., 5] (io.PARAMETERS order) → standardised model space."""
+    is_t = isinstance(theta, torch.Tensor)
+    cols = [_forward(v, theta[..., i]) for i, v in enumerate(THETA)]
+    z = torch.stack(cols, -1) if is_t else np.stack(cols, -1)
+    if is_t:
+        m, s = stats.theta_tensors(z)
+    else:
+        m, s = np.asarray(stats.theta_mean), np.asarray(stats.theta_std)
+    return (z - m) / s
+
+
+def theta_from_model(z, stats: Normalisation):
+    """Standardised model space [..., 5] → physical θ (io.PARAMETERS order)."""
+    is_t = isinstance(z, torch.Tensor)
+    if is_t:
+        m, s = stats.theta_tensors(z)
+    else:
+        m, s = np.asarray(stats.theta_mean), np.asarray(stats.theta_std)
+    y = z * s + m
+    cols = [_inverse(v, y[..., i]) for i, v in enumerate(THETA)]
+    return torch.stack(cols, -1) if is_t else np.stack(cols, -1)
+
+
+def log_abs_det_model_per_phys(theta, stats: Normalisation):
+    """log |d z / d θ_phys| summed over parameters (log p_phys = log p_model + this)."""
+    is_t = isinstance(theta, torch.Tensor)
+    lib = torch if is_t else np
+    out = 0.0
+    for i, v in enumerate(THETA):
+        out = out + lib.log(_derivative(v, theta[..., i])) - math.log(stats.theta_std[i])
+    return out
+
+
+def model_theta_to_operator_inputs(z: torch.Tensor, stats: Normalisation) -> dict[str, torch.Tensor]:
+    """Standardised θ → the measurement operator's keyword arguments (log10 mass, linear distance)."""
+    m, s = stats.theta_tensors(z)
+    y = z * s + m
+    return {"log10_age_yr": y[..., 0], "log10_mass": y[..., 1], "feh": y[..., 2],
+            "distance_pc": 10.0 ** y[..., 3], "av_mag": y[..., 4]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# catalog rows → token arrays
+# ---------------------------------------------------------------------------------------------------
+def _col(frame, name, n):
+    """Column ``name`` of a pyarrow Table, a DataFrame or a mapping as float64 (NaN for nulls or absent)."""
+    if name is None:
+        return np.full(n, np.nan)
+    if hasattr(frame, "column_names"):  # pyarrow.Table
+        if name not in frame.column_names:
+            return np.full(n, np.nan)
+        a = frame.column(name).to_numpy(zero_copy_only=False)
+        return np.asarray(a, dtype=np.float64) if a.dtype != object else np.asarray(
+            [np.nan if v is None else v for v in a], dtype=np.float64)
+    if name in frame:
+        a = frame[name]
+        if hasattr(a, "to_numpy"):
+            a = a.to_numpy(dtype=np.float64, na_value=np.nan) if hasattr(a, "dtype") and hasattr(a, "index") else a.to_numpy()
+        return np.asarray(a, dtype=np.float64)
+    return np.full(n, np.nan)
+
+
+def _nrows(frame) -> int:
+    if hasattr(frame, "num_rows"):
+        return frame.num_rows
+    return len(next(iter(frame.values()))) if isinstance(frame, Mapping) else len(frame)
+
+
+def _raw_arrays(frame) -> dict[str, np.ndarray]:
+    """Model-space (unstandardised) θ, x values and x log σ; NaN where absent."""
+    n = _nrows(frame)
+    with np.errstate(all="ignore"):
+        theta = np.stack([_forward(v, _col(frame, v.name, n)) for v in THETA], -1) if n else np.zeros((0, N_THETA))
+        xs, ls = [], []
+        for v in OBSERVABLES:
+            val = _col(frame, v.name, n)
+            err = _col(frame, v.error, n)
+            if v.error_kind == "flux_over_error":
+                err = _GAIA_SIGMA / err
+            sig = err * _derivative(v, val)
+            y = _forward(v, val)
+            ok = np.isfinite(y) & np.isfinite(sig) & (sig > 0)
+            xs.append(np.where(ok, y, np.nan))
+            ls.append(np.where(ok, np.log(np.where(ok, sig, 1.0)), np.nan))
+        x = np.stack(xs, -1) if n else np.zeros((0, N_X))
+        logsig = np.stack(ls, -1) if n else np.zeros((0, N_X))
+    return {"theta": theta, "x": x, "logsig": logsig}
+
+
+@dataclass
+class TokenArrays:
+    """Per-star token arrays (numpy or torch), standardised.
+
+    ``values`` [B, N_TOKENS] (0 where unknown), ``logsig`` [B, N_TOKENS] (0 for θ and the sky),
+    ``sky`` [B, 4] (sin l, cos l, sin b, cos b), ``measured`` [B, N_TOKENS] bool (θ: truth known;
+    x: the survey measured it; sky: always), ``weight`` [B] loss weights (1 if absent).
+    """
+
+    values: np.ndarray
+    logsig: np.ndarray
+    sky: np.ndarray
+    measured: np.ndarray
+    weight: np.ndarray
+    sky_ok: np.ndarray | None = None  # [B] bool: (l, b) finite (the sky features are 0 where not)
+
+    def __len__(self):
+        return len(self.values)
+
+    def torch(self, device=None) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(getattr(self, k), device=device) for k in
+                ("values", "logsig", "sky", "measured", "weight")}
+
+    def subset(self, idx) -> "TokenArrays":
+        return TokenArrays(*(getattr(self, k)[idx] for k in ("values", "logsig", "sky", "measured", "weight")),
+                           None if self.sky_ok is None else self.sky_ok[idx])
+
+
+def tokenize(frame, stats: Normalisation, weight_column: str | None = None) -> TokenArrays:
+    """Catalog rows (plus truth θ columns where present) → standardised token arrays.
+
+    ``frame`` is a pyarrow table, a pandas DataFrame or a dict of arrays with the catalog columns;
+    the truth columns ``io.PARAMETERS`` are optional (absent at inference).
+    """
+    n = _nrows(frame)
+    raw = _raw_arrays(frame)
+    values = np.zeros((n, N_TOKENS), np.float32)
+    logsig = np.zeros((n, N_TOKENS), np.float32)
+    measured = np.zeros((n, N_TOKENS), bool)
+    th = (raw["theta"] - np.asarray(stats.theta_mean)) / np.asarray(stats.theta_std)
+    ok = np.isfinite(th)
+    values[:, :N_THETA] = np.where(ok, th, 0.0)
+    measured[:, :N_THETA] = ok
+    xv = (raw["x"] - np.asarray(stats.x_mean)) / np.asarray(stats.x_std)
+    lv = (raw["logsig"] - np.asarray(stats.logsig_mean)) / np.asarray(stats.logsig_std)
+    ok = np.isfinite(xv) & np.isfinite(lv)
+    values[:, N_THETA:SKY_INDEX] = np.where(ok, xv, 0.0)
+    logsig[:, N_THETA:SKY_INDEX] = np.where(ok, lv, 0.0)
+    measured[:, N_THETA:SKY_INDEX] = ok
+    measured[:, SKY_INDEX] = True
+    l = np.deg2rad(_col(frame, "l", n))
+    b = np.deg2rad(_col(frame, "b", n))
+    sky = np.stack([np.sin(l), np.cos(l), np.sin(b), np.cos(b)], -1).astype(np.float32)
+    sky_ok = np.isfinite(sky).all(1)
+    sky = np.nan_to_num(sky)
+    w = _col(frame, weight_column, n) if weight_column else np.ones(n)
+    return TokenArrays(values, logsig, sky, measured, np.asarray(w, np.float32), sky_ok)
+
+
+def observed_magnitudes(frame) -> dict[str, np.ndarray]:
+    """Observed magnitudes and σ [B, 10] (io.MAGNITUDES order), parallax and its σ; NaN where missing."""
+    n = _nrows(frame)
+    mags, sig = [], []
+    for m in io.MAGNITUDES:
+        v = next(o for o in OBSERVABLES if o.name == m)
+        mags.append(_col(frame, m, n))
+        e = _col(frame, v.error, n)
+        sig.append(_GAIA_SIGMA / e if v.error_kind == "flux_over_error" else e)
+    return {"mags": np.stack(mags, -1).astype(np.float32), "mag_sigma": np.stack(sig, -1).astype(np.float32),
+            "parallax": _col(frame, "parallax", n).astype(np.float32),
+            "parallax_sigma": _col(frame, "parallax_error", n).astype(np.float32)}
+
+
+def survey_flags(measured: np.ndarray) -> np.ndarray:
+    """[B, 4] bool: which of io.SURVEYS measured anything (from the token ``measured`` array)."""
+    return np.stack([measured[:, list(SURVEY_TOKENS[s])].any(1) for s in io.SURVEYS], -1)
+
+
+def survey_combination_names(measured: np.ndarray) -> np.ndarray:
+    """A readable name per star of its survey combination, e.g. ``gaia+tmass+wise`` or ``none``."""
+    flags = survey_flags(measured)
+    names = np.array(["+".join(s for s, f in zip(io.SURVEYS, row) if f) or "none" for row in flags])
+    return names

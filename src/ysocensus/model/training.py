@@ -1,0 +1,112 @@
+"""Train the model with Lightning: the driver behind ``rule train`` (``scripts/train.py``).
+
+Deterministic seeding, CPU by default and GPU (bf16-mixed) when present, a wall-clock budget with the
+learning rate following a cosine over it, CSV logs under ``<logs>/``, a progress bar, early stopping on the
+validation loss, Lightning checkpoints (``last.ckpt``) under ``<logs>/checkpoints`` from which an
+interrupted run resumes, and at the end the EMA weights exported as the model checkpoint
+(``checkpoint.save_checkpoint``) next to its config and normalisation statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ysocensus import io
+from ysocensus.model import config as mconfig
+
+log = logging.getLogger(__name__)
+
+
+def _lr_lambda(module, optim: Mapping):
+    """Warm-up then cosine to 2% over whichever budget is tighter: max_steps or max_minutes."""
+    max_steps = int(optim.get("max_steps", -1))
+    budget_s = 60.0 * float(optim.get("max_minutes", 0) or 0)
+
+    def f(step):
+        p = 0.0
+        if max_steps > 0:
+            p = max(p, step / max_steps)
+        if budget_s > 0:
+            p = max(p, (time.monotonic() - module._t_start) / budget_s)
+        warm = min(1.0, (step + 1) / 100)
+        return warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+    return f
+
+
+def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None, seed: int,
+                 threads: int | None = None, isochrones=None, bc_grid=None) -> dict:
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ysocensus.model.checkpoint import save_checkpoint
+    from ysocensus.model.data import FlowDataModule
+    from ysocensus.model.guidance import Guidance, GuidanceConfig, load_operator
+    from ysocensus.model.lightning_module import FlowModule
+
+    cfg = mconfig.merge(train_cfg)
+    cfg["seed"] = int(seed) + int(cfg.get("seed", 0))
+    if threads:
+        torch.set_num_threads(int(threads))
+    L.seed_everything(cfg["seed"], workers=True)
+    logs_dir = Path(logs_dir)
+    ckpt_dir = logs_dir / "checkpoints"
+    dm = FlowDataModule(training_dir, cfg["optim"]["batch_size"], cfg["seed"],
+                        cfg["training"]["importance_power"])
+    gcfg = GuidanceConfig(**cfg["guidance"])
+    guidance = None
+    if gcfg.enabled:
+        op = load_operator(isochrones, bc_grid)
+        guidance = Guidance(gcfg, op, dm.stats)
+    optim = dict(cfg["optim"], seed=cfg["seed"])
+    module = FlowModule(cfg["network"], cfg["flow"], cfg["masks"], optim, guidance)
+    module._t_start = time.monotonic()
+    lr_f = _lr_lambda(module, optim)
+
+    def configure_optimizers():
+        opt = torch.optim.AdamW(module.net.parameters(), lr=float(optim["lr"]), weight_decay=float(optim["weight_decay"]))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_f)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    module.configure_optimizers = configure_optimizers
+    gpu = torch.cuda.is_available() and optim["accelerator"] in ("auto", "gpu")
+    precision = optim["precision"] if optim["precision"] != "auto" else ("bf16-mixed" if gpu else "32-true")
+    max_time = {"seconds": int(60 * float(optim["max_minutes"]))} if optim["max_minutes"] else None
+    n_train = len(dm.train_dataloader().dataset)
+    val_every = min(int(optim["val_every_steps"]), max(1, n_train))
+    trainer = L.Trainer(
+        accelerator="gpu" if gpu else "cpu", devices=1, precision=precision, max_epochs=int(optim["max_epochs"]),
+        max_steps=int(optim["max_steps"]), max_time=max_time, deterministic=False,
+        logger=CSVLogger(str(logs_dir), name="", version=""),
+        callbacks=[ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, monitor="val/loss", save_top_k=1),
+                   EarlyStopping(monitor="val/loss", patience=int(optim["patience"]))],
+        val_check_interval=val_every if n_train > val_every else 1.0, check_val_every_n_epoch=None if n_train > val_every else 1,
+        limit_val_batches=20, enable_progress_bar=True, log_every_n_steps=20, num_sanity_val_steps=0,
+    )
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if last.exists() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    t0 = time.monotonic()
+    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    seconds = time.monotonic() - t0
+    summary = {"steps": int(trainer.global_step), "epochs": int(trainer.current_epoch), "seconds": round(seconds, 1),
+               "examples_seen": int(trainer.global_step) * int(optim["batch_size"]),
+               "examples_per_s": round(trainer.global_step * optim["batch_size"] / max(seconds, 1e-9), 1),
+               "val_loss": float(trainer.callback_metrics.get("val/loss", float("nan"))),
+               "parameters": sum(p.numel() for p in module.net.parameters())}
+    save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary})
+    out = Path(checkpoint_path).parent
+    io.write_json(cfg, out / "config.json")
+    dm.stats.save(out / "normalisation.json")
+    io.write_json(summary, out / "training_summary.json")
+    log.info("model written to %s: %s", checkpoint_path, json.dumps(summary))
+    return summary

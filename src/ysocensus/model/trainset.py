@@ -1,0 +1,160 @@
+"""The training set: simulated stars (truth + observed catalog) split into train / val / test.
+
+Source: the workflow's own simulations, ``results/population/chunk_*.parquet`` (truth, with ``weight`` =
+1/thinning) joined on ``source_id`` with ``results/catalog/chunk_*.parquet`` (observed). The population
+stage already stratifies: young clusters and associations are complete, the young field is thinned
+little and the old field a lot, so rare young (and massive) stars are heavily over-represented compared
+with the Galaxy. That over-representation is corrected by importance weights: every row carries
+``weight`` (the number of real stars it stands for) and the loss uses ``weight ** importance_power``
+(1 = exact: posteriors and P(young) calibrated against the unweighted Galactic population).
+
+``repeats`` > 1 re-observes the training stars with independent noise, detections and LAMOST targeting
+(``observe_population`` with seeds from the "training" stream), which multiplies the number of
+(θ, x) pairs without new truths.
+
+Split: by a hash of ``source_id`` (a star and all its repeats land in one split). ``test.parquet`` holds
+the held-out stars as simulated (original observation only). ``test_population.parquet`` is drawn from it
+with probability ∝ ``weight`` (an unweighted sample of the Galactic population), on which calibration is
+judged without weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ysocensus import io
+from ysocensus.model.tokens import Normalisation
+
+log = logging.getLogger(__name__)
+
+#: truth columns carried into the training files (besides the catalog columns)
+TRUTH_COLUMNS = io.PARAMETERS + ("weight", "has_disk", "component")
+EXTRA_COLUMNS = TRUTH_COLUMNS + ("split", "repeat")
+
+#: Parquet row-group size of the training files (the streaming unit of the data module)
+ROW_GROUP_SIZE = 16384
+
+
+def _split_of(source_id: np.ndarray, seed: int, val: float, test: float) -> np.ndarray:
+    h = (source_id.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)) >> np.uint64(11)
+    u = h.astype(np.float64) / float(1 << 53)
+    return np.where(u < test, 2, np.where(u < test + val, 1, 0)).astype(np.int8)
+
+
+def _join(pop_path, cat_path) -> pa.Table:
+    pop = io.read_table(pop_path, io.POPULATION, columns=["source_id"] + list(TRUTH_COLUMNS))
+    cat = io.read_table(cat_path, io.CATALOG)
+    joined = cat.join(pop, "source_id", join_type="inner")
+    if joined.num_rows != cat.num_rows:
+        raise ValueError(f"{cat_path}: {cat.num_rows - joined.num_rows} catalog rows have no truth row in {pop_path}")
+    return joined
+
+
+def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir, seed: int,
+                       cfg: Mapping | None = None, observe_cfg: Mapping | None = None,
+                       bc_path=None, isochrones_path=None) -> dict:
+    """Write ``train/val/test/test_population.parquet``, ``normalisation.json`` and ``summary.json``."""
+    from ysocensus.model.config import DEFAULTS
+
+    c = {**DEFAULTS["training"], **(cfg or {})}
+    outdir = Path(outdir)
+    pop_paths, cat_paths = sorted(map(str, population)), sorted(map(str, catalog))
+    if len(pop_paths) != len(cat_paths):
+        raise ValueError(f"training_set: {len(pop_paths)} population files but {len(cat_paths)} catalogs")
+    tables = []
+    observer = None
+    for k, (pp, cp) in enumerate(zip(pop_paths, cat_paths)):
+        t = _join(pp, cp)
+        t = t.append_column("repeat", pa.array(np.zeros(t.num_rows, np.int16)))
+        tables.append(t)
+        if c["repeats"] > 1:
+            observer = observer or _observer(bc_path, isochrones_path, observe_cfg)
+            from ysocensus.surveys.observe import read_population
+            pop = read_population(pp)
+            truth = io.read_table(pp, io.POPULATION, columns=["source_id"] + list(TRUTH_COLUMNS))
+            for r in range(1, int(c["repeats"])):
+                rs = int(np.random.SeedSequence([seed, 3, k, r]).generate_state(1)[0])
+                cols, _ = observer(pop, rs)
+                tab = io.to_table(cols, io.CATALOG, f"{pp} (training repeat {r})")
+                tab = tab.join(truth, "source_id", join_type="inner")
+                tables.append(tab.append_column("repeat", pa.array(np.full(tab.num_rows, r, np.int16))))
+    table = pa.concat_tables([t.select(tables[0].column_names) for t in tables])
+    sid = table.column("source_id").to_numpy()
+    split = _split_of(sid, seed, c["val_fraction"], c["test_fraction"])
+    table = table.append_column("split", pa.array(split))
+    detected = table.column("survey_mask").to_numpy() > 0
+    if c["drop_undetected"]:
+        table = table.filter(pa.array(detected))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 3, 999]))
+    summary = {"rows": table.num_rows, "repeats": int(c["repeats"]), "files": {}}
+    sp = table.column("split").to_numpy()
+    rep = table.column("repeat").to_numpy()
+    for name, mask in (("train", sp == 0), ("val", (sp == 1) & (rep == 0)), ("test", (sp == 2) & (rep == 0))):
+        sub = table.filter(pa.array(mask))
+        if name == "train":  # shuffle once so that row groups are mixed
+            sub = sub.take(pa.array(rng.permutation(sub.num_rows)))
+        _write(sub, outdir / f"{name}.parquet", ROW_GROUP_SIZE)
+        summary["files"][name] = _describe(sub)
+    # an unweighted sample of the Galactic population: draw held-out stars ∝ weight
+    test = table.filter(pa.array((sp == 2) & (rep == 0) & detected))
+    w = test.column("weight").to_numpy().astype(float)
+    n = min(int(c["test_population_size"]), test.num_rows)
+    if n and w.sum() > 0:
+        idx = rng.choice(test.num_rows, size=n, replace=True, p=w / w.sum())
+        tp = test.take(pa.array(np.sort(idx)))
+    else:
+        tp = test.slice(0, 0)
+    _write(tp, outdir / "test_population.parquet", ROW_GROUP_SIZE)
+    summary["files"]["test_population"] = _describe(tp)
+    train = pq.read_table(outdir / "train.parquet")
+    stats = Normalisation.fit(train, None)
+    stats.save(outdir / "normalisation.json")
+    io.write_json(summary, outdir / "summary.json")
+    log.info("training set in %s: %s", outdir, {k: v["rows"] for k, v in summary["files"].items()})
+    return summary
+
+
+def _observer(bc_path, isochrones_path, observe_cfg=None):
+    from ysocensus.stars.bolometric import load_bc_grid
+    from ysocensus.surveys.observe import observe_population
+
+    bc = load_bc_grid(bc_path)
+    iso = None
+    if isochrones_path is not None:
+        from ysocensus.stars.tracks import IsochroneGrid
+        iso = IsochroneGrid.load(isochrones_path)
+
+    def run(pop, rs):
+        return observe_population(pop, bc, iso, rs, observe_cfg)
+
+    return run
+
+
+def _write(table: pa.Table, path: Path, row_group_size: int) -> None:
+    with io.atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+
+
+def _describe(t: pa.Table) -> dict:
+    if t.num_rows == 0:
+        return {"rows": 0}
+    age = t.column("log10_age_yr").to_numpy()
+    w = t.column("weight").to_numpy().astype(float)
+    ess = float(w.sum() ** 2 / (w ** 2).sum())
+    return {"rows": t.num_rows, "young_lt_50myr": int((age < np.log10(5e7)).sum()),
+            "detected": int(pc.sum(pc.greater(t.column("survey_mask"), 0)).as_py() or 0),
+            "weight_sum": float(w.sum()), "effective_sample_size": ess}
+
+
+def read_split(path, columns: Sequence[str] | None = None) -> pa.Table:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no training split (run the training_set rule)")
+    return pq.read_table(path, columns=list(columns) if columns else None)

@@ -1,0 +1,227 @@
+"""The driver of ``rule validate``: calibration.json and figures from held-out simulations.
+
+Calibration (coverage, SBC) is judged on ``test_population.parquet``, an unweighted sample of the Galactic
+population (drawn ∝ weight from held-out stars), without weights: that is the population the importance
+weights of training aim at. P(young), accuracy and posterior widths use ``test.parquet`` (held-out stars
+as simulated, young stars over-represented) with the population weights where a population figure is meant.
+Every coverage figure comes with its noise floor (``calibration.noise_floor``) for the number of stars.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from ysocensus import io
+from ysocensus.model import config as mconfig
+from ysocensus.model.tokens import N_THETA, SKY_INDEX, survey_combination_names, tokenize
+from ysocensus.validation import calibration as cal
+
+log = logging.getLogger(__name__)
+
+G_BINS = (-np.inf, 12.0, 15.0, 17.0, 19.0, np.inf)
+#: survey steps of the widths table: conditioned token groups (masks.DROP_GROUPS), cumulative
+WIDTH_STEPS = (("gaia_phot", ("gaia_phot",)), ("+parallax", ("gaia_phot", "parallax")),
+               ("+2mass_wise", ("gaia_phot", "parallax", "tmass", "wise")),
+               ("+lamost", ("gaia_phot", "parallax", "tmass", "wise", "lamost")))
+
+
+def _truth(table) -> np.ndarray:
+    return np.stack([table.column(p).to_numpy().astype(np.float64) for p in io.PARAMETERS], -1)
+
+
+def _model_space(theta: np.ndarray) -> np.ndarray:
+    """Parameters compared in the space the model infers them (log mass, log distance)."""
+    t = theta.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t[..., 1] = np.log10(t[..., 1])
+        t[..., 3] = np.log10(t[..., 3])
+    return t
+
+
+def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_group: int = 500,
+             method=None, n_steps=None, weights=None) -> dict:
+    """Calibration of ``post`` on the rows of ``table``: overall, per survey combination, per G bin."""
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    arrays = tokenize(table, post.stats)
+    samples, status = post.sample_tokens(arrays, n_samples, g, n_steps=n_steps, method=method)
+    ok = status == "ok"
+    truth = _truth(table)
+    u = cal.pit(_model_space(samples), _model_space(truth), rng)
+    combos = survey_combination_names(arrays.measured)
+    gmag = table.column("phot_g_mean_mag").to_numpy(zero_copy_only=False).astype(float)
+    out = {"n_stars": int(ok.sum()), "n_prior_only": int((status == "prior_only").sum())}
+
+    def block(mask):
+        w = None if weights is None else weights[mask]
+        cov = cal.coverage(u[mask], levels, w)
+        mce = cal.max_coverage_error(cov, levels)
+        n_eff = cal.effective_size(w, int(mask.sum()))
+        res = {"n_stars": int(mask.sum()), "noise_floor": cal.noise_floor(n_eff, len(io.PARAMETERS), levels, 200, seed),
+               "parameters": {}}
+        for j, p in enumerate(io.PARAMETERS):
+            res["parameters"][p] = {"max_coverage_error": float(mce[j]), "coverage": cov[:, j].tolist(),
+                                    "sbc_ks_pvalue": cal.ks_pvalue(u[mask, j]),
+                                    "rank_histogram": cal.rank_histogram(u[mask, j])}
+        return res
+
+    out["overall"] = block(ok)
+    out["by_survey_combination"] = {}
+    for c in np.unique(combos[ok]):
+        m = ok & (combos == c)
+        if m.sum() >= 50:
+            r = block(m)
+            r["meets_min_group"] = bool(m.sum() >= min_group)
+            out["by_survey_combination"][str(c)] = r
+    out["by_g_magnitude"] = {}
+    for lo, hi in zip(G_BINS[:-1], G_BINS[1:]):
+        m = ok & (gmag >= lo) & (gmag < hi)
+        if m.sum() >= 50:
+            out["by_g_magnitude"][f"{lo:g}..{hi:g}"] = block(m)
+    m = ok & ~np.isfinite(gmag)
+    if m.sum() >= 50:
+        out["by_g_magnitude"]["no_G"] = block(m)
+    out["_samples"], out["_status"], out["_truth"], out["_u"] = samples, status, truth, u
+    return out
+
+
+def p_young_metrics(samples, truth, status, weights, threshold) -> dict:
+    ok = (status == "ok") & np.isfinite(samples[..., 0]).all(1)
+    p = (samples[..., 0] < threshold).mean(1)
+    young = truth[:, 0] < threshold
+    res = {"threshold_log10_age": threshold, "n_stars": int(ok.sum()), "n_young": int((ok & young).sum())}
+    for name, w in (("population_weighted", weights), ("as_simulated", None)):
+        ww = None if w is None else w[ok]
+        pc = cal.purity_at_completeness(p[ok], young[ok], 0.9, ww)
+        res[name] = {"auc": cal.roc_auc(p[ok], young[ok], ww), "purity_at_completeness_0.9": pc["purity"],
+                     "threshold_p": pc["threshold"]}
+    # the headline: as simulated (young stars represented); population-weighted alongside
+    res["auc"] = res["as_simulated"]["auc"]
+    res["purity_at_completeness_0.9"] = res["as_simulated"]["purity_at_completeness_0.9"]
+    return res
+
+
+def widths_table(post, table, n_samples: int, seed: int, max_stars: int) -> dict:
+    """Mean posterior half-width (q84 − q16)/2 of each parameter as surveys are added, for young stars
+    measured by every survey step (the same stars in every step)."""
+    from ysocensus.model.masks import DROP_GROUPS
+    from ysocensus.model.tokens import N_TOKENS
+
+    arrays = tokenize(table, post.stats)
+    meas = arrays.measured
+    has = {g: meas[:, list(idx)].any(1) for g, idx in DROP_GROUPS.items()}
+    truth = _truth(table)
+    sel = has["gaia_phot"] & has["parallax"] & (has["tmass"] | has["wise"]) & has["lamost"] & (truth[:, 0] < 7.69897)
+    idx = np.flatnonzero(sel)[:max_stars]
+    res = {"n_stars": int(len(idx)), "steps": {}}
+    if not len(idx):
+        return res
+    sub = arrays.subset(idx)
+    per_star = {}
+    for name, groups in WIDTH_STEPS:
+        keep = np.zeros(N_TOKENS, bool)
+        for gname in groups:
+            keep[list(DROP_GROUPS[gname])] = True
+        keep[SKY_INDEX] = True
+        keep[:N_THETA] = True
+        s, _ = post.sample_tokens(sub, n_samples, torch.Generator().manual_seed(seed), keep=keep)
+        ms = _model_space(s)
+        q16, q84 = np.nanpercentile(ms, 16, axis=1), np.nanpercentile(ms, 84, axis=1)
+        hw = 0.5 * (q84 - q16)
+        per_star[name] = (hw, np.nanmedian(ms, axis=1))
+        res["steps"][name] = {p: float(np.nanmean(hw[:, j])) for j, p in enumerate(("log10_age_yr", "log10_mass",
+                                                                                      "feh", "log10_distance_pc", "av_mag"))}
+    res["_per_star"] = per_star
+    res["_truth"] = _model_space(truth[idx])
+    return res
+
+
+def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: Mapping | None, seed: int,
+                   threads: int | None = None) -> dict:
+    from ysocensus.model.checkpoint import load
+
+    cfg = mconfig.merge(train_cfg)
+    cfg["seed"] = int(seed) + int(cfg.get("seed", 0))
+    if threads:
+        torch.set_num_threads(int(threads))
+    post = load(checkpoint, expected_config=cfg)
+    vcfg = cfg["validation"]
+    training_dir = Path(training_dir)
+    t0 = time.monotonic()
+    pop = pq.read_table(training_dir / "test_population.parquet")
+    pop = pop.slice(0, min(pop.num_rows, int(vcfg["max_stars"])))
+    res = evaluate(post, pop, int(vcfg["n_samples"]), seed=cfg["seed"], min_group=int(vcfg["min_stars_per_group"]))
+    out: dict = {"test_set": "test_population (unweighted sample of the Galactic population, held out)",
+                 "solver": {"method": post.method, "n_steps": post.n_steps}, "n_samples": int(vcfg["n_samples"]),
+                 "levels": list(cal.LEVELS), "n_stars": res["n_stars"], "n_prior_only": res["n_prior_only"]}
+    out["parameters"] = res["overall"]["parameters"]
+    out["noise_floor"] = res["overall"]["noise_floor"]
+    out["by_survey_combination"] = res["by_survey_combination"]
+    out["by_g_magnitude"] = res["by_g_magnitude"]
+    truth, samples = res["_truth"], res["_samples"]
+    med = np.nanmedian(_model_space(samples), axis=1)
+    tm = _model_space(truth)
+    young = truth[:, 0] < cfg["young_log10_age"]
+    acc_defs = {"log10_age_yr": young, "initial_mass_msun": None, "feh": None, "distance_pc": None, "av_mag": None}
+    for j, p in enumerate(io.PARAMETERS):
+        m = np.ones(len(truth), bool) if acc_defs[p] is None else acc_defs[p]
+        a = cal.accuracy(med[m, j], tm[m, j])
+        out["parameters"][p].update({"median_abs_error": a["median_abs_error"], "bias": a["bias"],
+                                     "accuracy_space": "log10" if p in ("initial_mass_msun", "distance_pc") else "linear",
+                                     "accuracy_subset": "age < threshold" if p == "log10_age_yr" else "all"})
+    out["max_coverage_error_all"] = float(max(v["max_coverage_error"] for v in out["parameters"].values()))
+
+    # P(young), accuracy of young ages, widths: held-out stars as simulated
+    test = pq.read_table(training_dir / "test.parquet")
+    det = test.column("survey_mask").to_numpy() > 0
+    test = test.filter(det)
+    test = test.slice(0, min(test.num_rows, int(vcfg["max_stars"])))
+    g = torch.Generator().manual_seed(cfg["seed"] + 1)
+    s_t, st_t = post.sample_tokens(tokenize(test, post.stats), int(vcfg["n_samples"]), g)
+    tr_t = _truth(test)
+    w_t = test.column("weight").to_numpy().astype(float)
+    out["p_young"] = p_young_metrics(s_t, tr_t, st_t, w_t, cfg["young_log10_age"])
+    yt = tr_t[:, 0] < cfg["young_log10_age"]
+    if yt.any():
+        a = cal.accuracy(np.nanmedian(s_t[yt, :, 0], 1), tr_t[yt, 0])
+        out["young_age_accuracy_as_simulated"] = a
+    # solver comparison on a subset (calibration, not loss, judges a solver)
+    out["solvers"] = {}
+    sub = pop.slice(0, min(pop.num_rows, 3000))
+    for method, steps in vcfg["solvers"]:
+        r = evaluate(post, sub, int(vcfg["n_samples"]), seed=cfg["seed"], method=method, n_steps=int(steps))
+        out["solvers"][f"{method}_{steps}"] = {
+            "max_coverage_error": {p: v["max_coverage_error"] for p, v in r["overall"]["parameters"].items()},
+            "noise_floor_all_parameters_p90": r["overall"]["noise_floor"]["all_parameters_p90"]}
+    wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
+    out["widths_by_surveys"] = {k: v for k, v in wt.items() if not k.startswith("_")}
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    figures_dir = Path(figures_dir)
+    try:
+        from ysocensus.validation import figures
+        figures.make_all(out, res, wt, figures_dir)
+    except Exception as exc:  # figures must not lose the numbers
+        log.warning("figures failed: %s", exc)
+    io.write_json(_clean(out), out_json)
+    log.info("validation: max coverage error %.3f (noise floor p90 %.3f), AUC %.3f",
+             out["max_coverage_error_all"], out["noise_floor"]["all_parameters_p90"], out["p_young"]["auc"])
+    return out
+
+
+def _clean(o):
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items() if not str(k).startswith("_")}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
+    if isinstance(o, np.floating):
+        return _clean(float(o))
+    return o

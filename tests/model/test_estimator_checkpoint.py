@@ -1,0 +1,90 @@
+"""Posterior object (sbi-like API, bad inputs) and checkpoints (mismatch, corruption)."""
+import numpy as np
+import pytest
+import torch
+
+from ysocensus import io
+from ysocensus.model.checkpoint import CheckpointError, load, load_checkpoint, save_checkpoint
+from ysocensus.model.config import merge
+from ysocensus.model.estimator import FlowPosterior, flat_to_frame, frame_to_flat, x_columns
+from ysocensus.model.network import FlowTransformer, NetworkConfig
+from ysocensus.model.tokens import N_X, Normalisation
+
+CFG = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
+
+
+def _post():
+    torch.manual_seed(0)
+    return FlowPosterior(FlowTransformer(CFG), Normalisation(), n_steps=2)
+
+
+def _x(n=3):
+    rng = np.random.default_rng(0)
+    x = np.full((n, 2 * N_X + 2), np.nan)
+    x[:, 1:4] = rng.normal(14, 1, (n, 3))  # G, BP, RP
+    x[:, N_X + 1:N_X + 4] = 0.01
+    x[:, 2 * N_X] = [10.0, 200.0, 300.0][:n]
+    x[:, 2 * N_X + 1] = [5.0, -30.0, 60.0][:n]
+    return x
+
+
+def test_flat_layout_roundtrip():
+    x = _x()
+    assert len(x_columns()) == x.shape[1]
+    np.testing.assert_allclose(frame_to_flat(flat_to_frame(x)), x, equal_nan=True)
+
+
+def test_sample_batched_and_log_prob_shapes():
+    post = _post()
+    x = _x()
+    s = post.sample_batched((10,), x)
+    assert s.shape == (10, 3, 5) and torch.isfinite(s).all()
+    assert (s[..., 1] > 0).all() and (s[..., 3] > 0).all()  # mass, distance positive
+    one = post.sample((4,), x[0])
+    assert one.shape == (4, 5)
+    lp = post.log_prob(s[:2], x, n_steps=4)
+    assert lp.shape == (2, 3) and torch.isfinite(lp).all()
+
+
+def test_star_with_nothing_observed_gets_the_prior_and_a_flag():
+    post = _post()
+    f = flat_to_frame(_x())
+    for k in list(f):
+        if k not in ("l", "b"):
+            f[k][:] = np.nan
+    f["l"][2] = np.nan  # and one star without a valid position
+    s, status = post.sample_frame(f, 8)
+    assert list(status) == ["prior_only", "prior_only", "invalid_input"]
+    assert np.isfinite(s[:2]).all() and np.isnan(s[2]).all()
+    summ = post.summarise(s)
+    assert set(f"{p}_q50" for p in io.PARAMETERS) <= set(summ) and np.isnan(summ["p_young"][2])
+
+
+def test_checkpoint_roundtrip_mismatch_and_corruption(tmp_path):
+    torch.manual_seed(0)
+    net = FlowTransformer(CFG)
+    cfg = merge({"network": CFG.to_dict()})
+    p = tmp_path / "model.ckpt"
+    save_checkpoint(p, net, Normalisation(), cfg)
+    net2, stats, cfg2, _ = load_checkpoint(p, cfg)
+    for a, b in zip(net.state_dict().values(), net2.state_dict().values()):
+        assert torch.equal(a, b)
+    assert load(p, expected_config=cfg).n_steps == cfg["sampling"]["n_steps"]
+    # sampling settings are not part of the fingerprint
+    load_checkpoint(p, merge({"network": CFG.to_dict(), "sampling": {"n_steps": 8}}))
+    other = merge({"network": CFG.to_dict(), "flow": {"sigma_min": 0.01}})
+    with pytest.raises(CheckpointError, match=r"another config.*flow\.sigma_min"):
+        load_checkpoint(p, other)
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(bad)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "absent.ckpt")
+    torch.save({"hello": 1}, tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match="not a ysocensus"):
+        load_checkpoint(tmp_path / "foreign.ckpt")

@@ -1,0 +1,79 @@
+"""The Transformer: KV reuse equals the full sequence; attention structure; missing entries."""
+import torch
+
+from model_helpers import random_batch
+from ysocensus.model import sampler
+from ysocensus.model.masks import MaskMix, posterior_states, sample_condition_states
+from ysocensus.model.network import FlowTransformer, NetworkConfig, latent_slots
+from ysocensus.model.tokens import LATENT, MISSING, N_THETA, OBSERVED
+
+CFG = NetworkConfig(dim=32, latent_dim=16, heads=2, latent_heads=2, layers=2)
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return FlowTransformer(CFG).eval()
+
+
+def test_kv_reuse_samples_equal_full_sequence_for_the_same_noise():
+    net = _net()
+    b = random_batch(24, seed=1)
+    state = sample_condition_states(b["measured"], MaskMix(), torch.Generator().manual_seed(2))
+    lat_idx, lat_ok = latent_slots(state)
+    cond = sampler.Conditioning(b["values"], b["logsig"], b["sky"], state, lat_idx, lat_ok)
+    noise = torch.randn(24, 7, lat_idx.shape[1], generator=torch.Generator().manual_seed(3))
+    for method in ("euler", "midpoint", "heun"):
+        a = sampler.sample(net, cond, 7, 3, method, noise=noise)
+        cond_full = sampler.Conditioning(b["values"], b["logsig"], b["sky"], state, lat_idx, lat_ok)
+        f = sampler.sample(net, cond_full, 7, 3, method, noise=noise, full_sequence=True)
+        assert torch.allclose(a, f, atol=1e-5), (method, (a - f).abs().max())
+        assert a.abs().sum() > 0
+
+
+def test_observation_encoding_does_not_depend_on_latent_values():
+    net = _net()
+    b = random_batch(8, seed=4)
+    state = posterior_states(b["measured"])
+    c1 = net.encode(b["values"], b["logsig"], b["sky"], state)
+    v2 = b["values"].clone()
+    v2[:, :N_THETA] += 5.0  # the (true) latent values must be invisible
+    c2 = net.encode(v2, b["logsig"], b["sky"], state)
+    lat_idx, lat_ok = latent_slots(state)
+    x = torch.randn(8, 3, lat_idx.shape[1])
+    t = torch.full((1, 1), 0.7)
+    assert torch.equal(net.decode(c1, x, t, lat_idx, lat_ok), net.decode(c2, x, t, lat_idx, lat_ok))
+
+
+def test_missing_values_are_ignored_but_missingness_is_seen():
+    net = _net()
+    b = random_batch(8, seed=5)
+    state = posterior_states(b["measured"])
+    lat_idx, lat_ok = latent_slots(state)
+    x = torch.randn(8, 3, lat_idx.shape[1])
+    t = torch.full((1, 1), 0.3)
+    v = net.decode(net.encode(b["values"], b["logsig"], b["sky"], state), x, t, lat_idx, lat_ok)
+    # change the numbers stored at missing positions: no effect
+    vals = torch.where(state == MISSING, torch.randn_like(b["values"]) * 10, b["values"])
+    v2 = net.decode(net.encode(vals, b["logsig"], b["sky"], state), x, t, lat_idx, lat_ok)
+    assert torch.allclose(v, v2, atol=1e-6)
+    # mark one more observable as missing: the output changes (what is absent is information)
+    s3 = state.clone()
+    j = int(torch.nonzero(state[0] == OBSERVED)[0])
+    s3[0, j] = MISSING
+    v3 = net.decode(net.encode(b["values"], b["logsig"], b["sky"], s3), x, t, lat_idx, lat_ok)
+    assert not torch.allclose(v[0], v3[0], atol=1e-4)
+
+
+def test_padded_latent_slots_do_not_change_the_others():
+    net = _net()
+    b = random_batch(4, seed=6)
+    state = posterior_states(b["measured"])
+    li, lo = latent_slots(state)
+    li8, lo8 = latent_slots(state, max_latent=8)
+    assert lo.sum() == lo8.sum() == 4 * N_THETA
+    x = torch.randn(4, 2, N_THETA)
+    x8 = torch.cat([x, torch.randn(4, 2, 3)], -1)
+    cache = net.encode(b["values"], b["logsig"], b["sky"], state)
+    t = torch.full((1, 1), 0.5)
+    assert torch.allclose(net.decode(cache, x, t, li, lo), net.decode(cache, x8, t, li8, lo8)[..., :N_THETA], atol=1e-5)
+    assert (state[:, :N_THETA] == LATENT).all()

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from ysocensus import io
+from ysocensus.model.tokens import (MAGNITUDE_TOKENS, N_THETA, Normalisation, OBSERVABLES, SKY_INDEX, theta_from_model,
+                                    theta_to_model, tokenize, log_abs_det_model_per_phys)
+
+
+def _frame(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    f = {"l": rng.uniform(0, 360, n), "b": rng.uniform(-90, 90, n),
+         "log10_age_yr": rng.uniform(6, 10, n), "initial_mass_msun": 10 ** rng.uniform(-1, 1, n),
+         "feh": rng.normal(0, 0.3, n), "distance_pc": rng.uniform(10, 1000, n), "av_mag": rng.uniform(0, 3, n)}
+    for v in OBSERVABLES:
+        val = rng.normal(12, 2, n) if v.transform == "identity" else rng.uniform(0.5, 5000, n)
+        val[rng.random(n) < 0.3] = np.nan
+        f[v.name] = val
+        f[v.error] = rng.uniform(10, 100, n) if v.error_kind == "flux_over_error" else rng.uniform(0.01, 0.2, n)
+    return f
+
+
+def test_registry_follows_io():
+    assert [v.name for v in OBSERVABLES] == list(io.MEASUREMENT_BITS)
+    assert len(MAGNITUDE_TOKENS) == len(io.MAGNITUDES)
+
+
+def test_tokenize_and_theta_roundtrip():
+    f = _frame()
+    stats = Normalisation.fit(f)
+    arr = tokenize(f, stats)
+    assert arr.values.shape == (50, SKY_INDEX + 1)
+    assert arr.measured[:, :N_THETA].all() and arr.measured[:, SKY_INDEX].all()
+    assert (arr.values[~arr.measured] == 0).all()
+    np.testing.assert_allclose(arr.values[:, :N_THETA].mean(0), 0, atol=1e-5)
+    theta = np.stack([f[p] for p in io.PARAMETERS], -1)
+    z = theta_to_model(theta, stats)
+    np.testing.assert_allclose(theta_from_model(z, stats), theta, rtol=1e-6)
+    assert np.isfinite(log_abs_det_model_per_phys(theta, stats)).all()
+
+
+def test_gaia_sigma_from_flux_over_error():
+    f = _frame(5)
+    f["phot_g_mean_flux_over_error"] = np.full(5, 100.0)
+    f["phot_g_mean_mag"] = np.full(5, 12.0)
+    arr = tokenize(f, Normalisation())
+    j = N_THETA + [v.name for v in OBSERVABLES].index("phot_g_mean_mag")
+    np.testing.assert_allclose(arr.logsig[:, j], np.log(2.5 / np.log(10) / 100.0), rtol=1e-5)
+
+
+def test_normalisation_roundtrip(tmp_path):
+    s = Normalisation.fit(_frame())
+    s.save(tmp_path / "n.json")
+    assert Normalisation.load(tmp_path / "n.json") == s
+    with pytest.raises(ValueError):
+        Normalisation.from_dict({**s.to_dict(), "x_mean": [0.0]})
+
+
+def test_tokenize_reads_arrow_tables_and_dataframes_alike():
+    import pandas as pd
+    import pyarrow as pa
+    f = _frame(20, seed=3)
+    stats = Normalisation.fit(f)
+    a = tokenize(f, stats)
+    for other in (pa.table(f), pd.DataFrame(f)):
+        b = tokenize(other, stats)
+        np.testing.assert_array_equal(a.measured, b.measured)
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-6)
+    assert Normalisation.fit(pa.table(f)) == stats

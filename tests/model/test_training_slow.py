@@ -1,0 +1,90 @@
+"""Small end-to-end of stage 3 on a synthetic population + catalog: training set, Lightning training
+(with resume), checkpoint, validation JSON. Marked slow (a few tens of seconds)."""
+import json
+
+import numpy as np
+import pytest
+
+from ysocensus import io
+
+N = 3000
+
+
+def _write_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    sid = np.arange(N, dtype=np.int64)
+    age = rng.uniform(6, 10, N)
+    mass = 10 ** rng.uniform(-1, 0.5, N)
+    feh = rng.normal(0, 0.2, N)
+    d = rng.uniform(50, 1000, N)
+    av = rng.uniform(0, 2, N)
+    pop = {"source_id": sid, "tile": np.zeros(N, np.int32), "l": rng.uniform(0, 360, N), "b": rng.uniform(-30, 30, N),
+           "distance_pc": d, "x_pc": d, "y_pc": d * 0, "z_pc": d * 0, "component": np.array(["thin3"] * N, object),
+           "cluster_id": np.full(N, -1, np.int32), "log10_age_yr": age, "initial_mass_msun": mass, "feh": feh,
+           "teff_k": np.full(N, 5000.0), "logg": np.full(N, 4.5), "log10_lum_lsun": np.zeros(N), "radius_rsun": np.ones(N),
+           "av_mag": av, "rv": np.full(N, 3.1), "has_disk": np.zeros(N, bool), "is_remnant": np.zeros(N, bool),
+           "weight": np.where(age < 7.7, 1.0, 100.0)}
+    io.write_table(pop, tmp_path / "pop.parquet", io.POPULATION)
+    base = 5 * np.log10(d / 10) - 4 * np.log10(mass) + av + 0.3 * (age - 8)
+    cat = {"source_id": sid, "tile": np.zeros(N, np.int32), "l": pop["l"], "b": pop["b"], "ra": pop["l"], "dec": pop["b"],
+           "parallax": 1000 / d + rng.normal(0, 0.1, N), "parallax_error": np.full(N, 0.1)}
+    for i, m in enumerate(io.MAGNITUDES):
+        v = base + 0.1 * i * (1 + av) + rng.normal(0, 0.02, N)
+        v[rng.random(N) < 0.2] = np.nan
+        cat[m] = v
+    for foe in io.GAIA_FLUX_OVER_ERROR:
+        cat[foe] = np.full(N, 50.0)
+    for e in io.TMASS_ERRORS + io.WISE_ERRORS:
+        cat[e] = np.full(N, 0.03)
+    for lab, err in zip(io.LAMOST_LABELS, io.LAMOST_ERRORS):
+        cat[lab] = np.where(rng.random(N) < 0.3, rng.normal(4000 if lab.startswith("teff") else 1, 1, N), np.nan)
+        cat[err] = np.full(N, 0.1)
+    cat["parallax"][-20:] = np.nan  # some stars with nothing at all
+    for m in io.MAGNITUDES:
+        cat[m][-20:] = np.nan
+    for lab in io.LAMOST_LABELS:
+        cat[lab][-20:] = np.nan
+    mask = np.zeros(N, np.int16)
+    for bit, name in enumerate(io.MEASUREMENT_BITS):
+        mask |= (np.isfinite(cat[name]).astype(np.int16) << bit)
+    cat["survey_mask"] = mask
+    io.write_table(cat, tmp_path / "cat.parquet", io.CATALOG)
+
+
+@pytest.mark.slow
+def test_training_set_train_resume_validate(tmp_path):
+    from ysocensus.model.checkpoint import CheckpointError, load_checkpoint
+    from ysocensus.model.config import merge
+    from ysocensus.model.trainset import build_training_set
+    from ysocensus.model.training import run_training
+    from ysocensus.validation.run import run_validation
+
+    _write_inputs(tmp_path)
+    summary = build_training_set([tmp_path / "pop.parquet"], [tmp_path / "cat.parquet"], tmp_path / "training", seed=3,
+                                 cfg={"test_population_size": 400})
+    assert summary["files"]["train"]["rows"] > 2000
+    assert 0 < summary["files"]["test_population"]["rows"] <= 400
+    cfg = {"network": {"dim": 16, "latent_dim": 16, "heads": 2, "latent_heads": 2, "layers": 1},
+           "optim": {"max_minutes": 0, "max_steps": 6, "batch_size": 256, "val_every_steps": 3},
+           "validation": {"n_samples": 16, "max_stars": 300, "width_stars": 5, "solvers": [["euler", 4]]}}
+    ck = tmp_path / "model" / "model.ckpt"
+    s1 = run_training(tmp_path / "training", ck, tmp_path / "model" / "logs", cfg, seed=3, threads=2)
+    assert s1["steps"] == 6 and ck.exists()
+    assert (tmp_path / "model" / "logs" / "metrics.csv").exists()
+    assert (tmp_path / "model" / "logs" / "checkpoints" / "last.ckpt").exists()
+    # an interrupted/finished run resumes from last.ckpt instead of starting over
+    cfg2 = json.loads(json.dumps(cfg))
+    cfg2["optim"]["max_steps"] = 8
+    with pytest.raises(CheckpointError):
+        load_checkpoint(ck, merge(cfg2) | {"seed": 3})
+    s2 = run_training(tmp_path / "training", ck, tmp_path / "model" / "logs", cfg2, seed=3, threads=2)
+    assert s2["steps"] == 8
+    out = run_validation(ck, tmp_path / "training", tmp_path / "val" / "calibration.json", tmp_path / "val" / "fig",
+                         cfg2, seed=3, threads=2)
+    d = json.loads((tmp_path / "val" / "calibration.json").read_text())
+    for p in io.PARAMETERS:
+        assert set(d["parameters"][p]) >= {"max_coverage_error", "sbc_ks_pvalue", "median_abs_error"}
+    assert set(d["p_young"]) >= {"auc", "purity_at_completeness_0.9"}
+    assert "noise_floor" in d and d["by_survey_combination"]
+    assert (tmp_path / "val" / "fig" / "coverage.png").exists()
+    assert out["n_stars"] > 0

@@ -1,0 +1,101 @@
+# Stage 3: the inference model (ysocensus.model): training set -> trained model -> validation.
+# Outputs: results/training/ (train/val/test/test_population.parquet, normalisation.json, summary.json),
+# results/model/model.ckpt (+ config.json, normalisation.json, training_summary.json, logs/ with CSV logs and
+# Lightning checkpoints for resuming), results/validation/calibration.json (+ figures).
+# The `train` section of the config is documented in workflow/schemas/train.schema.yaml.
+TRAIN = config["train"]
+
+TRAINING_SET = [
+    "results/training/train.parquet",
+    "results/training/val.parquet",
+    "results/training/test.parquet",
+    "results/training/test_population.parquet",
+    "results/training/normalisation.json",
+    "results/training/summary.json",
+]
+
+
+rule training_set:
+    """Simulated stars (truth joined with the observed catalog) split into train / val / test."""
+    input:
+        population=per_chunk("results/population/chunk_{chunk}.parquet"),
+        catalog=per_chunk("results/catalog/chunk_{chunk}.parquet"),
+        bc="results/models/bc_grid.npz",
+        isochrones="results/models/isochrones.npz",
+    output:
+        TRAINING_SET,
+    params:
+        seed=config["seed"],
+        training=TRAIN["training"],
+        observe=config.get("observe", {}),
+    log:
+        "logs/train/training_set.log",
+    benchmark:
+        "logs/benchmarks/training_set.tsv"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    conda:
+        "../../envs/ysocensus.yaml"
+    script:
+        "../../scripts/training_set.py"
+
+
+rule train:
+    """Flow-matching Transformer with Lightning; resumes from results/model/logs/checkpoints/last.ckpt."""
+    input:
+        training=TRAINING_SET,
+        bc="results/models/bc_grid.npz",
+        isochrones="results/models/isochrones.npz",
+    output:
+        model="results/model/model.ckpt",
+        config="results/model/config.json",
+        normalisation="results/model/normalisation.json",
+        summary="results/model/training_summary.json",
+    params:
+        seed=config["seed"],
+        train=TRAIN,
+        training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
+        logs_dir=lambda wildcards, output: os.path.join(os.path.dirname(output.model), "logs"),
+    log:
+        "logs/train/train.log",
+    benchmark:
+        "logs/benchmarks/train.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=int(TRAIN["optim"]["max_minutes"]) + 30,
+    conda:
+        "../../envs/ysocensus.yaml"
+    script:
+        "../../scripts/train.py"
+
+
+rule validate:
+    """Calibration (coverage, SBC), accuracy, P(young) and widths on held-out simulations."""
+    input:
+        model="results/model/model.ckpt",
+        training=TRAINING_SET,
+    output:
+        calibration="results/validation/calibration.json",
+        figures=directory("results/validation/figures"),
+    params:
+        seed=config["seed"],
+        train=TRAIN,
+        training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
+    log:
+        "logs/train/validate.log",
+    benchmark:
+        "logs/benchmarks/validate.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/ysocensus.yaml"
+    script:
+        "../../scripts/validate.py"
+
+
+FINAL_TARGETS.append("results/validation/calibration.json")
