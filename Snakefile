@@ -20,10 +20,11 @@ include: "workflow/rules/observe.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/maps.smk"
+include: "workflow/rules/peers.smk"
 
 
 rule all:
     default_target: True
-    localrule: True
     input:
         final_targets(),
+    localrule: True

@@ -17,21 +17,21 @@ rule infer:
         catalog="results/catalog/chunk_{chunk}.parquet",
         model="results/model/model.ckpt",
     output:
-        posteriors="results/posteriors/chunk_{chunk}.parquet",
         **INFER_SAMPLES,
-    params:
-        infer=config["infer"],
-        seed=config["seed"],
+        posteriors="results/posteriors/chunk_{chunk}.parquet",
     log:
         "logs/infer/chunk_{chunk}.log",
     benchmark:
         "logs/benchmarks/infer/chunk_{chunk}.tsv"
+    conda:
+        "../../envs/ysocensus.yaml"
     threads: config["infer"]["threads"]
     resources:
         mem_mb=config["infer"]["mem_mb"],
         runtime=config["infer"]["runtime"],
-    conda:
-        "../../envs/ysocensus.yaml"
+    params:
+        infer=config["infer"],
+        seed=config["seed"],
     script:
         "../../scripts/infer.py"
 

@@ -3,7 +3,6 @@
 # figures, completeness_* maps, curves and table, JSON summaries.
 from ysocensus.maps.run import COMPLETENESS_OUTPUTS, MAP_OUTPUTS
 
-
 MAPS_DIR = "results/maps"
 MAP_CAPTIONS = {
     "counts_png": ("maps_counts.rst", "YSO maps"),
@@ -19,7 +18,9 @@ MAP_CAPTIONS = {
 MAP_FILES, COMPLETENESS_FILES = (
     {
         key: (
-            f"{MAPS_DIR}/{name}" if key not in MAP_CAPTIONS else report(
+            f"{MAPS_DIR}/{name}"
+            if key not in MAP_CAPTIONS
+            else report(
                 f"{MAPS_DIR}/{name}",
                 caption=f"../report/{MAP_CAPTIONS[key][0]}",
                 category=MAP_CAPTIONS[key][1],
@@ -40,20 +41,20 @@ rule maps:
         dust="results/dust/dust.npz",
     output:
         **MAP_FILES,
-    params:
-        maps=config["maps"],
-        young_threshold_myr=config["infer"]["young_threshold_myr"],
-        seed=config["seed"],
     log:
         "logs/maps/maps.log",
     benchmark:
         "logs/benchmarks/maps/maps.tsv"
+    conda:
+        "../../envs/ysocensus.yaml"
     threads: 1
     resources:
         mem_mb=config["maps"]["mem_mb"],
         runtime=config["maps"]["runtime"],
-    conda:
-        "../../envs/ysocensus.yaml"
+    params:
+        maps=config["maps"],
+        young_threshold_myr=config["infer"]["young_threshold_myr"],
+        seed=config["seed"],
     script:
         "../../scripts/maps.py"
 
@@ -65,19 +66,19 @@ rule completeness:
         posteriors=per_chunk("results/posteriors/chunk_{chunk}.parquet"),
     output:
         **COMPLETENESS_FILES,
-    params:
-        maps=config["maps"],
-        young_threshold_myr=config["infer"]["young_threshold_myr"],
     log:
         "logs/maps/completeness.log",
     benchmark:
         "logs/benchmarks/maps/completeness.tsv"
+    conda:
+        "../../envs/ysocensus.yaml"
     threads: 1
     resources:
         mem_mb=config["maps"]["mem_mb"],
         runtime=config["maps"]["runtime"],
-    conda:
-        "../../envs/ysocensus.yaml"
+    params:
+        maps=config["maps"],
+        young_threshold_myr=config["infer"]["young_threshold_myr"],
     script:
         "../../scripts/completeness.py"
 

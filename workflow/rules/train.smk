@@ -24,20 +24,20 @@ rule training_set:
         isochrones="results/models/isochrones.npz",
     output:
         TRAINING_SET,
-    params:
-        seed=config["seed"],
-        training=TRAIN["training"],
-        observe=config.get("observe", {}),
     log:
         "logs/train/training_set.log",
     benchmark:
         "logs/benchmarks/training_set.tsv"
+    conda:
+        "../../envs/ysocensus.yaml"
     threads: 1
     resources:
         mem_mb=6000,
         runtime=30,
-    conda:
-        "../../envs/ysocensus.yaml"
+    params:
+        seed=config["seed"],
+        training=TRAIN["training"],
+        observe=config.get("observe", {}),
     script:
         "../../scripts/training_set.py"
 
@@ -53,21 +53,23 @@ rule train:
         config="results/model/config.json",
         normalisation="results/model/normalisation.json",
         summary="results/model/training_summary.json",
-    params:
-        seed=config["seed"],
-        train=TRAIN,
-        training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
-        logs_dir=lambda wildcards, output: os.path.join(os.path.dirname(output.model), "logs"),
     log:
         "logs/train/train.log",
     benchmark:
         "logs/benchmarks/train.tsv"
+    conda:
+        "../../envs/ysocensus.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=int(TRAIN["optim"]["max_minutes"]) + 30,
-    conda:
-        "../../envs/ysocensus.yaml"
+    params:
+        seed=config["seed"],
+        train=TRAIN,
+        training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
+        logs_dir=lambda wildcards, output: os.path.join(
+            os.path.dirname(output.model), "logs"
+        ),
     script:
         "../../scripts/train.py"
 
@@ -80,20 +82,20 @@ rule validate:
     output:
         calibration="results/validation/calibration.json",
         figures=directory("results/validation/figures"),
-    params:
-        seed=config["seed"],
-        train=TRAIN,
-        training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
     log:
         "logs/train/validate.log",
     benchmark:
         "logs/benchmarks/validate.tsv"
+    conda:
+        "../../envs/ysocensus.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../../envs/ysocensus.yaml"
+    params:
+        seed=config["seed"],
+        train=TRAIN,
+        training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
     script:
         "../../scripts/validate.py"
 

@@ -1,0 +1,53 @@
+"""The whole workflow on config/test.yaml, run locally the way a user runs it (slow, still in CI)."""
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import REPO, run_snakemake
+from ysocensus import io
+from ysocensus.sky import Tiling
+
+pytestmark = pytest.mark.slow
+CONFIG = REPO / "config" / "test.yaml"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pipeline")
+    run_snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+                  "--configfile", str(CONFIG), "--cores", "2", cwd=workdir, timeout=1800)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def chunks():
+    import yaml
+
+    with open(CONFIG) as fh:
+        return Tiling.from_config(yaml.safe_load(fh)["sky"]).chunks
+
+
+def test_nothing_left_to_do_and_every_rule_logged(run):
+    dry = run_snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(run),
+                        "--configfile", str(CONFIG), "-n", cwd=run)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert any((run / "logs").rglob("*.log"))
+    # no temporary files from atomic writes are left anywhere
+    assert not list((run / "results").rglob("*.part"))
+
+
+def test_every_stage_keeps_one_row_per_star(run, chunks):
+    for chunk in chunks:
+        truth = io.read_table(run / f"results/population/chunk_{chunk}.parquet", io.POPULATION,
+                              columns=["source_id"])
+        catalog = io.read_table(run / f"results/catalog/chunk_{chunk}.parquet", io.CATALOG,
+                                columns=["source_id"])
+        assert truth.num_rows > 0
+        # every catalog row is a star of the truth table, with a unique id
+        ids = catalog.column("source_id").to_numpy()
+        assert len(set(ids)) == len(ids)
+        assert set(ids) <= set(truth.column("source_id").to_numpy())
+        posterior = run / f"results/posteriors/chunk_{chunk}.parquet"
+        if posterior.exists():
+            post = pq.read_table(posterior, columns=["source_id"])
+            assert post.column("source_id").to_pylist() == catalog.column("source_id").to_pylist()
