@@ -10,6 +10,8 @@ because this cluster has no accounting database (the option the README documents
 import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -34,13 +36,16 @@ def slurm_cluster(tmp_path_factory):
     reason = _why_not()
     if reason:
         pytest.skip(reason)
-    state = tmp_path_factory.mktemp("slurm")
+    # not under pytest's tmp_path: its parents are 0700, and munged runs as the munge user
+    state = Path(tempfile.mkdtemp(prefix="ysocensus-slurm-"))
+    state.chmod(0o755)
     start = subprocess.run([str(SLURM_DIR / "start.sh"), str(state)], capture_output=True, text=True, timeout=120)
     if start.returncode != 0:
         subprocess.run([str(SLURM_DIR / "stop.sh"), str(state)], timeout=60)
         pytest.fail(f"one-node SLURM did not start:\n{start.stdout}\n{start.stderr}")
     yield {"SLURM_CONF": str(state / "slurm.conf")}
     subprocess.run([str(SLURM_DIR / "stop.sh"), str(state)], timeout=60)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def test_workflow_runs_on_slurm(slurm_cluster, tmp_path):
