@@ -170,3 +170,12 @@ def test_unknown_format_is_refused(tmp_path):
     p.write_text("x")
     with pytest.raises(InputError, match="format"):
         CatalogReader(p)
+
+
+def test_red_supergiants_of_nearby_associations_are_valid():
+    # the simulator makes K ≈ -6 for a 22 Msun red supergiant at 100 pc in Upper Sco (Antares: K = -4.1);
+    # such a star is real data, not a sentinel
+    frame = make_catalog(5, all_null_rows=0)
+    frame.loc[2, ["j_m", "h_m", "ks_m", "w1mpro"]] = [-5.2, -5.8, -6.0, -6.0]
+    batch = prepare(_table(frame), where="cat.parquet")
+    assert not batch.invalid.any()

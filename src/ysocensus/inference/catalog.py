@@ -45,7 +45,9 @@ GAIA_ALTERNATIVES = {foe: (f"{m}_error", m.replace("_mag", "_flux"), m.replace("
                      for m, foe in zip(io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)}
 _ALT_COLUMNS = tuple(c for alts in GAIA_ALTERNATIVES.values() for c in alts)
 KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS))
-_MAG_RANGE = (-5.0, 35.0)
+#: plausible apparent magnitudes; anything outside is taken for a sentinel. The bright end leaves room
+#: for red supergiants of nearby OB associations (Antares: K = -4.1; the simulator makes K = -6 at 100 pc)
+_MAG_RANGE = (-12.0, 35.0)
 FORMATS = ("parquet", "fits", "csv")
 
 
