@@ -33,6 +33,9 @@ def main(argv=None):
     ap.add_argument("--training-dir", default=str(ROOT / "results/training"))
     ap.add_argument("--workdir", default=str(ROOT / "results/benchmarks/guidance_ablation"))
     ap.add_argument("--output", default=str(ROOT / "results/benchmarks/guidance_ablation.json"))
+    ap.add_argument("--reuse-off", default=None, metavar="CKPT",
+                    help="take the 'off' variant from this checkpoint (e.g. results/model/model.ckpt, trained by the "
+                         "workflow under the same config, budget and seed) instead of training it again")
     a = ap.parse_args(argv)
 
     from ysocensus.model.training import run_training
@@ -48,9 +51,17 @@ def main(argv=None):
         cfg.setdefault("optim", {})["max_minutes"] = a.minutes
         cfg.setdefault("guidance", {}).update({"enabled": w > 0, "weight": w if w > 0 else 0.01})
         d = Path(a.workdir) / name
-        summary = run_training(a.training_dir, d / "model.ckpt", d / "logs", cfg, seed, a.threads,
-                               ROOT / "results/models/isochrones.npz", ROOT / "results/models/bc_grid.npz")
-        val = run_validation(d / "model.ckpt", a.training_dir, d / "calibration.json", d / "figures", cfg, seed,
+        ckpt = d / "model.ckpt"
+        if w == 0 and a.reuse_off:
+            ckpt = Path(a.reuse_off)
+            summary = json.loads(ckpt.with_name("training_summary.json").read_text())
+            if a.minutes != float(base.get("optim", {}).get("max_minutes", a.minutes)):
+                cfg["optim"]["max_minutes"] = base["optim"]["max_minutes"]  # as it was trained
+            summary["reused"] = str(ckpt)
+        else:
+            summary = run_training(a.training_dir, ckpt, d / "logs", cfg, seed, a.threads,
+                                   ROOT / "results/models/isochrones.npz", ROOT / "results/models/bc_grid.npz")
+        val = run_validation(ckpt, a.training_dir, d / "calibration.json", d / "figures", cfg, seed,
                              a.threads)
         rows[name] = {"guidance_weight": w, "training": summary,
                       "max_coverage_error": {p: v["max_coverage_error"] for p, v in val["parameters"].items()},

@@ -3,4 +3,4 @@ from ysocensus.inference.rule import run_rule
 
 run_rule(snakemake.input.catalog, snakemake.input.model, snakemake.output.posteriors,
          snakemake.output.get("samples"), snakemake.params.infer, snakemake.params.seed,
-         snakemake.wildcards.chunk, snakemake.threads, snakemake.log[0])
+         snakemake.wildcards.chunk, snakemake.threads, snakemake.log[0], snakemake.params.train)

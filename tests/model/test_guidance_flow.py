@@ -103,3 +103,20 @@ def test_guidance_switch_and_gradients():
 def test_operator_import_is_guarded():
     from ysocensus.model import guidance
     assert callable(guidance.load_operator)
+
+
+def test_guidance_leaves_out_the_disk_bands_by_default():
+    b, op, stats = _guidance_batch()
+    state = posterior_states(b["measured"])
+    lat_idx = torch.arange(N_THETA).expand(16, N_THETA)
+    lat_ok = torch.ones(16, N_THETA, dtype=torch.bool)
+    x1 = b["values"][:, None, :N_THETA].expand(16, 2, N_THETA)
+    t, w = torch.ones(16, 2), torch.ones(16)
+    b["mags"][:, 9] += 5.0  # a W4 excess of 5 mag (a disk), which the operator does not model
+    default = Guidance(GuidanceConfig(enabled=True, weight=1.0), op, stats)
+    assert GuidanceConfig().exclude_bands == ("w3mpro", "w4mpro")
+    assert float(default.loss(x1, t, b, state, lat_idx, lat_ok, w)) < 1e-6
+    every = Guidance(GuidanceConfig(enabled=True, weight=1.0, exclude_bands=()), op, stats)
+    assert float(every.loss(x1, t, b, state, lat_idx, lat_ok, w)) > 1.0
+    with pytest.raises(ValueError, match="exclude_bands.*w5mpro"):
+        GuidanceConfig(exclude_bands=("w5mpro",))

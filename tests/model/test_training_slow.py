@@ -70,6 +70,8 @@ def test_training_set_train_resume_validate(tmp_path):
     ck = tmp_path / "model" / "model.ckpt"
     s1 = run_training(tmp_path / "training", ck, tmp_path / "model" / "logs", cfg, seed=3, threads=2)
     assert s1["steps"] == 6 and ck.exists()
+    # the prior ratio population / training mix is fitted and stored (weights 1 and 100 above)
+    assert s1["prior_ratio"]["class_weights"] == [1.0, 100.0]
     assert (tmp_path / "model" / "logs" / "metrics.csv").exists()
     assert (tmp_path / "model" / "logs" / "checkpoints" / "last.ckpt").exists()
     # an interrupted/finished run resumes from last.ckpt instead of starting over
@@ -88,3 +90,6 @@ def test_training_set_train_resume_validate(tmp_path):
     assert "noise_floor" in d and d["by_survey_combination"]
     assert (tmp_path / "val" / "fig" / "coverage.png").exists()
     assert out["n_stars"] > 0
+    assert d["prior"]["posterior"] == "population" and 1 <= d["prior"]["ess_median"] <= 16
+    assert set(d["as_simulated"]["parameters"]) == set(io.PARAMETERS)
+    assert set(d["p_young"]) >= {"as_simulated", "population_weighted"}

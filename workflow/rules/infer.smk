@@ -31,6 +31,7 @@ rule infer:
         runtime=config["infer"]["runtime"],
     params:
         infer=config["infer"],
+        train=config["train"],
         seed=config["seed"],
     script:
         "../../scripts/infer.py"

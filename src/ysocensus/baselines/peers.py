@@ -4,8 +4,10 @@ One run on the same held-out simulated stars (``results/training``):
 
 * ``test.parquet`` (held-out stars as simulated, young stars over-represented; detected rows): P(young) ROC
   AUC and purity at 90 % completeness, median absolute error and bias of log age for stars younger than
-  the threshold (posterior median; Sagitta's age), per method;
-* ``test_population.parquet`` (drawn ∝ weight: the Galactic population the importance weights aim at):
+  the threshold (posterior median; Sagitta's age), per method; the amortised methods' posteriors under the
+  training mix, which these stars were drawn from;
+* ``test_population.parquet`` (drawn ∝ weight: the Galactic population), posteriors under the population
+  prior (``model.prior_ratio`` resampling, applied to the NPE's samples too):
   expected coverage from rank-based PIT (``validation.calibration``), max coverage error overall and per
   survey combination, with the noise floor of a perfectly calibrated posterior for the same number of stars;
 * a small stratified subset (half young) on which the grid posterior is the reference: per-star C2ST
@@ -30,8 +32,11 @@ from typing import Mapping
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from ysocensus import io
+from ysocensus.model.prior_ratio import reweight_samples
+from ysocensus.model.tokens import tokenize
 from ysocensus.validation import calibration as cal
 
 log = logging.getLogger(__name__)
@@ -83,9 +88,19 @@ class OurModel:
 
         self.sampler = load_sampler(ckpt, device="cpu", threads=threads)
 
-    def sample(self, table, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        res = self.sampler.sample(_batch(table), n, np.random.SeedSequence(seed))
+    def sample(self, table, n: int, seed: int, prior: str = "population") -> tuple[np.ndarray, np.ndarray]:
+        """Samples under the Galactic population's prior, or (``prior="simulation"``) the training mix's."""
+        est = self.sampler.estimator
+        keep, est.prior = est.prior, prior
+        try:
+            res = self.sampler.sample(_batch(table), n, np.random.SeedSequence(seed))
+        finally:
+            est.prior = keep
         return res.samples, res.status
+
+    @property
+    def prior_ratio(self):
+        return self.sampler.estimator.prior_ratio
 
     def describe(self):
         return self.sampler.describe()
@@ -206,7 +221,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
         notes.append(f"no trained model at {model_ckpt}: our model's row is 'not run: no model'")
     if ours is not None:
         s_c, _ = ours.sample(calib, n_s, seed)
-        s_t, st_t = ours.sample(test, n_s, seed + 1)
+        s_t, st_t = ours.sample(test, n_s, seed + 1, prior="simulation")
         samples_t["ours"] = s_t
         methods["ours"] = {"status": "ok", "model": ours.describe(),
                            "calibration": calibration_block(s_c, truth_c, combos_c, seed),
@@ -225,6 +240,12 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
             stats=stats, minutes=float(z["npe_minutes"]), weight_power=float(tcfg["training"].get("importance_power", 1.0)),
             seed=seed, max_rows=z["npe_max_rows"])
         s_c = npe.sample_frame(calib, n_s, seed)
+        if ours is not None and ours.prior_ratio is not None:
+            # same training set, same prior: the NPE learned the training mix's posterior too
+            s_c, _ = reweight_samples(s_c, tokenize(calib, stats).sky, stats, ours.prior_ratio, n_s,
+                                      torch.Generator().manual_seed(seed))
+            notes.append("NPE samples on test_population are importance-resampled with our model's prior ratio "
+                         "(both learned the training mix's posterior)")
         s_t = npe.sample_frame(test, n_s, seed + 1)
         samples_t["npe"] = s_t
         methods["npe"] = {"status": "ok", "training": npe.info, "budget_source": npe_budget_source,
@@ -296,6 +317,9 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
             s, _ = post.sample(sub, n_c, seed + 2)
         else:
             s = post.sample_frame(sub, n_c, seed + 2)
+            if ours is not None and ours.prior_ratio is not None:
+                s, _ = reweight_samples(s, tokenize(sub, stats).sky, stats, ours.prior_ratio, n_c,
+                                        torch.Generator().manual_seed(seed + 2))
         sm = _model_space(s)
         c5 = [c2st_mod.c2st(gm[i], sm[i], seed=seed) for i in range(len(idx))]
         c4 = [c2st_mod.c2st(gm[i][:, :4], sm[i][:, :4], seed=seed) for i in range(len(idx))]

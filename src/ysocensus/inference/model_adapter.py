@@ -76,11 +76,12 @@ class ModelSampler:
 
 def load_sampler(path: str | Path, device: str = "auto", threads: int | None = None,
                  n_steps: int | None = None, method: str | None = None,
-                 rows_per_batch: int | None = None) -> ModelSampler:
+                 rows_per_batch: int | None = None, expected_config: Mapping | None = None) -> ModelSampler:
     """Load a trained model checkpoint as a sampler (``threads``: torch CPU threads; None = torch's default).
 
     ``rows_per_batch`` (stars × samples per network call; None = the model's own setting) trades memory for
-    speed on CPU.
+    speed on CPU. ``expected_config`` (a resolved ``train`` section) makes loading fail, naming the keys,
+    when the checkpoint was trained under another config.
     """
     import torch
 
@@ -92,7 +93,8 @@ def load_sampler(path: str | Path, device: str = "auto", threads: int | None = N
     dev = _device(device)
     from ysocensus.model import checkpoint  # stage 3
 
-    estimator = checkpoint.load(path, device=dev, n_steps=n_steps, method=method)
+    estimator = checkpoint.load(path, device=dev, n_steps=n_steps, method=method,
+                                expected_config=expected_config)
     if rows_per_batch:
         estimator.rows_per_batch = int(rows_per_batch)
     log.info("loaded %s on %s (%d threads)", path, dev, torch.get_num_threads())

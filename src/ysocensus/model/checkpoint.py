@@ -1,7 +1,8 @@
 """Model checkpoints: save and load with ``torch.load(weights_only=True)`` and a config fingerprint check.
 
 A checkpoint holds the EMA weights of the network, its architecture config, the flow and guidance config,
-the normalisation statistics and a fingerprint (hash of the model-defining config and the variable
+the normalisation statistics, the prior-ratio classifier (``model.prior_ratio``; absent when the model was
+trained with population weights) and a fingerprint (hash of the model-defining config and the variable
 registry). Loading checks, with a clear message each:
 
 - the file exists and is a readable torch file (a truncated or corrupted file → ``CheckpointError``);
@@ -22,7 +23,7 @@ from ysocensus import io
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.model.tokens import VARIABLE_NAMES, Normalisation, fingerprint_dict
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(RuntimeError):
@@ -44,9 +45,12 @@ def model_fingerprint(model_config: Mapping) -> str:
 
 
 def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_config: Mapping,
-                    extra: Mapping | None = None) -> None:
+                    extra: Mapping | None = None, prior_ratio=None) -> None:
     """Write atomically; ``model_config`` is the JSON-able config section the model was trained under."""
     payload = {
+        "prior_ratio": None if prior_ratio is None else {
+            "config": json.dumps(prior_ratio.config()),
+            "state_dict": {k: v.detach().cpu() for k, v in prior_ratio.state_dict().items()}},
         "format_version": FORMAT_VERSION,
         "network": net.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
@@ -72,7 +76,8 @@ def _diff(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
 
 
 def load_checkpoint(path, expected_config: Mapping | None = None):
-    """Load → (net in eval mode, Normalisation, model_config dict, extra dict). See the module docstring."""
+    """Load → (net in eval mode, Normalisation, model_config dict, extra dict). See the module docstring.
+    The prior ratio (or None) is in ``extra["prior_ratio_module"]``."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint (run the `train` rule first)")
@@ -104,12 +109,27 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
     except Exception as exc:
         raise CheckpointError(f"{path}: weights do not fit the network ({exc}); corrupted checkpoint?") from exc
     stats = Normalisation.from_dict(json.loads(payload["normalisation"]))
-    return net.eval(), stats, model_config, json.loads(payload["extra"])
+    extra = json.loads(payload["extra"])
+    extra["prior_ratio_module"] = _prior_ratio(path, payload.get("prior_ratio"))
+    return net.eval(), stats, model_config, extra
+
+
+def _prior_ratio(path, entry):
+    if entry is None:
+        return None
+    from ysocensus.model.prior_ratio import PriorRatio
+
+    try:
+        pr = PriorRatio(**json.loads(entry["config"]))
+        pr.load_state_dict(entry["state_dict"])
+    except Exception as exc:
+        raise CheckpointError(f"{path}: prior ratio does not fit its config ({exc}); corrupted checkpoint?") from exc
+    return pr.eval()
 
 
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
-         method: str | None = None):
-    """Load a checkpoint as a ready ``estimator.FlowPosterior`` (solver defaults from its config)."""
+         method: str | None = None, prior: str | None = None):
+    """Load a checkpoint as a ready ``estimator.FlowPosterior`` (solver and prior defaults from its config)."""
     from ysocensus.model.estimator import FlowPosterior
 
     net, stats, model_config, extra = load_checkpoint(path, expected_config)
@@ -119,6 +139,9 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
     post = FlowPosterior(net, stats, n_steps=n_steps or samp.get("n_steps", 4),
                          method=method or samp.get("method", "midpoint"),
                          rows_per_batch=samp.get("rows_per_batch", 4096),
-                         young_log10_age=model_config.get("young_log10_age", 7.69897))
+                         young_log10_age=model_config.get("young_log10_age", 7.69897),
+                         prior_ratio=extra["prior_ratio_module"],
+                         prior=prior or samp.get("prior", "population"),
+                         oversample=samp.get("prior_oversample", 1))
     post.fingerprint = model_fingerprint(model_config)
     return post

@@ -16,5 +16,13 @@ def merge(cfg: Mapping | None) -> dict:
     return section("train", dict(cfg or {}))
 
 
+def resolve(cfg: Mapping | None, workflow_seed: int) -> dict:
+    """The section as the trained model records it: defaults filled, ``seed`` offset by the workflow seed
+    (what ``rule train`` writes into the checkpoint's fingerprint, and what loaders check against)."""
+    out = merge(cfg)
+    out["seed"] = int(workflow_seed) + int(out.get("seed", 0))
+    return out
+
+
 #: the schema's defaults of the whole ``train`` section
 DEFAULTS: dict = merge({})

@@ -12,6 +12,14 @@
 A star with no observed value at all gets samples of p(θ | l, b), the prior along its line of sight (all
 observables dropped), and the status ``prior_only``; a star whose (l, b) is not finite gets
 ``invalid_input`` and NaN samples. No exception for either.
+
+Two priors. The network learns the posterior under the prior it was trained on: the simulated,
+young-enriched mix (``training.importance_power`` < 1). With a ``PriorRatio`` attached and
+``prior="population"`` (the default), samples are importance-resampled to the posterior under the
+Galactic population (``ysocensus.model.prior_ratio``): ``oversample`` × n proposals per star are drawn,
+weighted by the prior ratio and n of them resampled; ``last_ess`` keeps the effective sample size of each
+star's weights. ``prior="simulation"`` returns the network's own posterior. ``log_prob`` is always the
+network's density (the population posterior's normaliser is not computed).
 """
 
 from __future__ import annotations
@@ -65,8 +73,15 @@ class FlowPosterior:
     """Posterior sampling and density with a trained ``FlowTransformer`` (EMA weights)."""
 
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
-                 rows_per_batch: int = 4096, young_log10_age: float = 7.69897):
+                 rows_per_batch: int = 4096, young_log10_age: float = 7.69897, prior_ratio=None,
+                 prior: str = "population", oversample: int = 1):
+        if prior not in ("population", "simulation"):
+            raise ValueError(f"prior must be 'population' or 'simulation', not {prior!r}")
         self.net = net.eval()
+        self.prior_ratio = None if prior_ratio is None else prior_ratio.eval()
+        self.prior = prior
+        self.oversample = max(1, int(oversample))
+        self.last_ess = None
         self.stats = stats
         self.n_steps = n_steps
         self.method = method
@@ -95,20 +110,41 @@ class FlowPosterior:
         t = arrays.torch()
         t["measured"][:, :N_THETA] = False  # truth, if the arrays carry it, is never conditioned on
         state, nothing = self._states(t["measured"], keep)
+        dev = self.device
         B = len(arrays)
         out = np.full((B, n_samples, N_THETA), np.nan, np.float32)
+        ess = np.full(B, float(n_samples), np.float32)
         sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
-        for sl in sampler.batches(B, n_samples, self.rows_per_batch):
+        reweight = self.prior == "population" and self.prior_ratio is not None
+        n_draw = n_samples * (self.oversample if reweight else 1)
+        for sl in sampler.batches(B, n_draw, self.rows_per_batch):
             lat_idx, lat_ok = latent_slots(state[sl], N_THETA)
-            cond = sampler.Conditioning(t["values"][sl] * (state[sl] == 1), t["logsig"][sl], t["sky"][sl],
-                                        state[sl], lat_idx, lat_ok)
-            z = sampler.sample(self.net, cond, n_samples, n_steps or self.n_steps, method or self.method,
+            cond = sampler.Conditioning((t["values"][sl] * (state[sl] == 1)).to(dev), t["logsig"][sl].to(dev),
+                                        t["sky"][sl].to(dev), state[sl].to(dev), lat_idx.to(dev), lat_ok.to(dev))
+            z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
                                generator=generator, full_sequence=full_sequence)
-            out[sl] = theta_from_model(z, self.stats).numpy()
+            if reweight:
+                z, ess[sl] = self._to_population(z, cond.sky, n_samples, generator)
+            out[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
+        self.last_ess = ess
         status = np.where(nothing.numpy(), "prior_only", "ok").astype(object)
         status[~sky_ok] = "invalid_input"
         out[~sky_ok] = np.nan
         return out, status
+
+    @torch.no_grad()
+    def _to_population(self, z: torch.Tensor, sky: torch.Tensor, n: int, generator):
+        """Resample n of the proposals z [b, S, 5] by the prior ratio; → (z [b, n, 5], ESS [b])."""
+        from ysocensus.model.prior_ratio import resample
+
+        log_r = self.prior_ratio.to(z.device)(z, sky[:, None, :].to(z.dtype))
+        idx, ess = resample(log_r.cpu(), n, generator)
+        idx = idx.to(z.device)
+        return torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1])), ess.numpy()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
 
     def sample_frame(self, frame, n_samples: int, generator=None, keep=None):
         return self.sample_tokens(tokenize(frame, self.stats), n_samples, generator, keep)
@@ -124,7 +160,9 @@ class FlowPosterior:
 
     def describe(self) -> dict:
         return {"solver": self.method, "n_steps": self.n_steps, "fingerprint": getattr(self, "fingerprint", None),
-                "network": self.net.config.to_dict()}
+                "network": self.net.config.to_dict(),
+                "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
+                "oversample": self.oversample}
 
     # ---------------------------------------------------------------------------- sbi-like API
     def set_default_x(self, x):

@@ -5,7 +5,8 @@
 
 where m̂ = MeasurementOperator(θ̂_1) are the magnitudes (and parallax) predicted from the one-step
 estimate θ̂_1 of the clean sample (``flow.clean_estimate``; conditioned θ keep their given values), m and σ
-the observed magnitudes and their errors, bands that are missing, dropped or latent masked out, and
+the observed magnitudes and their errors, bands that are missing, dropped or latent masked out (and the
+``exclude_bands``, by default W3 and W4, whose disk excess the operator does not model), and
 λ(t) = t^k weights towards the data end of time (the one-step estimate is meaningless near the noise end).
 ρ is a pseudo-Huber on each standardised residual (δ = 3) so that gross early errors do not dominate.
 
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ysocensus import io
 from ysocensus.model.tokens import MAGNITUDE_TOKENS, N_THETA, OBSERVED, PARALLAX_TOKEN, Normalisation, model_theta_to_operator_inputs
 
 
@@ -31,6 +33,15 @@ class GuidanceConfig:
     time_power: float = 2.0  # k of λ(t) = t^k
     huber_delta: float = 3.0
     include_parallax: bool = True
+    # W3/W4 carry disk excess, which the operator does not model (at the true θ the W4 residual of
+    # disk-bearing stars is tens of σ): guiding on them would pull θ away from the truth
+    exclude_bands: tuple = ("w3mpro", "w4mpro")
+
+    def __post_init__(self):
+        unknown = set(self.exclude_bands) - set(io.MAGNITUDES)
+        if unknown:
+            raise ValueError(f"guidance.exclude_bands: unknown bands {sorted(unknown)}; bands are {list(io.MAGNITUDES)}")
+        self.exclude_bands = tuple(self.exclude_bands)
 
     def to_dict(self):
         return asdict(self)
@@ -73,6 +84,9 @@ class Guidance:
     def fm_weight(self) -> float:
         return self.config.fm_weight
 
+    def _band_on(self, device) -> torch.Tensor:
+        return torch.tensor([m not in self.config.exclude_bands for m in io.MAGNITUDES], device=device)
+
     def _rho(self, r2):
         d = self.config.huber_delta
         return 2 * d * d * (torch.sqrt(1 + r2 / (d * d)) - 1)
@@ -89,6 +103,7 @@ class Guidance:
         obs = batch["mags"][:, None]
         sig = batch["mag_sigma"][:, None]
         use = (state[:, list(MAGNITUDE_TOKENS)] == OBSERVED)[:, None] & torch.isfinite(obs) & (sig > 0)
+        use = use & self._band_on(use.device)
         r2 = torch.where(use, ((mags - torch.nan_to_num(obs)) / torch.where(use, sig, 1.0)) ** 2, 0.0)
         terms = self._rho(r2).masked_fill(~use, 0.0).sum(-1)
         n = use.to(mags.dtype).sum(-1)

@@ -192,6 +192,9 @@ class FlowTransformer(nn.Module):
         """Run the observed tokens once per star; keep every layer's keys and values for the latent stream."""
         obs_ok = state == OBSERVED
         h = self.embed_observed(values, logsig, sky, state)
+        used = obs_ok.any(0)
+        if not bool(used.all()):  # tokens observed by no star of the batch (θ at inference) are not computed
+            h, obs_ok = h[:, used], obs_ok[:, used]
         bias = _neg_bias(obs_ok, h.dtype)[:, None, None, :]  # [B,1,1,N]
         keys, vals = [], []
         for blk in self.blocks:

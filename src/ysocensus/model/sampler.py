@@ -80,13 +80,14 @@ def _solve_ivp(f, x, t0, t1, rtol=1e-5, atol=1e-6):
 
     def rhs(t, y):
         with torch.no_grad():
-            v = f(torch.as_tensor(y, dtype=dtype).view(shape), t)
-        return v.reshape(-1).double().numpy()
+            v = f(torch.as_tensor(y, dtype=dtype, device=device).view(shape), t)
+        return v.reshape(-1).double().cpu().numpy()
 
-    sol = solve_ivp(rhs, (t0, t1), x.reshape(-1).double().numpy(), method="RK45", rtol=rtol, atol=atol)
+    device = x.device
+    sol = solve_ivp(rhs, (t0, t1), x.reshape(-1).double().cpu().numpy(), method="RK45", rtol=rtol, atol=atol)
     if not sol.success:
         raise RuntimeError(f"adaptive ODE solve failed: {sol.message}")
-    return torch.as_tensor(sol.y[:, -1], dtype=dtype).view(shape)
+    return torch.as_tensor(sol.y[:, -1], dtype=dtype, device=device).view(shape)
 
 
 @torch.no_grad()
@@ -95,8 +96,9 @@ def sample(net: FlowTransformer, cond: Conditioning, n_samples: int, n_steps: in
            full_sequence: bool = False) -> torch.Tensor:
     """Data-end samples [B, S, L] of the latent tokens (standardised model space); padded slots are 0."""
     B, L = cond.lat_idx.shape
-    if noise is None:
+    if noise is None:  # drawn on the CPU so that a seed gives the same samples on every device
         noise = torch.randn(B, n_samples, L, generator=generator, dtype=cond.values.dtype)
+    noise = noise.to(cond.values.device)
     x = noise * cond.lat_ok[:, None].to(noise.dtype)
     f = velocity_fn(net, cond, full_sequence)
     x = integrate(f, x, n_steps, method)

@@ -41,6 +41,27 @@ def _lr_lambda(module, optim: Mapping):
     return f
 
 
+def fit_population_ratio(train_path, stats, power: float, seed: int):
+    """The prior ratio population / training mix (``model.prior_ratio``) from the training rows' truth;
+    (None, note) when the loss already used the full population weights (power 1)."""
+    import pyarrow.parquet as pq
+
+    from ysocensus.model.prior_ratio import fit_prior_ratio
+    from ysocensus.model.tokens import N_THETA, tokenize
+
+    if power >= 1.0:
+        return None, {"note": "importance_power = 1: the network's prior is the population's"}
+    t0 = time.monotonic()
+    table = pq.read_table(train_path, columns=list(io.PARAMETERS) + ["l", "b", "weight"])
+    arrays = tokenize(table, stats, "weight")
+    ok = arrays.measured[:, :N_THETA].all(1)
+    model, summary = fit_prior_ratio(arrays.values[ok, :N_THETA], arrays.sky[ok],
+                                     table.column("weight").to_numpy()[ok], power, seed=seed)
+    summary["seconds"] = round(time.monotonic() - t0, 1)
+    log.info("prior ratio: %s", summary)
+    return model, summary
+
+
 def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None, seed: int,
                  threads: int | None = None, isochrones=None, bc_grid=None) -> dict:
     import lightning as L
@@ -52,8 +73,7 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
     from ysocensus.model.guidance import Guidance, GuidanceConfig, load_operator
     from ysocensus.model.lightning_module import FlowModule
 
-    cfg = mconfig.merge(train_cfg)
-    cfg["seed"] = int(seed) + int(cfg.get("seed", 0))
+    cfg = mconfig.resolve(train_cfg, seed)
     if threads:
         torch.set_num_threads(int(threads))
     L.seed_everything(cfg["seed"], workers=True)
@@ -103,7 +123,9 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
                "examples_per_s": round(trainer.global_step * optim["batch_size"] / max(seconds, 1e-9), 1),
                "val_loss": float(trainer.callback_metrics.get("val/loss", float("nan"))),
                "parameters": sum(p.numel() for p in module.net.parameters())}
-    save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary})
+    prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
+                                                                float(cfg["training"]["importance_power"]), cfg["seed"])
+    save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio)
     out = Path(checkpoint_path).parent
     io.write_json(cfg, out / "config.json")
     dm.stats.save(out / "normalisation.json")

@@ -10,7 +10,9 @@ with the Galaxy. That over-representation is corrected by importance weights: ev
 
 ``repeats`` > 1 re-observes the training stars with independent noise, detections and LAMOST targeting
 (``observe_population`` with seeds from the "training" stream), which multiplies the number of
-(θ, x) pairs without new truths.
+(θ, x) pairs without new truths. ``rare_repeats`` more re-observations keep only the rows whose x is rare
+(``rare_observation``: LAMOST measured, or G brighter than ``rare_g_mag``): a stratification on x alone,
+which changes p(x) but not p(θ | x), so no weight is needed for it.
 
 Split: by a hash of ``source_id`` (a star and all its repeats land in one split). ``test.parquet`` holds
 the held-out stars as simulated (original observation only). ``test_population.parquet`` is drawn from it
@@ -66,6 +68,8 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
     c = {**DEFAULTS["training"], **(cfg or {})}
     outdir = Path(outdir)
     pop_paths, cat_paths = sorted(map(str, population)), sorted(map(str, catalog))
+    if c["rare_repeats"] and c["repeats"] < 1:
+        raise ValueError("training.rare_repeats needs training.repeats >= 1")
     if len(pop_paths) != len(cat_paths):
         raise ValueError(f"training_set: {len(pop_paths)} population files but {len(cat_paths)} catalogs")
     tables = []
@@ -79,9 +83,13 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
             from ysocensus.surveys.observe import read_population
             pop = read_population(pp)
             truth = io.read_table(pp, io.POPULATION, columns=["source_id"] + list(TRUTH_COLUMNS))
-            for r in range(1, int(c["repeats"])):
+            n_rep = int(c["repeats"])
+            for r in range(1, n_rep + int(c["rare_repeats"])):
                 rs = int(np.random.SeedSequence([seed, 3, k, r]).generate_state(1)[0])
                 cols, _ = observer(pop, rs)
+                if r >= n_rep:  # a re-observation kept only where its own x is rare (p(θ | x) unchanged)
+                    keep = rare_observation(cols, float(c["rare_g_mag"]))
+                    cols = {name: np.asarray(v)[keep] for name, v in cols.items()}
                 tab = io.to_table(cols, io.CATALOG, f"{pp} (training repeat {r})")
                 tab = tab.join(truth, "source_id", join_type="inner")
                 tables.append(tab.append_column("repeat", pa.array(np.full(tab.num_rows, r, np.int16))))
@@ -119,6 +127,18 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
     io.write_json(summary, outdir / "summary.json")
     log.info("training set in %s: %s", outdir, {k: v["rows"] for k, v in summary["files"].items()})
     return summary
+
+
+def rare_observation(cols, g_mag: float) -> np.ndarray:
+    """Rows whose observation is rare in the catalog: any LAMOST label measured, or Gaia G brighter than
+    ``g_mag``. The choice depends on x only, so adding such rows leaves p(θ | x) as it is (only p(x)
+    changes): a free stratification of the training set towards spectroscopic and bright (massive) stars."""
+    lamost = np.zeros(len(np.asarray(cols["source_id"])), bool)
+    for lab in io.LAMOST_LABELS:
+        lamost |= np.isfinite(np.asarray(cols[lab], np.float64))
+    g = np.asarray(cols["phot_g_mean_mag"], np.float64)
+    with np.errstate(invalid="ignore"):
+        return lamost | (g < g_mag)
 
 
 def _observer(bc_path, isochrones_path, observe_cfg=None):

@@ -1,9 +1,12 @@
 """The driver of ``rule validate``: calibration.json and figures from held-out simulations.
 
-Calibration (coverage, SBC) is judged on ``test_population.parquet``, an unweighted sample of the Galactic
-population (drawn ∝ weight from held-out stars), without weights: that is the population the importance
-weights of training aim at. P(young), accuracy and posterior widths use ``test.parquet`` (held-out stars
-as simulated, young stars over-represented) with the population weights where a population figure is meant.
+Calibration (coverage, SBC) is judged twice. Headline: the posterior under the Galactic population
+(prior-ratio resampled, ``model.prior_ratio``) on ``test_population.parquet``, an unweighted sample of the
+population (drawn ∝ weight from held-out stars), without weights. Alongside (``as_simulated``): the
+network's own posterior under the training mix on ``test.parquet`` (held-out stars as simulated, young
+stars over-represented), which is what the network learned. P(young), accuracy of young ages and posterior
+widths use ``test.parquet``: as simulated with the training-mix posterior, and population-weighted with
+the population posterior.
 Every coverage figure comes with its noise floor (``calibration.noise_floor``) for the number of stars.
 """
 
@@ -26,6 +29,7 @@ from ysocensus.validation import calibration as cal
 log = logging.getLogger(__name__)
 
 G_BINS = (-np.inf, 12.0, 15.0, 17.0, 19.0, np.inf)
+ABS_B_BINS = (0.0, 5.0, 15.0, 30.0, 90.01)
 #: survey steps of the widths table: conditioned token groups (masks.DROP_GROUPS), cumulative
 WIDTH_STEPS = (("gaia_phot", ("gaia_phot",)), ("+parallax", ("gaia_phot", "parallax")),
                ("+2mass_wise", ("gaia_phot", "parallax", "tmass", "wise")),
@@ -88,16 +92,25 @@ def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_
     m = ok & ~np.isfinite(gmag)
     if m.sum() >= 50:
         out["by_g_magnitude"]["no_G"] = block(m)
+    # the prior depends on direction (the dust above all): calibration by Galactic latitude
+    out["by_abs_b"] = {}
+    absb = np.abs(table.column("b").to_numpy().astype(float))
+    for lo, hi in zip(ABS_B_BINS[:-1], ABS_B_BINS[1:]):
+        m = ok & (absb >= lo) & (absb < hi)
+        if m.sum() >= 50:
+            out["by_abs_b"][f"{lo:g}..{hi:g}"] = block(m)
     out["_samples"], out["_status"], out["_truth"], out["_u"] = samples, status, truth, u
     return out
 
 
-def p_young_metrics(samples, truth, status, weights, threshold) -> dict:
-    ok = (status == "ok") & np.isfinite(samples[..., 0]).all(1)
-    p = (samples[..., 0] < threshold).mean(1)
+def p_young_metrics(samples_sim, samples_pop, truth, status, weights, threshold) -> dict:
+    """ROC AUC and purity at completeness 0.9 of P(young): as simulated (posterior under the training mix,
+    stars unweighted) and population-weighted (posterior under the population, stars weighted)."""
+    ok = (status == "ok") & np.isfinite(samples_sim[..., 0]).all(1) & np.isfinite(samples_pop[..., 0]).all(1)
     young = truth[:, 0] < threshold
     res = {"threshold_log10_age": threshold, "n_stars": int(ok.sum()), "n_young": int((ok & young).sum())}
-    for name, w in (("population_weighted", weights), ("as_simulated", None)):
+    for name, w, s in (("population_weighted", weights, samples_pop), ("as_simulated", None, samples_sim)):
+        p = (s[..., 0] < threshold).mean(1)
         ww = None if w is None else w[ok]
         pc = cal.purity_at_completeness(p[ok], young[ok], 0.9, ww)
         res[name] = {"auc": cal.roc_auc(p[ok], young[ok], ww), "purity_at_completeness_0.9": pc["purity"],
@@ -147,8 +160,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
                    threads: int | None = None) -> dict:
     from ysocensus.model.checkpoint import load
 
-    cfg = mconfig.merge(train_cfg)
-    cfg["seed"] = int(seed) + int(cfg.get("seed", 0))
+    cfg = mconfig.resolve(train_cfg, seed)
     if threads:
         torch.set_num_threads(int(threads))
     post = load(checkpoint, expected_config=cfg)
@@ -165,6 +177,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     out["noise_floor"] = res["overall"]["noise_floor"]
     out["by_survey_combination"] = res["by_survey_combination"]
     out["by_g_magnitude"] = res["by_g_magnitude"]
+    out["by_abs_b"] = res["by_abs_b"]
     truth, samples = res["_truth"], res["_samples"]
     med = np.nanmedian(_model_space(samples), axis=1)
     tm = _model_space(truth)
@@ -178,29 +191,50 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
                                      "accuracy_subset": "age < threshold" if p == "log10_age_yr" else "all"})
     out["max_coverage_error_all"] = float(max(v["max_coverage_error"] for v in out["parameters"].values()))
 
-    # P(young), accuracy of young ages, widths: held-out stars as simulated
+    ess = post.last_ess if post.last_ess is not None else np.full(len(truth), np.nan)
+    out["prior"] = {"posterior": post.describe()["prior"], "oversample": post.oversample,
+                    "ess_median": float(np.nanmedian(ess)), "ess_below_8_fraction": float(np.mean(ess < 8))}
+
+    # held-out stars as simulated (young stars represented): P(young), young ages, the network's own calibration
     test = pq.read_table(training_dir / "test.parquet")
     det = test.column("survey_mask").to_numpy() > 0
     test = test.filter(det)
     test = test.slice(0, min(test.num_rows, int(vcfg["max_stars"])))
-    g = torch.Generator().manual_seed(cfg["seed"] + 1)
-    s_t, st_t = post.sample_tokens(tokenize(test, post.stats), int(vcfg["n_samples"]), g)
     tr_t = _truth(test)
     w_t = test.column("weight").to_numpy().astype(float)
-    out["p_young"] = p_young_metrics(s_t, tr_t, st_t, w_t, cfg["young_log10_age"])
+    g = torch.Generator().manual_seed(cfg["seed"] + 1)
+    s_pop, st_t = post.sample_tokens(tokenize(test, post.stats), int(vcfg["n_samples"]), g)
+    prior = post.prior
+    post.prior = "simulation"  # the posterior under the training mix, which these stars were drawn from
+    try:
+        sim = evaluate(post, test, int(vcfg["n_samples"]), seed=cfg["seed"] + 1,
+                       min_group=int(vcfg["min_stars_per_group"]))
+        wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
+    finally:
+        post.prior = prior
+    s_sim = sim["_samples"]
+    out["as_simulated"] = {"test_set": "test (held-out stars as simulated), posterior under the training mix",
+                           "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")}
+                                          for p, v in sim["overall"]["parameters"].items()},
+                           "noise_floor": sim["overall"]["noise_floor"],
+                           "by_survey_combination": {c: {"n_stars": r["n_stars"], "max_coverage_error": max(
+                               v["max_coverage_error"] for v in r["parameters"].values())}
+                               for c, r in sim["by_survey_combination"].items()}}
+    out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, cfg["young_log10_age"])
     yt = tr_t[:, 0] < cfg["young_log10_age"]
     if yt.any():
-        a = cal.accuracy(np.nanmedian(s_t[yt, :, 0], 1), tr_t[yt, 0])
+        a = cal.accuracy(np.nanmedian(s_sim[yt, :, 0], 1), tr_t[yt, 0])
         out["young_age_accuracy_as_simulated"] = a
     # solver comparison on a subset (calibration, not loss, judges a solver)
     out["solvers"] = {}
-    sub = pop.slice(0, min(pop.num_rows, 3000))
+    # a random subset: the rows are in tile order, and the first rows are one patch of sky
+    pick = np.random.default_rng(cfg["seed"]).choice(pop.num_rows, min(pop.num_rows, 3000), replace=False)
+    sub = pop.take(np.sort(pick))
     for method, steps in vcfg["solvers"]:
         r = evaluate(post, sub, int(vcfg["n_samples"]), seed=cfg["seed"], method=method, n_steps=int(steps))
         out["solvers"][f"{method}_{steps}"] = {
             "max_coverage_error": {p: v["max_coverage_error"] for p, v in r["overall"]["parameters"].items()},
             "noise_floor_all_parameters_p90": r["overall"]["noise_floor"]["all_parameters_p90"]}
-    wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
     out["widths_by_surveys"] = {k: v for k, v in wt.items() if not k.startswith("_")}
     out["seconds"] = round(time.monotonic() - t0, 1)
     figures_dir = Path(figures_dir)
