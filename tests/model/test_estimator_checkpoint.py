@@ -88,3 +88,15 @@ def test_checkpoint_roundtrip_mismatch_and_corruption(tmp_path):
     torch.save({"hello": 1}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match="not a ysocensus"):
         load_checkpoint(tmp_path / "foreign.ckpt")
+
+
+def test_checkpoint_config_compared_by_value(tmp_path):
+    torch.manual_seed(0)
+    net = FlowTransformer(CFG)
+    cfg = merge({"network": CFG.to_dict(), "optim": {"max_minutes": 7}})
+    p = tmp_path / "model.ckpt"
+    save_checkpoint(p, net, Normalisation(), cfg)
+    # 7.0 minutes in a config file is the same budget as 7: accepted (the hash alone differs)
+    load_checkpoint(p, merge({"network": CFG.to_dict(), "optim": {"max_minutes": 7.0}}))
+    with pytest.raises(CheckpointError, match=r"optim\.max_minutes: checkpoint 7 vs config 8"):
+        load_checkpoint(p, merge({"network": CFG.to_dict(), "optim": {"max_minutes": 8}}))

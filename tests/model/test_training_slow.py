@@ -93,3 +93,5 @@ def test_training_set_train_resume_validate(tmp_path):
     assert d["prior"]["posterior"] == "population" and 1 <= d["prior"]["ess_median"] <= 16
     assert set(d["as_simulated"]["parameters"]) == set(io.PARAMETERS)
     assert set(d["p_young"]) >= {"as_simulated", "population_weighted"}
+    assert d["targets"]["overall"]["threshold"] == 0.05 and isinstance(d["targets"]["all_met"], bool)
+    assert d["by_abs_b"]

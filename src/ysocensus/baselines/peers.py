@@ -201,7 +201,8 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
     test = test.filter(pa.array(test.column("survey_mask").to_numpy() > 0))
     test = test.take(np.sort(rng.choice(test.num_rows, min(test.num_rows, z["n_test"]), replace=False)))
     calib = pq.read_table(training_dir / "test_population.parquet")
-    calib = calib.slice(0, min(calib.num_rows, z["n_calibration"]))
+    # a random subset: the file is in tile order, and its first rows are one patch of sky
+    calib = calib.take(np.sort(rng.choice(calib.num_rows, min(calib.num_rows, z["n_calibration"]), replace=False)))
     truth_t, truth_c = _truth(test), _truth(calib)
     combos_c = _combos(calib)
     n_s = int(z["n_samples"])

@@ -7,8 +7,9 @@ registry). Loading checks, with a clear message each:
 
 - the file exists and is a readable torch file (a truncated or corrupted file → ``CheckpointError``);
 - its format version and the variable registry match this code;
-- when ``expected_config`` is given (the current workflow config), its fingerprint matches the one stored
-  (a checkpoint trained under another config → ``CheckpointError`` naming the keys that differ).
+- when ``expected_config`` is given (the current workflow config), its model-defining keys equal the
+  stored ones, value by value (a checkpoint trained under another config → ``CheckpointError`` naming the
+  keys that differ; the fingerprint hash is reported beside them).
 """
 
 from __future__ import annotations
@@ -97,11 +98,12 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
     model_config = json.loads(payload["model_config"])
     if expected_config is not None:
         fp = model_fingerprint(expected_config)
-        if fp != payload["fingerprint"]:
-            diffs = _diff(_model_part(model_config),
-                          json.loads(json.dumps(_model_part(expected_config), sort_keys=True, default=float)))
+        # compared key by key, by value: 7 and 7.0 minutes are the same config (the hash alone would differ)
+        diffs = _diff(_model_part(model_config),
+                      json.loads(json.dumps(_model_part(expected_config), sort_keys=True, default=float)))
+        if diffs:
             raise CheckpointError(f"{path}: trained under another config (fingerprint {payload['fingerprint']} "
-                                  f"!= {fp}); differing keys: {diffs[:10] or 'registry'}; retrain or use the "
+                                  f"!= {fp}); differing keys: {diffs[:10]}; retrain or use the "
                                   "matching config")
     try:
         net = FlowTransformer(NetworkConfig(**payload["network"]))

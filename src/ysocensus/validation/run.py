@@ -236,6 +236,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
             "max_coverage_error": {p: v["max_coverage_error"] for p, v in r["overall"]["parameters"].items()},
             "noise_floor_all_parameters_p90": r["overall"]["noise_floor"]["all_parameters_p90"]}
     out["widths_by_surveys"] = {k: v for k, v in wt.items() if not k.startswith("_")}
+    out["targets"] = targets(out)
     out["seconds"] = round(time.monotonic() - t0, 1)
     figures_dir = Path(figures_dir)
     try:
@@ -247,6 +248,26 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     log.info("validation: max coverage error %.3f (noise floor p90 %.3f), AUC %.3f",
              out["max_coverage_error_all"], out["noise_floor"]["all_parameters_p90"], out["p_young"]["auc"])
     return out
+
+
+def targets(out: Mapping, overall: float = 0.05, per_group: float = 0.08) -> dict:
+    """Issue 5's targets on the population test set: max coverage error ≤ ``overall`` for every parameter,
+    and ≤ ``per_group`` in every survey combination with at least ``min_stars_per_group`` stars; each with
+    its value, the noise floor (p90 of a perfectly calibrated posterior with as many stars) and ``met``."""
+    res = {"overall": {"threshold": overall, "value": out["max_coverage_error_all"],
+                       "noise_floor_p90": out["noise_floor"]["all_parameters_p90"],
+                       "met": bool(out["max_coverage_error_all"] <= overall)}, "by_survey_combination": {}}
+    for c, r in out["by_survey_combination"].items():
+        if not r.get("meets_min_group"):
+            continue
+        worst = max(r["parameters"], key=lambda p: r["parameters"][p]["max_coverage_error"])
+        v = r["parameters"][worst]["max_coverage_error"]
+        res["by_survey_combination"][c] = {"threshold": per_group, "value": v, "worst_parameter": worst,
+                                           "n_stars": r["n_stars"],
+                                           "noise_floor_p90": r["noise_floor"]["all_parameters_p90"],
+                                           "met": bool(v <= per_group)}
+    res["all_met"] = bool(res["overall"]["met"] and all(v["met"] for v in res["by_survey_combination"].values()))
+    return res
 
 
 def _clean(o):
