@@ -49,6 +49,15 @@ def test_infer_rows_in_equal_rows_out(tmp_path, double, capsys, fmt):
     assert (post["status"].iloc[-4:] == "prior_only").all()
     assert "321 rows" in capsys.readouterr().out
     assert double["threads"] == 2 and double["device"] == "auto"
+    assert double["prior"] is None  # the model's own prior (population by default)
+
+
+def test_infer_prior_option_reaches_the_loader(tmp_path, double):
+    cat = tmp_path / "cat.parquet"
+    write_catalog(make_catalog(10), cat, "parquet")
+    rc = cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(tmp_path / "p.parquet"), "--prior",
+                   "simulation", "--no-progress"])
+    assert rc == 0 and double["prior"] == "simulation"
 
 
 def test_infer_missing_required_column_names_it(tmp_path, double, capsys):

@@ -53,7 +53,8 @@ def _infer(args: argparse.Namespace) -> int:
                         carry=tuple(args.carry), progress=not args.no_progress,
                         sample_unobserved=not args.skip_unobserved)
     sampler = load_sampler(args.model, device=args.device, threads=args.threads,
-                           n_steps=args.n_steps, method=args.method, rows_per_batch=args.rows_per_batch)
+                           n_steps=args.n_steps, method=args.method, rows_per_batch=args.rows_per_batch,
+                           prior=args.prior)
     report = infer_catalog(args.catalog, args.output, sampler, opts, samples_output=args.samples_output)
     print(f"{args.output}: {report.rows} rows ({', '.join(f'{k} {v}' for k, v in sorted(report.status.items()))}) "
           f"in {report.seconds:.1f} s, {report.stars_per_s:.0f} stars/s")
@@ -148,6 +149,9 @@ written atomically: an interrupted run leaves no partial file.""")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the model runs (default auto: the GPU when there is one)")
+    p.add_argument("--prior", choices=("population", "simulation"), default=None,
+                   help="posterior under the Galactic population (prior-ratio resampled; the model's default) or under "
+                        "the simulated young-enriched training mix")
     p.add_argument("--n-steps", type=int, default=None, help="ODE steps (default: the model's own setting)")
     p.add_argument("--method", default=None, help="ODE solver: euler, heun, midpoint (default: the model's)")
     p.add_argument("--rows-per-batch", type=int, default=None,

@@ -51,3 +51,16 @@ def test_every_stage_keeps_one_row_per_star(run, chunks):
         if posterior.exists():
             post = pq.read_table(posterior, columns=["source_id"])
             assert post.column("source_id").to_pylist() == catalog.column("source_id").to_pylist()
+
+
+def test_report_shows_every_figure(run):
+    """`snakemake --report` (issue 6): one HTML file holding every PNG the workflow made, with its caption."""
+    run_snakemake("--snakefile", str(REPO / "Snakefile"), "--directory", str(run), "--configfile", str(CONFIG),
+                  "--report", str(run / "report.html"), cwd=run, timeout=600)
+    html = (run / "report.html").read_text(errors="ignore")
+    figures = sorted((run / "results").rglob("*.png"))
+    assert figures
+    missing = [p.name for p in figures if p.name not in html]
+    assert not missing, f"figures not in the report: {missing}"
+    for category in ("Population", "Observed catalog", "Model calibration", "YSO maps", "Census completeness"):
+        assert category in html, category

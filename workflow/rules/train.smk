@@ -81,7 +81,12 @@ rule validate:
         training=TRAINING_SET,
     output:
         calibration="results/validation/calibration.json",
-        figures=directory("results/validation/figures"),
+        figures=report(
+            directory("results/validation/figures"),
+            patterns=["{name}.png"],
+            caption="../report/model_validation.rst",
+            category="Model calibration",
+        ),
     log:
         "logs/train/validate.log",
     benchmark:
