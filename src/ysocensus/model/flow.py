@@ -63,6 +63,17 @@ class LossTerms:
     x1_hat: torch.Tensor | None = None
 
 
+def _latent_count_groups(state: torch.Tensor, small: int = 5):
+    """Row groups decoded separately: rows with at most ``small`` latent tokens (posterior masks) and the rest
+    (predict-x and random-subset masks, up to every token). The decoder pads every row to its group's largest
+    latent count, so one group would make posterior rows pay for the rare wide ones. ``None`` = all rows."""
+    n_lat = (state == LATENT).sum(1)
+    few = n_lat <= small
+    if bool(few.all()) or not bool(few.any()):
+        return [None]
+    return [torch.nonzero(few).flatten(), torch.nonzero(~few).flatten()]
+
+
 def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, cfg: FlowConfig,
                        generator: torch.Generator | None = None, guidance=None) -> LossTerms:
     """Weighted flow-matching loss (+ optional guidance residual) for one batch of examples.
@@ -76,21 +87,35 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     B = values.shape[0]
     K = cfg.draws_per_example
     cache = net.encode(values, batch["logsig"], batch["sky"], state)
-    lat_idx, lat_ok = latent_slots(state)
-    x1 = torch.gather(values, 1, lat_idx)[:, None].expand(B, K, lat_idx.shape[1])
-    x0 = torch.randn(x1.shape, generator=generator, device=values.device, dtype=values.dtype)
-    t = sample_time((B, K), cfg, generator, values.device).to(values.dtype)
-    x_t, u = interpolate(x0, x1, t, cfg.sigma_min)
-    v = net.decode(cache, x_t, t, lat_idx, lat_ok)
-    ok = lat_ok[:, None].to(v.dtype)
-    per_example = (((v - u) ** 2) * ok).sum((1, 2)) / (ok.sum((1, 2)).clamp(min=1) * K)
     w = batch.get("weight")
-    w = torch.ones(B, dtype=v.dtype, device=v.device) if w is None else w.to(v.dtype)
-    fm = (w * per_example).sum() / w.sum().clamp(min=1e-12)
+    w = torch.ones(B, dtype=values.dtype, device=values.device) if w is None else w.to(values.dtype)
+    fm_sum, g_sum = values.new_zeros(()), None
+    for idx in _latent_count_groups(state):
+        sub = cache if idx is None else cache.index(idx)
+        st = state if idx is None else state[idx]
+        wi = w if idx is None else w[idx]
+        lat_idx, lat_ok = latent_slots(st)
+        vals = values if idx is None else values[idx]
+        n = vals.shape[0]
+        x1 = torch.gather(vals, 1, lat_idx)[:, None].expand(n, K, lat_idx.shape[1])
+        x0 = torch.randn(x1.shape, generator=generator, device=values.device, dtype=values.dtype)
+        t = sample_time((n, K), cfg, generator, values.device).to(values.dtype)
+        x_t, u = interpolate(x0, x1, t, cfg.sigma_min)
+        v = net.decode(sub, x_t, t, lat_idx, lat_ok)
+        ok = lat_ok[:, None].to(v.dtype)
+        per_example = (((v - u) ** 2) * ok).sum((1, 2)) / (ok.sum((1, 2)).clamp(min=1) * K)
+        fm_sum = fm_sum + (wi * per_example).sum()
+        if guidance is not None and guidance.enabled:
+            x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
+            part = batch if idx is None else {k: (x[idx] if torch.is_tensor(x) and x.shape[:1] == (B,) else x)
+                                              for k, x in batch.items()}
+            gi = guidance.loss(x1_hat, t, part, st, lat_idx, lat_ok, wi) * wi.sum()
+            g_sum = gi if g_sum is None else g_sum + gi
+    total_w = w.sum().clamp(min=1e-12)
+    fm = fm_sum / total_w
     loss, g = fm, None
-    if guidance is not None and guidance.enabled:
-        x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
-        g = guidance.loss(x1_hat, t, batch, state, lat_idx, lat_ok, w)
+    if g_sum is not None:
+        g = g_sum / total_w
         loss = guidance.fm_weight * fm + guidance.weight * g
     return LossTerms(loss, fm, g)
 
