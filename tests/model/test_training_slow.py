@@ -74,13 +74,24 @@ def test_training_set_train_resume_validate(tmp_path):
     assert s1["prior_ratio"]["class_weights"] == [1.0, 100.0]
     assert (tmp_path / "model" / "logs" / "metrics.csv").exists()
     assert (tmp_path / "model" / "logs" / "checkpoints" / "last.ckpt").exists()
-    # an interrupted/finished run resumes from last.ckpt instead of starting over
+    # an interrupted run (no "finished" marker) of the same config resumes from last.ckpt
+    from ysocensus.model.training import FINISHED
+
+    logs = tmp_path / "model" / "logs"
+    (logs / "checkpoints" / FINISHED).unlink()
+    again = run_training(tmp_path / "training", ck, logs, cfg, seed=3, threads=2)
+    assert again["resumed_from_step"] == 6 and again["steps"] == 6
+    # a finished run is not resumed: rerunning the rule trains afresh
+    fresh = run_training(tmp_path / "training", ck, logs, cfg, seed=3, threads=2)
+    assert fresh["resumed_from_step"] is None and fresh["steps"] == 6
+    # nor is a run under another config
     cfg2 = json.loads(json.dumps(cfg))
     cfg2["optim"]["max_steps"] = 8
     with pytest.raises(CheckpointError):
         load_checkpoint(ck, merge(cfg2) | {"seed": 3})
-    s2 = run_training(tmp_path / "training", ck, tmp_path / "model" / "logs", cfg2, seed=3, threads=2)
-    assert s2["steps"] == 8
+    (logs / "checkpoints" / FINISHED).unlink()
+    s2 = run_training(tmp_path / "training", ck, logs, cfg2, seed=3, threads=2)
+    assert s2["steps"] == 8 and s2["resumed_from_step"] is None
     out = run_validation(ck, tmp_path / "training", tmp_path / "val" / "calibration.json", tmp_path / "val" / "fig",
                          cfg2, seed=3, threads=2)
     d = json.loads((tmp_path / "val" / "calibration.json").read_text())

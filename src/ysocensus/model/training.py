@@ -3,7 +3,8 @@
 Deterministic seeding, CPU by default and GPU (bf16-mixed) when present, a wall-clock budget with the
 learning rate following a cosine over it, CSV logs under ``<logs>/``, a progress bar, early stopping on the
 validation loss, Lightning checkpoints (``last.ckpt``) under ``<logs>/checkpoints`` from which an
-interrupted run resumes, and at the end the EMA weights exported as the model checkpoint
+interrupted run of the same config resumes (``resume_point``: a finished run, or one under another config,
+starts afresh), and at the end the EMA weights exported as the model checkpoint
 (``checkpoint.save_checkpoint``) next to its config and normalisation statistics.
 """
 
@@ -20,6 +21,7 @@ import torch
 
 from ysocensus import io
 from ysocensus.model import config as mconfig
+from ysocensus.model.checkpoint import model_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,33 @@ def fit_population_ratio(train_path, stats, power: float, seed: int):
     summary["seconds"] = round(time.monotonic() - t0, 1)
     log.info("prior ratio: %s", summary)
     return model, summary
+
+
+#: written into ``<logs>/checkpoints`` when a run has finished and exported its model
+FINISHED = "finished.json"
+RUN_CONFIG = "run_config.json"
+
+
+def resume_point(ckpt_dir: Path, cfg: Mapping) -> str | None:
+    """``last.ckpt`` to resume from when an interrupted run of this same config left one; else None, after
+    clearing the directory. A finished run, or one made under another config (the
+    checkpoint's model-defining keys, ``checkpoint.FINGERPRINT_KEYS``), is never resumed: rerunning
+    ``train`` trains afresh."""
+    import shutil
+
+    last, run_cfg = ckpt_dir / "last.ckpt", ckpt_dir / RUN_CONFIG
+    fp = model_fingerprint(cfg)
+    same = run_cfg.exists() and json.loads(run_cfg.read_text()).get("fingerprint") == fp
+    if last.exists() and same and not (ckpt_dir / FINISHED).exists():
+        log.info("resuming the interrupted run from %s", last)
+        return str(last)
+    if ckpt_dir.exists():
+        log.info("starting afresh: %s", "the last run finished" if (ckpt_dir / FINISHED).exists()
+                 else "no checkpoint of this config")
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json({"fingerprint": fp}, run_cfg)
+    return None
 
 
 def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None, seed: int,
@@ -111,21 +140,24 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
         val_check_interval=val_every if n_train > val_every else 1.0, check_val_every_n_epoch=None if n_train > val_every else 1,
         limit_val_batches=20, enable_progress_bar=True, log_every_n_steps=20, num_sanity_val_steps=0,
     )
-    last = ckpt_dir / "last.ckpt"
-    resume = str(last) if last.exists() else None
-    if resume:
-        log.info("resuming from %s", resume)
+    resume = resume_point(ckpt_dir, cfg)
+    start = {}
+    module.on_train_start = lambda: start.setdefault("step", int(module.global_step))  # restored by now
     t0 = time.monotonic()
     trainer.fit(module, datamodule=dm, ckpt_path=resume)
     seconds = time.monotonic() - t0
+    start_step = start.get("step", int(trainer.global_step))
+    done = int(trainer.global_step) - start_step
     summary = {"steps": int(trainer.global_step), "epochs": int(trainer.current_epoch), "seconds": round(seconds, 1),
+               "resumed_from_step": start_step if resume else None,
                "examples_seen": int(trainer.global_step) * int(optim["batch_size"]),
-               "examples_per_s": round(trainer.global_step * optim["batch_size"] / max(seconds, 1e-9), 1),
+               "examples_per_s": round(done * optim["batch_size"] / max(seconds, 1e-9), 1),
                "val_loss": float(trainer.callback_metrics.get("val/loss", float("nan"))),
                "parameters": sum(p.numel() for p in module.net.parameters())}
     prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
                                                                 float(cfg["training"]["importance_power"]), cfg["seed"])
     save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio)
+    io.write_json({"fingerprint": model_fingerprint(cfg), "steps": summary["steps"]}, ckpt_dir / FINISHED)
     out = Path(checkpoint_path).parent
     io.write_json(cfg, out / "config.json")
     dm.stats.save(out / "normalisation.json")
