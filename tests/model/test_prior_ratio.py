@@ -108,3 +108,15 @@ def test_population_prior_moves_samples_and_roundtrips_in_checkpoint(tmp_path):
     assert load(p).prior_ratio is None
     with pytest.raises(ValueError, match="prior must be"):
         FlowPosterior(net, Normalisation(), prior="galaxy")
+
+
+def test_using_prior_switches_for_a_block_and_restores():
+    post = FlowPosterior(FlowTransformer(NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)),
+                         Normalisation())
+    with post.using_prior("simulation"):
+        assert post.prior == "simulation"
+    assert post.prior == "population"
+    with pytest.raises(ValueError, match="prior must be"):
+        with post.using_prior("galaxy"):
+            pass
+    assert post.prior == "population"

@@ -48,18 +48,6 @@ DEFAULTS = dict(n_test=2000, n_calibration=1500, n_samples=64, n_grid=12, n_c2st
                 npe_max_rows=None, n_throughput=500, threads=2, seed=0, sagitta_mc=0, reuse_npe=False)
 
 
-def _model_space(theta: np.ndarray) -> np.ndarray:
-    t = np.array(theta, np.float64, copy=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t[..., 1] = np.log10(t[..., 1])
-        t[..., 3] = np.log10(t[..., 3])
-    return t
-
-
-def _truth(table) -> np.ndarray:
-    return np.stack([table.column(p).to_numpy().astype(np.float64) for p in io.PARAMETERS], -1)
-
-
 def _batch(table) -> dict[str, np.ndarray]:
     """Catalog columns as numpy (NaN = missing), the PosteriorSampler batch convention."""
     out = {}
@@ -90,12 +78,8 @@ class OurModel:
 
     def sample(self, table, n: int, seed: int, prior: str = "population") -> tuple[np.ndarray, np.ndarray]:
         """Samples under the Galactic population's prior, or (``prior="simulation"``) the training mix's."""
-        est = self.sampler.estimator
-        keep, est.prior = est.prior, prior
-        try:
+        with self.sampler.estimator.using_prior(prior):
             res = self.sampler.sample(_batch(table), n, np.random.SeedSequence(seed))
-        finally:
-            est.prior = keep
         return res.samples, res.status
 
     @property
@@ -109,7 +93,7 @@ class OurModel:
 # ------------------------------------------------------------------------------------------------ metrics
 def calibration_block(samples, truth, combos, seed: int, min_group: int = 100) -> dict:
     rng = np.random.default_rng(seed)
-    u = cal.pit(_model_space(samples), _model_space(truth), rng)
+    u = cal.pit(cal.model_space(samples), cal.model_space(truth), rng)
     ok = np.isfinite(u).all(1)
 
     def block(m):
@@ -203,7 +187,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
     calib = pq.read_table(training_dir / "test_population.parquet")
     # a random subset: the file is in tile order, and its first rows are one patch of sky
     calib = calib.take(np.sort(rng.choice(calib.num_rows, min(calib.num_rows, z["n_calibration"]), replace=False)))
-    truth_t, truth_c = _truth(test), _truth(calib)
+    truth_t, truth_c = cal.truth_array(test), cal.truth_array(calib)
     combos_c = _combos(calib)
     n_s = int(z["n_samples"])
     methods: dict[str, dict] = {}
@@ -291,7 +275,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
     n_c = int(z["n_c2st_samples"])
     g_s, g_diag, g_sec = gp.sample_frame(sub, n_c, seed)
     truth_g = truth_t[idx]
-    gm = _model_space(g_s)
+    gm = cal.model_space(g_s)
     methods["grid"] = {"status": "ok", "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in gcfg.__dict__.items()},
                        "library": gp.lib.meta, "n_stars": int(len(idx)),
                        "seconds_per_star_mean": float(g_sec.mean()), "seconds_per_star_median": float(np.median(g_sec)),
@@ -307,7 +291,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
     # the test's own floor: two independent sample sets of the grid posterior (expected ≈ 0.5)
     n_self = min(2, len(idx))
     g2, _, _ = gp.sample_frame(sub.slice(0, n_self), n_c, seed + 99)
-    methods["grid"]["c2st_grid_vs_grid"] = [round(c2st_mod.c2st(gm[i], _model_space(g2[i]), seed=seed), 4)
+    methods["grid"]["c2st_grid_vs_grid"] = [round(c2st_mod.c2st(gm[i], cal.model_space(g2[i]), seed=seed), 4)
                                             for i in range(n_self)]
     c2st_rows = {}
     amortised = {"ours": ours, "npe": npe}
@@ -321,7 +305,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
             if ours is not None and ours.prior_ratio is not None:
                 s, _ = reweight_samples(s, tokenize(sub, stats).sky, stats, ours.prior_ratio, n_c,
                                         torch.Generator().manual_seed(seed + 2))
-        sm = _model_space(s)
+        sm = cal.model_space(s)
         c5 = [c2st_mod.c2st(gm[i], sm[i], seed=seed) for i in range(len(idx))]
         c4 = [c2st_mod.c2st(gm[i][:, :4], sm[i][:, :4], seed=seed) for i in range(len(idx))]
         c2st_rows[name] = {"c2st_per_star": np.round(c5, 4).tolist(), "c2st_mean": float(np.nanmean(c5)),

@@ -24,6 +24,8 @@ network's density (the population posterior's normaliser is not computed).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -35,6 +37,14 @@ from ysocensus.model.tokens import (DROPPED, N_THETA, N_X, OBSERVABLES, SKY_INDE
                                     log_abs_det_model_per_phys, theta_from_model, theta_to_model, tokenize)
 
 _GAIA_SIGMA = 2.5 / np.log(10.0)
+
+#: the priors a posterior can be sampled under (see the module docstring)
+PRIORS = ("population", "simulation")
+
+
+def _check_prior(prior: str) -> None:
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be 'population' or 'simulation', not {prior!r}")
 
 
 def x_columns() -> list[str]:
@@ -75,8 +85,7 @@ class FlowPosterior:
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
                  rows_per_batch: int = 4096, young_log10_age: float = 7.69897, prior_ratio=None,
                  prior: str = "population", oversample: int = 1):
-        if prior not in ("population", "simulation"):
-            raise ValueError(f"prior must be 'population' or 'simulation', not {prior!r}")
+        _check_prior(prior)
         self.net = net.eval()
         self.prior_ratio = None if prior_ratio is None else prior_ratio.eval()
         self.prior = prior
@@ -135,12 +144,20 @@ class FlowPosterior:
     @torch.no_grad()
     def _to_population(self, z: torch.Tensor, sky: torch.Tensor, n: int, generator):
         """Resample n of the proposals z [b, S, 5] by the prior ratio; → (z [b, n, 5], ESS [b])."""
-        from ysocensus.model.prior_ratio import resample
+        from ysocensus.model.prior_ratio import population_indices
 
-        log_r = self.prior_ratio.to(z.device)(z, sky[:, None, :].to(z.dtype))
-        idx, ess = resample(log_r.cpu(), n, generator)
-        idx = idx.to(z.device)
+        idx, ess = population_indices(self.prior_ratio, z, sky, n, generator)
         return torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1])), ess.numpy()
+
+    @contextmanager
+    def using_prior(self, prior: str):
+        """Sample under ``prior`` ("population" or "simulation") inside the block, then restore."""
+        _check_prior(prior)
+        keep, self.prior = self.prior, prior
+        try:
+            yield self
+        finally:
+            self.prior = keep
 
     @property
     def device(self) -> torch.device:

@@ -66,11 +66,11 @@ class LossTerms:
 def _latent_count_groups(state: torch.Tensor, small: int = 5):
     """Row groups decoded separately: rows with at most ``small`` latent tokens (posterior masks) and the rest
     (predict-x and random-subset masks, up to every token). The decoder pads every row to its group's largest
-    latent count, so one group would make posterior rows pay for the rare wide ones. ``None`` = all rows."""
+    latent count, so one group would make posterior rows pay for the rare wide ones. Indices (or a slice)."""
     n_lat = (state == LATENT).sum(1)
     few = n_lat <= small
     if bool(few.all()) or not bool(few.any()):
-        return [None]
+        return [slice(None)]  # one group: views, no copies
     return [torch.nonzero(few).flatten(), torch.nonzero(~few).flatten()]
 
 
@@ -91,11 +91,8 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     w = torch.ones(B, dtype=values.dtype, device=values.device) if w is None else w.to(values.dtype)
     fm_sum, g_sum = values.new_zeros(()), None
     for idx in _latent_count_groups(state):
-        sub = cache if idx is None else cache.index(idx)
-        st = state if idx is None else state[idx]
-        wi = w if idx is None else w[idx]
+        sub, st, wi, vals = cache.index(idx), state[idx], w[idx], values[idx]
         lat_idx, lat_ok = latent_slots(st)
-        vals = values if idx is None else values[idx]
         n = vals.shape[0]
         x1 = torch.gather(vals, 1, lat_idx)[:, None].expand(n, K, lat_idx.shape[1])
         x0 = torch.randn(x1.shape, generator=generator, device=values.device, dtype=values.dtype)
@@ -107,8 +104,7 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         fm_sum = fm_sum + (wi * per_example).sum()
         if guidance is not None and guidance.enabled:
             x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
-            part = batch if idx is None else {k: (x[idx] if torch.is_tensor(x) and x.shape[:1] == (B,) else x)
-                                              for k, x in batch.items()}
+            part = {k: (x[idx] if torch.is_tensor(x) and x.shape[:1] == (B,) else x) for k, x in batch.items()}
             gi = guidance.loss(x1_hat, t, part, st, lat_idx, lat_ok, wi) * wi.sum()
             g_sum = gi if g_sum is None else g_sum + gi
     total_w = w.sum().clamp(min=1e-12)

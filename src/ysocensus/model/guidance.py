@@ -68,6 +68,7 @@ class Guidance:
         self.config = config
         self.operator = operator
         self.stats = stats
+        self.band_on = torch.tensor([m not in config.exclude_bands for m in io.MAGNITUDES])
         if config.enabled and operator is None:
             raise RuntimeError("guidance.enabled is true but no measurement operator is available "
                                "(ysocensus.surveys.operator.MeasurementOperator could not be imported)")
@@ -83,9 +84,6 @@ class Guidance:
     @property
     def fm_weight(self) -> float:
         return self.config.fm_weight
-
-    def _band_on(self, device) -> torch.Tensor:
-        return torch.tensor([m not in self.config.exclude_bands for m in io.MAGNITUDES], device=device)
 
     def _rho(self, r2):
         d = self.config.huber_delta
@@ -103,7 +101,7 @@ class Guidance:
         obs = batch["mags"][:, None]
         sig = batch["mag_sigma"][:, None]
         use = (state[:, list(MAGNITUDE_TOKENS)] == OBSERVED)[:, None] & torch.isfinite(obs) & (sig > 0)
-        use = use & self._band_on(use.device)
+        use = use & self.band_on.to(use.device)
         r2 = torch.where(use, ((mags - torch.nan_to_num(obs)) / torch.where(use, sig, 1.0)) ** 2, 0.0)
         terms = self._rho(r2).masked_fill(~use, 0.0).sum(-1)
         n = use.to(mags.dtype).sum(-1)

@@ -129,6 +129,18 @@ def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None 
 
 
 @torch.no_grad()
+def population_indices(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, n_out: int,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of the training-mix proposals z [B, S, 5] (standardised θ; sky features [B, 4]) to keep for n_out
+    samples under the population prior: indices [B, n_out] on z's device, and the ESS per star. Proposals
+    with a non-finite θ get no weight. The uniforms are drawn on the CPU (same draws on any device)."""
+    log_r = ratio.to(z.device)(torch.nan_to_num(z), sky[:, None, :].to(z.dtype))
+    log_r = torch.where(torch.isfinite(z).all(-1), log_r, torch.full_like(log_r, -math.inf))
+    idx, ess = resample(log_r.cpu(), n_out, generator)
+    return idx.to(z.device), ess
+
+
+@torch.no_grad()
 def reweight_samples(samples: np.ndarray, sky: np.ndarray, stats, ratio: PriorRatio, n_out: int,
                      generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Population-prior samples [B, n_out, 5] (physical units) from training-mix samples [B, S, 5] of any
@@ -137,10 +149,8 @@ def reweight_samples(samples: np.ndarray, sky: np.ndarray, stats, ratio: PriorRa
     from ysocensus.model.tokens import theta_to_model
 
     th = torch.as_tensor(np.asarray(samples, np.float32))
-    z = theta_to_model(th, stats).float()
-    log_r = ratio(torch.nan_to_num(z), torch.as_tensor(np.asarray(sky, np.float32))[:, None, :])
-    log_r = torch.where(torch.isfinite(z).all(-1), log_r, torch.full_like(log_r, -math.inf))
-    idx, ess = resample(log_r, n_out, generator)
+    idx, ess = population_indices(ratio, theta_to_model(th, stats).float(),
+                                  torch.as_tensor(np.asarray(sky, np.float32)), n_out, generator)
     out = torch.gather(th, 1, idx[..., None].expand(-1, -1, th.shape[-1])).numpy()
     bad = ~np.isfinite(np.asarray(samples)).all((1, 2))
     if bad.any():

@@ -9,12 +9,29 @@
   (effective) stars, parameters and levels (Monte Carlo of uniform u); report it beside every figure.
 - SBC: ``ks_pvalue`` of u against U(0, 1) and ``rank_histogram``.
 - ``roc_auc``, ``purity_at_completeness``: P(young) against the truth (weighted).
+- ``truth_array``, ``model_space``: the truth θ of a table, and θ in the space the model infers it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats as sps
+
+def truth_array(table) -> np.ndarray:
+    """Truth θ [B, 5] (``io.PARAMETERS`` order, physical units) of a table of simulated stars."""
+    from ysocensus import io
+
+    return np.stack([table.column(p).to_numpy().astype(np.float64) for p in io.PARAMETERS], -1)
+
+
+def model_space(theta: np.ndarray) -> np.ndarray:
+    """θ compared in the space the model infers it (log10 mass, log10 distance), float64, a copy."""
+    t = np.array(theta, np.float64, copy=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t[..., 1] = np.log10(t[..., 1])
+        t[..., 3] = np.log10(t[..., 3])
+    return t
+
 
 LEVELS = tuple(np.round(np.arange(0.05, 0.951, 0.1), 2))  # 0.05, 0.15, ..., 0.95
 

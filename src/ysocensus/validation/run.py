@@ -36,19 +36,6 @@ WIDTH_STEPS = (("gaia_phot", ("gaia_phot",)), ("+parallax", ("gaia_phot", "paral
                ("+lamost", ("gaia_phot", "parallax", "tmass", "wise", "lamost")))
 
 
-def _truth(table) -> np.ndarray:
-    return np.stack([table.column(p).to_numpy().astype(np.float64) for p in io.PARAMETERS], -1)
-
-
-def _model_space(theta: np.ndarray) -> np.ndarray:
-    """Parameters compared in the space the model infers them (log mass, log distance)."""
-    t = theta.copy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t[..., 1] = np.log10(t[..., 1])
-        t[..., 3] = np.log10(t[..., 3])
-    return t
-
-
 def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_group: int = 500,
              method=None, n_steps=None, weights=None) -> dict:
     """Calibration of ``post`` on the rows of ``table``: overall, per survey combination, per G bin."""
@@ -57,8 +44,8 @@ def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_
     arrays = tokenize(table, post.stats)
     samples, status = post.sample_tokens(arrays, n_samples, g, n_steps=n_steps, method=method)
     ok = status == "ok"
-    truth = _truth(table)
-    u = cal.pit(_model_space(samples), _model_space(truth), rng)
+    truth = cal.truth_array(table)
+    u = cal.pit(cal.model_space(samples), cal.model_space(truth), rng)
     combos = survey_combination_names(arrays.measured)
     gmag = table.column("phot_g_mean_mag").to_numpy(zero_copy_only=False).astype(float)
     out = {"n_stars": int(ok.sum()), "n_prior_only": int((status == "prior_only").sum())}
@@ -130,7 +117,7 @@ def widths_table(post, table, n_samples: int, seed: int, max_stars: int) -> dict
     arrays = tokenize(table, post.stats)
     meas = arrays.measured
     has = {g: meas[:, list(idx)].any(1) for g, idx in DROP_GROUPS.items()}
-    truth = _truth(table)
+    truth = cal.truth_array(table)
     sel = has["gaia_phot"] & has["parallax"] & (has["tmass"] | has["wise"]) & has["lamost"] & (truth[:, 0] < 7.69897)
     idx = np.flatnonzero(sel)[:max_stars]
     res = {"n_stars": int(len(idx)), "steps": {}}
@@ -145,14 +132,14 @@ def widths_table(post, table, n_samples: int, seed: int, max_stars: int) -> dict
         keep[SKY_INDEX] = True
         keep[:N_THETA] = True
         s, _ = post.sample_tokens(sub, n_samples, torch.Generator().manual_seed(seed), keep=keep)
-        ms = _model_space(s)
+        ms = cal.model_space(s)
         q16, q84 = np.nanpercentile(ms, 16, axis=1), np.nanpercentile(ms, 84, axis=1)
         hw = 0.5 * (q84 - q16)
         per_star[name] = (hw, np.nanmedian(ms, axis=1))
         res["steps"][name] = {p: float(np.nanmean(hw[:, j])) for j, p in enumerate(("log10_age_yr", "log10_mass",
                                                                                       "feh", "log10_distance_pc", "av_mag"))}
     res["_per_star"] = per_star
-    res["_truth"] = _model_space(truth[idx])
+    res["_truth"] = cal.model_space(truth[idx])
     return res
 
 
@@ -179,8 +166,8 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     out["by_g_magnitude"] = res["by_g_magnitude"]
     out["by_abs_b"] = res["by_abs_b"]
     truth, samples = res["_truth"], res["_samples"]
-    med = np.nanmedian(_model_space(samples), axis=1)
-    tm = _model_space(truth)
+    med = np.nanmedian(cal.model_space(samples), axis=1)
+    tm = cal.model_space(truth)
     young = truth[:, 0] < cfg["young_log10_age"]
     acc_defs = {"log10_age_yr": young, "initial_mass_msun": None, "feh": None, "distance_pc": None, "av_mag": None}
     for j, p in enumerate(io.PARAMETERS):
@@ -200,18 +187,14 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     det = test.column("survey_mask").to_numpy() > 0
     test = test.filter(det)
     test = test.slice(0, min(test.num_rows, int(vcfg["max_stars"])))
-    tr_t = _truth(test)
+    tr_t = cal.truth_array(test)
     w_t = test.column("weight").to_numpy().astype(float)
     g = torch.Generator().manual_seed(cfg["seed"] + 1)
     s_pop, st_t = post.sample_tokens(tokenize(test, post.stats), int(vcfg["n_samples"]), g)
-    prior = post.prior
-    post.prior = "simulation"  # the posterior under the training mix, which these stars were drawn from
-    try:
+    with post.using_prior("simulation"):  # the posterior under the training mix, which these stars come from
         sim = evaluate(post, test, int(vcfg["n_samples"]), seed=cfg["seed"] + 1,
                        min_group=int(vcfg["min_stars_per_group"]))
         wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
-    finally:
-        post.prior = prior
     s_sim = sim["_samples"]
     out["as_simulated"] = {"test_set": "test (held-out stars as simulated), posterior under the training mix",
                            "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")}
