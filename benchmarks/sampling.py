@@ -55,7 +55,7 @@ def _inputs(stats, n: int, seed: int):
             "sky": torch.randn(n, 4, generator=g), "measured": measured}, "synthetic tokens (60% measured)"
 
 
-def _run(net, t, n_samples, n_steps, method, rows, seconds, full):
+def _run(net, t, n_samples, n_steps, method, rows, seconds, full, time_power=1.0):
     """Stars/s over whole batches until ``seconds`` have passed (at least one batch)."""
     B = t["values"].shape[0]
     state = posterior_states(t["measured"].clone().index_fill_(1, torch.arange(N_THETA), False))
@@ -63,7 +63,7 @@ def _run(net, t, n_samples, n_steps, method, rows, seconds, full):
     for sl in sampler.batches(B, n_samples, rows):
         lat_idx, lat_ok = latent_slots(state[sl], N_THETA)
         cond = sampler.Conditioning(t["values"][sl], t["logsig"][sl], t["sky"][sl], state[sl], lat_idx, lat_ok)
-        sampler.sample(net, cond, n_samples, n_steps, method, full_sequence=full)
+        sampler.sample(net, cond, n_samples, n_steps, method, full_sequence=full, time_power=time_power)
         done += sl.stop - sl.start
         if time.perf_counter() - t0 > seconds:
             break
@@ -80,6 +80,7 @@ def main(argv=None):
     ap.add_argument("--n-samples", type=int, default=DEFAULTS["sampling"]["n_samples"])
     ap.add_argument("--n-steps", type=int, default=DEFAULTS["sampling"]["n_steps"])
     ap.add_argument("--method", default=DEFAULTS["sampling"]["method"])
+    ap.add_argument("--time-power", type=float, default=DEFAULTS["sampling"]["time_power"])
     ap.add_argument("--rows-per-batch", type=int, default=DEFAULTS["sampling"]["rows_per_batch"])
     ap.add_argument("--model", default=str(ROOT / "results/model/model.ckpt"))
     ap.add_argument("--output", default=str(ROOT / "results/benchmarks/sampling.json"))
@@ -96,14 +97,14 @@ def main(argv=None):
     n_stars = max(4 * a.rows_per_batch // a.n_samples, 1) * 20
     t, inputs = _inputs(stats, n_stars, 0)
     with torch.inference_mode():
-        _run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, 0.5, False)  # warm-up
+        _run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, 0.5, False, a.time_power)  # warm-up
         # alternate short windows of both paths; on a shared machine the best window is the machine's
         # figure (like timeit's min), the median is reported beside it
         kv_w, full_w = [], []
         t_end = time.perf_counter() + a.seconds * 4 / 3
         while time.perf_counter() < t_end or len(full_w) < 2:
-            kv_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 8, False))
-            full_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 24, True))
+            kv_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 8, False, a.time_power))
+            full_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 24, True, a.time_power))
     kv, n_kv, kv_cpu = max(kv_w, key=lambda r: r[0])
     full, n_full, full_cpu = max(full_w, key=lambda r: r[0])
     kv_med = float(np.median([r[0] for r in kv_w]))
@@ -115,7 +116,7 @@ def main(argv=None):
            "stars_per_s_cpu_time": round(kv_cpu, 1), "stars_per_s_full_sequence_cpu_time": round(full_cpu, 1),
            "note": "stars_per_s* are wall clock; *_cpu_time divide by this process's CPU seconds per thread "
                    "(the idle-machine figure when the machine is shared; see load_average_1min)",
-           "n_samples": a.n_samples, "n_steps": a.n_steps, "method": a.method,
+           "n_samples": a.n_samples, "n_steps": a.n_steps, "method": a.method, "time_power": a.time_power,
            "network_evaluations_per_sample": a.n_steps * (1 if a.method == "euler" else 2),
            "rows_per_batch": a.rows_per_batch, "threads": torch.get_num_threads(),
            "stars_timed": {"kv_reuse": int(sum(r[1] for r in kv_w)), "full_sequence": int(sum(r[1] for r in full_w))},

@@ -120,3 +120,22 @@ def test_guidance_leaves_out_the_disk_bands_by_default():
     assert float(every.loss(x1, t, b, state, lat_idx, lat_ok, w)) > 1.0
     with pytest.raises(ValueError, match="exclude_bands.*w5mpro"):
         GuidanceConfig(exclude_bands=("w5mpro",))
+
+
+def test_row_groups_are_contiguous_homogeneous_and_cover_the_batch():
+    from ysocensus.model.flow import FEW_LATENT, OBSERVED_BUCKETS, row_groups
+    from ysocensus.model.masks import MaskMix, sample_condition_states
+    from ysocensus.model.tokens import LATENT, OBSERVED
+
+    b = random_batch(400, seed=11)
+    state = sample_condition_states(b["measured"], MaskMix(), torch.Generator().manual_seed(12))
+    order, groups = row_groups(state)
+    assert order is not None and sorted(order.tolist()) == list(range(400))  # a permutation
+    s = state[order]
+    assert groups[0].start == 0 and groups[-1].stop == 400
+    assert all(a.stop == c.start for a, c in zip(groups[:-1], groups[1:]))
+    n_lat, n_obs = (s == LATENT).sum(1), (s == OBSERVED).sum(1)
+    bucket = torch.bucketize(n_obs, torch.as_tensor(OBSERVED_BUCKETS))
+    for g in groups:
+        assert len(set((n_lat[g] > FEW_LATENT).tolist())) == 1 and len(set(bucket[g].tolist())) == 1
+    assert len(groups) > 2

@@ -77,3 +77,22 @@ def test_padded_latent_slots_do_not_change_the_others():
     t = torch.full((1, 1), 0.5)
     assert torch.allclose(net.decode(cache, x, t, li, lo), net.decode(cache, x8, t, li8, lo8)[..., :N_THETA], atol=1e-5)
     assert (state[:, :N_THETA] == LATENT).all()
+
+
+def test_a_star_is_encoded_the_same_whatever_else_is_in_its_batch():
+    # encode packs each row's observed tokens and pads to the batch's largest observed count: the padding
+    # (set by the other rows) must not change a row's velocity
+    net = _net()
+    b = random_batch(16, seed=7)
+    state = sample_condition_states(b["measured"], MaskMix(), torch.Generator().manual_seed(8))
+    n_obs = (state == OBSERVED).sum(1)
+    assert n_obs.min() < n_obs.max()  # rows of different lengths share the batch
+    lat_idx, lat_ok = latent_slots(state)
+    x = torch.randn(16, 3, lat_idx.shape[1], generator=torch.Generator().manual_seed(9))
+    t = torch.full((1, 1), 0.6)
+    v = net.decode(net.encode(b["values"], b["logsig"], b["sky"], state), x, t, lat_idx, lat_ok)
+    for i in (int(n_obs.argmin()), int(n_obs.argmax())):
+        s = slice(i, i + 1)
+        vi = net.decode(net.encode(b["values"][s], b["logsig"][s], b["sky"][s], state[s]), x[s], t,
+                        lat_idx[s], lat_ok[s])
+        assert torch.allclose(v[s], vi, atol=1e-5), (i, (v[s] - vi).abs().max())

@@ -137,13 +137,16 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
     net, stats, model_config, extra = load_checkpoint(path, expected_config)
     if device is not None:
         net = net.to(device)
-    samp = model_config.get("sampling", {})
+    from ysocensus.model.config import DEFAULTS
+
+    # sampling keys added after a model was trained take today's defaults (they do not define the model)
+    samp = {**DEFAULTS["sampling"], **model_config.get("sampling", {})}
     post = FlowPosterior(net, stats, n_steps=n_steps or samp.get("n_steps", 4),
                          method=method or samp.get("method", "midpoint"),
                          rows_per_batch=samp.get("rows_per_batch", 4096),
                          young_log10_age=model_config.get("young_log10_age", 7.69897),
                          prior_ratio=extra["prior_ratio_module"],
                          prior=prior or samp.get("prior", "population"),
-                         oversample=samp.get("prior_oversample", 1))
+                         oversample=samp["prior_oversample"], time_power=samp["time_power"])
     post.fingerprint = model_fingerprint(model_config)
     return post

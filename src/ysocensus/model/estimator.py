@@ -84,7 +84,7 @@ class FlowPosterior:
 
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
                  rows_per_batch: int = 4096, young_log10_age: float = 7.69897, prior_ratio=None,
-                 prior: str = "population", oversample: int = 1):
+                 prior: str = "population", oversample: int = 1, time_power: float = 1.0):
         _check_prior(prior)
         self.net = net.eval()
         self.prior_ratio = None if prior_ratio is None else prior_ratio.eval()
@@ -94,6 +94,7 @@ class FlowPosterior:
         self.stats = stats
         self.n_steps = n_steps
         self.method = method
+        self.time_power = float(time_power)
         self.rows_per_batch = rows_per_batch
         self.young_log10_age = young_log10_age
         self._default_x = None
@@ -131,7 +132,7 @@ class FlowPosterior:
             cond = sampler.Conditioning((t["values"][sl] * (state[sl] == 1)).to(dev), t["logsig"][sl].to(dev),
                                         t["sky"][sl].to(dev), state[sl].to(dev), lat_idx.to(dev), lat_ok.to(dev))
             z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
-                               generator=generator, full_sequence=full_sequence)
+                               generator=generator, full_sequence=full_sequence, time_power=self.time_power)
             if reweight:
                 z, ess[sl] = self._to_population(z, cond.sky, n_samples, generator)
             out[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
@@ -176,7 +177,7 @@ class FlowPosterior:
         return s
 
     def describe(self) -> dict:
-        return {"solver": self.method, "n_steps": self.n_steps, "fingerprint": getattr(self, "fingerprint", None),
+        return {"solver": self.method, "n_steps": self.n_steps, "time_power": self.time_power, "fingerprint": getattr(self, "fingerprint", None),
                 "network": self.net.config.to_dict(),
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
                 "oversample": self.oversample}

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ysocensus.model.network import FlowTransformer, latent_slots
-from ysocensus.model.tokens import LATENT
+from ysocensus.model.tokens import LATENT, N_THETA, OBSERVED
 
 
 @dataclass
@@ -63,15 +63,32 @@ class LossTerms:
     x1_hat: torch.Tensor | None = None
 
 
-def _latent_count_groups(state: torch.Tensor, small: int = 5):
-    """Row groups decoded separately: rows with at most ``small`` latent tokens (posterior masks) and the rest
-    (predict-x and random-subset masks, up to every token). The decoder pads every row to its group's largest
-    latent count, so one group would make posterior rows pay for the rare wide ones. Indices (or a slice)."""
+#: rows are grouped by latent count (≤ this: the posterior masks) and by observed count (buckets split at
+#: these: e.g. Gaia alone, Gaia + 2MASS + WISE, with LAMOST or some θ)
+FEW_LATENT = N_THETA
+OBSERVED_BUCKETS = (6, 12)
+
+
+def row_groups(state: torch.Tensor):
+    """Rows ordered by group and the groups as slices of that order: (order or None, [slices]).
+
+    The encoder pads each row to its group's largest observed count and the decoder to its largest latent
+    count, so a single group would make every row pay for the rare wide ones (LAMOST stars, predict-x and
+    random-subset masks). Contiguous groups keep every per-group tensor a view (no gathers, and none in the
+    backward pass)."""
     n_lat = (state == LATENT).sum(1)
-    few = n_lat <= small
-    if bool(few.all()) or not bool(few.any()):
-        return [slice(None)]  # one group: views, no copies
-    return [torch.nonzero(few).flatten(), torch.nonzero(~few).flatten()]
+    n_obs = (state == OBSERVED).sum(1)
+    bounds = torch.as_tensor(OBSERVED_BUCKETS, device=state.device)
+    key = (n_lat > FEW_LATENT).long() * (len(OBSERVED_BUCKETS) + 1) + torch.bucketize(n_obs, bounds)
+    counts = torch.bincount(key).tolist()
+    edges = [0]
+    for c in counts:
+        if c:
+            edges.append(edges[-1] + c)
+    slices = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+    if len(slices) == 1:
+        return None, [slice(None)]
+    return torch.argsort(key, stable=True), slices
 
 
 def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, cfg: FlowConfig,
@@ -83,28 +100,33 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     draws. Only LATENT tokens enter the loss (missing ones never); ``batch["weight"]`` are importance
     weights (e.g. population weight / inclusion probability of a stratified training set).
     """
-    values = batch["values"]
+    order, groups = row_groups(state)
+    if order is not None:  # a permutation of the examples: the loss is a sum over them
+        batch = {k: (x[order] if torch.is_tensor(x) and x.ndim and x.shape[0] == state.shape[0] else x)
+                 for k, x in batch.items()}
+        state = state[order]
+    values, logsig, sky = batch["values"], batch["logsig"], batch["sky"]
     B = values.shape[0]
     K = cfg.draws_per_example
-    cache = net.encode(values, batch["logsig"], batch["sky"], state)
     w = batch.get("weight")
     w = torch.ones(B, dtype=values.dtype, device=values.device) if w is None else w.to(values.dtype)
     fm_sum, g_sum = values.new_zeros(()), None
-    for idx in _latent_count_groups(state):
-        sub, st, wi, vals = cache.index(idx), state[idx], w[idx], values[idx]
+    for sl in groups:
+        st, wi, vals = state[sl], w[sl], values[sl]
+        cache = net.encode(vals, logsig[sl], sky[sl], st)
         lat_idx, lat_ok = latent_slots(st)
         n = vals.shape[0]
         x1 = torch.gather(vals, 1, lat_idx)[:, None].expand(n, K, lat_idx.shape[1])
         x0 = torch.randn(x1.shape, generator=generator, device=values.device, dtype=values.dtype)
         t = sample_time((n, K), cfg, generator, values.device).to(values.dtype)
         x_t, u = interpolate(x0, x1, t, cfg.sigma_min)
-        v = net.decode(sub, x_t, t, lat_idx, lat_ok)
+        v = net.decode(cache, x_t, t, lat_idx, lat_ok)
         ok = lat_ok[:, None].to(v.dtype)
         per_example = (((v - u) ** 2) * ok).sum((1, 2)) / (ok.sum((1, 2)).clamp(min=1) * K)
         fm_sum = fm_sum + (wi * per_example).sum()
         if guidance is not None and guidance.enabled:
             x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
-            part = {k: (x[idx] if torch.is_tensor(x) and x.shape[:1] == (B,) else x) for k, x in batch.items()}
+            part = {k: (x[sl] if torch.is_tensor(x) and x.ndim and x.shape[0] == B else x) for k, x in batch.items()}
             gi = guidance.loss(x1_hat, t, part, st, lat_idx, lat_ok, wi) * wi.sum()
             g_sum = gi if g_sum is None else g_sum + gi
     total_w = w.sum().clamp(min=1e-12)

@@ -38,10 +38,10 @@ DROP_GROUPS = {
 class MaskMix:
     """Probabilities of each kind of condition mask (normalised when drawn)."""
 
-    posterior: float = 0.55
-    survey_drop: float = 0.2
-    random_subset: float = 0.12
-    predict_x: float = 0.1
+    posterior: float = 0.65
+    survey_drop: float = 0.15
+    random_subset: float = 0.1
+    predict_x: float = 0.07
     prior: float = 0.03
     theta_observed_prob: float = 0.15  # in random_subset masks: chance that each θ is conditioned on
 

@@ -23,6 +23,7 @@ import torch
 
 from ysocensus import io
 from ysocensus.model import config as mconfig
+from ysocensus.model.prior_ratio import reweight_samples
 from ysocensus.model.tokens import N_THETA, SKY_INDEX, survey_combination_names, tokenize
 from ysocensus.validation import calibration as cal
 
@@ -143,6 +144,15 @@ def widths_table(post, table, n_samples: int, seed: int, max_stars: int) -> dict
     return res
 
 
+def random_rows(table, n: int, seed: int):
+    """At most ``n`` rows of ``table``, a random subset (in file order) when it has more: the rows are in tile
+    order, so the first rows would be one patch of sky."""
+    if table.num_rows <= n:
+        return table
+    pick = np.random.default_rng(seed).choice(table.num_rows, n, replace=False)
+    return table.take(np.sort(pick))
+
+
 def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: Mapping | None, seed: int,
                    threads: int | None = None) -> dict:
     from ysocensus.model.checkpoint import load
@@ -154,11 +164,10 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     vcfg = cfg["validation"]
     training_dir = Path(training_dir)
     t0 = time.monotonic()
-    pop = pq.read_table(training_dir / "test_population.parquet")
-    pop = pop.slice(0, min(pop.num_rows, int(vcfg["max_stars"])))
+    pop = random_rows(pq.read_table(training_dir / "test_population.parquet"), int(vcfg["max_stars"]), cfg["seed"])
     res = evaluate(post, pop, int(vcfg["n_samples"]), seed=cfg["seed"], min_group=int(vcfg["min_stars_per_group"]))
     out: dict = {"test_set": "test_population (unweighted sample of the Galactic population, held out)",
-                 "solver": {"method": post.method, "n_steps": post.n_steps}, "n_samples": int(vcfg["n_samples"]),
+                 "solver": {"method": post.method, "n_steps": post.n_steps, "time_power": post.time_power}, "n_samples": int(vcfg["n_samples"]),
                  "levels": list(cal.LEVELS), "n_stars": res["n_stars"], "n_prior_only": res["n_prior_only"]}
     out["parameters"] = res["overall"]["parameters"]
     out["noise_floor"] = res["overall"]["noise_floor"]
@@ -186,16 +195,22 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     test = pq.read_table(training_dir / "test.parquet")
     det = test.column("survey_mask").to_numpy() > 0
     test = test.filter(det)
-    test = test.slice(0, min(test.num_rows, int(vcfg["max_stars"])))
+    test = random_rows(test, int(vcfg["max_stars"]), cfg["seed"] + 1)
     tr_t = cal.truth_array(test)
     w_t = test.column("weight").to_numpy().astype(float)
     g = torch.Generator().manual_seed(cfg["seed"] + 1)
-    s_pop, st_t = post.sample_tokens(tokenize(test, post.stats), int(vcfg["n_samples"]), g)
     with post.using_prior("simulation"):  # the posterior under the training mix, which these stars come from
         sim = evaluate(post, test, int(vcfg["n_samples"]), seed=cfg["seed"] + 1,
                        min_group=int(vcfg["min_stars_per_group"]))
         wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
-    s_sim = sim["_samples"]
+    s_sim, st_t = sim["_samples"], sim["_status"]
+    if post.prior_ratio is not None and post.oversample == 1:
+        # the population posterior is these same samples resampled by the prior ratio (what sample_tokens
+        # does with oversample 1), so the stars need not be sampled twice
+        s_pop, _ = reweight_samples(s_sim, tokenize(test, post.stats).sky, post.stats, post.prior_ratio,
+                                    int(vcfg["n_samples"]), g)
+    else:
+        s_pop, _ = post.sample_tokens(tokenize(test, post.stats), int(vcfg["n_samples"]), g)
     out["as_simulated"] = {"test_set": "test (held-out stars as simulated), posterior under the training mix",
                            "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")}
                                           for p, v in sim["overall"]["parameters"].items()},
@@ -210,9 +225,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
         out["young_age_accuracy_as_simulated"] = a
     # solver comparison on a subset (calibration, not loss, judges a solver)
     out["solvers"] = {}
-    # a random subset: the rows are in tile order, and the first rows are one patch of sky
-    pick = np.random.default_rng(cfg["seed"]).choice(pop.num_rows, min(pop.num_rows, 3000), replace=False)
-    sub = pop.take(np.sort(pick))
+    sub = random_rows(pop, 3000, cfg["seed"])
     for method, steps in vcfg["solvers"]:
         r = evaluate(post, sub, int(vcfg["n_samples"]), seed=cfg["seed"], method=method, n_steps=int(steps))
         out["solvers"][f"{method}_{steps}"] = {
