@@ -119,7 +119,10 @@ def test_interrupting_a_run_leaves_no_partial_output(tmp_path, sig):
     write_catalog(make_catalog(2000), cat)
     out = tmp_path / "post.parquet"
     code = textwrap.dedent(f"""
-        import sys
+        import signal, sys
+        # Ctrl-C as at a terminal: a child of a non-interactive shell's background job inherits SIGINT
+        # ignored (POSIX), and Python then keeps it ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.path.insert(0, {str(REPO)!r})
         from tests.inference.doubles import GaussianTestSampler
         from ysocensus.inference import InferOptions, infer_catalog
