@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,12 +30,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import machine, synthetic_tokens  # noqa: E402
+
 from ysocensus import io  # noqa: E402
 from ysocensus.model import sampler  # noqa: E402
 from ysocensus.model.config import DEFAULTS  # noqa: E402
 from ysocensus.model.masks import posterior_states  # noqa: E402
 from ysocensus.model.network import FlowTransformer, NetworkConfig, latent_slots  # noqa: E402
-from ysocensus.model.tokens import N_THETA, N_TOKENS, SKY_INDEX, Normalisation, tokenize  # noqa: E402
+from ysocensus.model.tokens import N_THETA, Normalisation, tokenize  # noqa: E402
 
 
 def _inputs(stats, n: int, seed: int):
@@ -48,11 +49,7 @@ def _inputs(stats, n: int, seed: int):
         idx = np.resize(np.arange(t.num_rows), n)
         arr = tokenize(t.take(idx), stats)
         return arr.torch(), f"{cats[0].relative_to(ROOT)} ({t.num_rows} detected rows, repeated to {n})"
-    g = torch.Generator().manual_seed(seed)
-    measured = torch.rand(n, N_TOKENS, generator=g) < 0.6
-    measured[:, SKY_INDEX] = True
-    return {"values": torch.randn(n, N_TOKENS, generator=g), "logsig": torch.randn(n, N_TOKENS, generator=g),
-            "sky": torch.randn(n, 4, generator=g), "measured": measured}, "synthetic tokens (60% measured)"
+    return synthetic_tokens(n, seed)
 
 
 def _run(net, t, n_samples, n_steps, method, rows, seconds, full, time_power=1.0):
@@ -122,9 +119,7 @@ def main(argv=None):
            "stars_timed": {"kv_reuse": int(sum(r[1] for r in kv_w)), "full_sequence": int(sum(r[1] for r in full_w))},
            "model": model_desc, "parameters": sum(p.numel() for p in net.parameters()),
            "network": net.config.to_dict(), "inputs": inputs,
-           "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                       "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                       "load_average_1min": os.getloadavg()[0]}}
+           "machine": machine()}
     io.write_json(out, a.output)
     print(json.dumps(out, indent=2))
     print(f"stars/s with KV reuse {kv:.0f} (CPU-time {kv_cpu:.0f}), full sequence {full:.1f} "

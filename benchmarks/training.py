@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,12 +27,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import machine, synthetic_tokens  # noqa: E402
+
 from ysocensus import io  # noqa: E402
 from ysocensus.model.config import DEFAULTS  # noqa: E402
 from ysocensus.model.flow import FlowConfig, flow_matching_loss, row_groups  # noqa: E402
 from ysocensus.model.masks import MaskMix, sample_condition_states  # noqa: E402
 from ysocensus.model.network import FlowTransformer, NetworkConfig  # noqa: E402
-from ysocensus.model.tokens import N_TOKENS, SKY_INDEX  # noqa: E402
 
 
 def _batches(n: int, seed: int):
@@ -49,12 +49,7 @@ def _batches(n: int, seed: int):
         rows = np.sort(np.random.default_rng(seed).choice(pf.metadata.num_rows, n, replace=False))
         table = pq.read_table(path).take(rows)
         return batch_from_table(table, stats, 0.0), f"{path.relative_to(ROOT)} ({n} random rows)"
-    g = torch.Generator().manual_seed(seed)
-    measured = torch.rand(n, N_TOKENS, generator=g) < 0.6
-    measured[:, SKY_INDEX] = True
-    return {"values": torch.randn(n, N_TOKENS, generator=g), "logsig": torch.randn(n, N_TOKENS, generator=g),
-            "sky": torch.randn(n, 4, generator=g), "measured": measured,
-            "weight": torch.ones(n)}, "synthetic tokens (60% measured)"
+    return synthetic_tokens(n, seed)  # no weights: the loss weighs every example 1
 
 
 def main(argv=None):
@@ -113,9 +108,7 @@ def main(argv=None):
            "flow_matching_samples_per_s": round(best * fcfg.draws_per_example, 1),
            "threads": torch.get_num_threads(), "inputs": inputs, "network": net.config.to_dict(),
            "parameters": sum(p.numel() for p in net.parameters()), "masks": mix.to_dict(),
-           "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                       "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                       "load_average_1min": os.getloadavg()[0]}}
+           "machine": machine()}
     io.write_json(out, a.output)
     print(json.dumps(out, indent=2))
     print(f"training: {best:.0f} examples/s ({best / torch.get_num_threads():.0f} per core, "

@@ -141,12 +141,10 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
 
     # sampling keys added after a model was trained take today's defaults (they do not define the model)
     samp = {**DEFAULTS["sampling"], **model_config.get("sampling", {})}
-    post = FlowPosterior(net, stats, n_steps=n_steps or samp.get("n_steps", 4),
-                         method=method or samp.get("method", "midpoint"),
-                         rows_per_batch=samp.get("rows_per_batch", 4096),
-                         young_log10_age=model_config.get("young_log10_age", 7.69897),
-                         prior_ratio=extra["prior_ratio_module"],
-                         prior=prior or samp.get("prior", "population"),
+    post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
+                         rows_per_batch=samp["rows_per_batch"],
+                         young_log10_age=model_config.get("young_log10_age", DEFAULTS["young_log10_age"]),
+                         prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
                          oversample=samp["prior_oversample"], time_power=samp["time_power"])
     post.fingerprint = model_fingerprint(model_config)
     return post

@@ -91,6 +91,11 @@ def row_groups(state: torch.Tensor):
     return torch.argsort(key, stable=True), slices
 
 
+def _rows(batch: dict, rows, n: int) -> dict:
+    """The batch's per-example tensors (first axis of length n) at ``rows``; anything else as it is."""
+    return {k: (x[rows] if torch.is_tensor(x) and x.ndim and x.shape[0] == n else x) for k, x in batch.items()}
+
+
 def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, cfg: FlowConfig,
                        generator: torch.Generator | None = None, guidance=None) -> LossTerms:
     """Weighted flow-matching loss (+ optional guidance residual) for one batch of examples.
@@ -102,9 +107,7 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     """
     order, groups = row_groups(state)
     if order is not None:  # a permutation of the examples: the loss is a sum over them
-        batch = {k: (x[order] if torch.is_tensor(x) and x.ndim and x.shape[0] == state.shape[0] else x)
-                 for k, x in batch.items()}
-        state = state[order]
+        batch, state = _rows(batch, order, state.shape[0]), state[order]
     values, logsig, sky = batch["values"], batch["logsig"], batch["sky"]
     B = values.shape[0]
     K = cfg.draws_per_example
@@ -126,8 +129,7 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         fm_sum = fm_sum + (wi * per_example).sum()
         if guidance is not None and guidance.enabled:
             x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
-            part = {k: (x[sl] if torch.is_tensor(x) and x.ndim and x.shape[0] == B else x) for k, x in batch.items()}
-            gi = guidance.loss(x1_hat, t, part, st, lat_idx, lat_ok, wi) * wi.sum()
+            gi = guidance.loss(x1_hat, t, _rows(batch, sl, B), st, lat_idx, lat_ok, wi) * wi.sum()
             g_sum = gi if g_sum is None else g_sum + gi
     total_w = w.sum().clamp(min=1e-12)
     fm = fm_sum / total_w

@@ -52,10 +52,6 @@ class ObservationCache:
     obs_bias: torch.Tensor
     obs_ok: torch.Tensor
 
-    def index(self, idx) -> "ObservationCache":
-        return ObservationCache([k[idx] for k in self.keys], [v[idx] for v in self.values],
-                                self.obs_bias[idx], self.obs_ok[idx])
-
     def repeat(self, n: int) -> "ObservationCache":
         """Each star repeated n times (rows = star-major), for the full-sequence path."""
         r = lambda a: a.repeat_interleave(n, 0)  # noqa: E731
@@ -197,11 +193,7 @@ class FlowTransformer(nn.Module):
         batch's largest observed count: the others take no part in attention, so they are not computed (a
         Gaia+2MASS+WISE star observes 12 of the 22 tokens, and θ is never observed at inference).
         """
-        obs = state == OBSERVED
-        n_obs = obs.sum(1)
-        M = max(int(n_obs.max()), 1)
-        order = torch.argsort((~obs).to(torch.int8), dim=1, stable=True)[:, :M]
-        obs_ok = torch.arange(M, device=state.device)[None, :] < n_obs[:, None]
+        order, obs_ok = packed_positions(state == OBSERVED)
         h = self.embed_observed(values, logsig, sky, state)
         h = torch.gather(h, 1, order[..., None].expand(-1, -1, h.shape[-1]))
         bias = _neg_bias(obs_ok, h.dtype)[:, None, None, :]  # [B,1,1,M]
@@ -237,13 +229,16 @@ class FlowTransformer(nn.Module):
         return v.view(B, S, L)
 
 
+def packed_positions(mask: torch.Tensor, width: int | None = None):
+    """Each row's positions where ``mask`` [B, N] is true, packed to the front in order: idx [B, W] (padded
+    with 0) and ok [B, W]; W = ``width`` or the largest count in the batch (at least 1)."""
+    n = mask.sum(1)
+    W = max(int(n.max()) if width is None else width, 1)
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :W]
+    ok = torch.arange(W, device=mask.device)[None, :] < n[:, None]
+    return torch.where(ok, order, torch.zeros_like(order)), ok
+
+
 def latent_slots(state: torch.Tensor, max_latent: int | None = None):
     """Gather the latent positions of each row: lat_idx [B, L] (padded with 0) and lat_ok [B, L]."""
-    is_lat = state == LATENT
-    n = is_lat.sum(1)
-    L = int(n.max()) if max_latent is None else max_latent
-    L = max(L, 1)
-    order = torch.argsort((~is_lat).to(torch.int8), dim=1, stable=True)[:, :L]
-    lat_ok = torch.arange(L, device=state.device)[None, :] < n[:, None]
-    lat_idx = torch.where(lat_ok, order, torch.zeros_like(order))
-    return lat_idx, lat_ok
+    return packed_positions(state == LATENT, max_latent)
