@@ -1,4 +1,5 @@
 """The Transformer: KV reuse equals the full sequence; attention structure; missing entries."""
+import pytest
 import torch
 
 from model_helpers import random_batch
@@ -15,19 +16,33 @@ def _net(seed=0):
     return FlowTransformer(CFG).eval()
 
 
-def test_kv_reuse_samples_equal_full_sequence_for_the_same_noise():
-    net = _net()
+@pytest.mark.parametrize("anchored", [False, True])
+def test_kv_reuse_samples_equal_full_sequence_for_the_same_noise(anchored):
+    torch.manual_seed(0)
+    net = FlowTransformer(CFG, anchor_inputs=anchored).eval()
     b = random_batch(24, seed=1)
     state = sample_condition_states(b["measured"], MaskMix(), torch.Generator().manual_seed(2))
     lat_idx, lat_ok = latent_slots(state)
-    cond = sampler.Conditioning(b["values"], b["logsig"], b["sky"], state, lat_idx, lat_ok)
+    anchor = {}
+    if anchored:  # per-slot affine maps as ``anchors`` gives them; the anchor weights made non-zero
+        g = torch.Generator().manual_seed(5)
+        anchor = {"anchor_c": torch.randn(lat_idx.shape, generator=g),
+                  "anchor_s": torch.rand(lat_idx.shape, generator=g) + 0.05}
+        with torch.no_grad():
+            net.lat_anchor_w.normal_(generator=g)
+            net.lat_theta_w.normal_(generator=g)
+    cond = sampler.Conditioning(b["values"], b["logsig"], b["sky"], state, lat_idx, lat_ok, **anchor)
     noise = torch.randn(24, 7, lat_idx.shape[1], generator=torch.Generator().manual_seed(3))
+    plain = sampler.sample(net, sampler.Conditioning(b["values"], b["logsig"], b["sky"], state, lat_idx, lat_ok),
+                           7, 3, noise=noise)
     for method in ("euler", "midpoint", "heun"):
         a = sampler.sample(net, cond, 7, 3, method, noise=noise)
-        cond_full = sampler.Conditioning(b["values"], b["logsig"], b["sky"], state, lat_idx, lat_ok)
+        cond_full = sampler.Conditioning(b["values"], b["logsig"], b["sky"], state, lat_idx, lat_ok, **anchor)
         f = sampler.sample(net, cond_full, 7, 3, method, noise=noise, full_sequence=True)
         assert torch.allclose(a, f, atol=1e-5), (method, (a - f).abs().max())
         assert a.abs().sum() > 0
+        if anchored and method == "midpoint":
+            assert not torch.allclose(a, plain, atol=1e-3)  # the anchors do reach the velocity
 
 
 def test_observation_encoding_does_not_depend_on_latent_values():

@@ -32,11 +32,18 @@ class CheckpointError(RuntimeError):
 
 
 #: sections of the train config that define the trained model (sampling/validation settings do not)
-FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "training", "optim", "young_log10_age", "seed")
+FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training", "optim", "young_log10_age", "seed")
+
+
+#: model-defining sections added after checkpoints were written; absent means their defaults, which reproduce
+#: the model as it was before them (so those checkpoints keep loading under today's default config)
+ADDED_SECTIONS = ("anchors",)
 
 
 def _model_part(cfg: Mapping) -> dict:
-    return {k: cfg.get(k) for k in FINGERPRINT_KEYS}
+    from ysocensus.model.config import DEFAULTS
+
+    return {k: cfg.get(k, DEFAULTS[k] if k in ADDED_SECTIONS else None) for k in FINGERPRINT_KEYS}
 
 
 def model_fingerprint(model_config: Mapping) -> str:
@@ -106,7 +113,7 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
                                   f"!= {fp}); differing keys: {diffs[:10]}; retrain or use the "
                                   "matching config")
     try:
-        net = FlowTransformer(NetworkConfig(**payload["network"]))
+        net = FlowTransformer(NetworkConfig(**payload["network"]), anchor_inputs=_anchor_config(model_config).enabled)
         net.load_state_dict(payload["state_dict"])
     except Exception as exc:
         raise CheckpointError(f"{path}: weights do not fit the network ({exc}); corrupted checkpoint?") from exc
@@ -114,6 +121,12 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
     extra = json.loads(payload["extra"])
     extra["prior_ratio_module"] = _prior_ratio(path, payload.get("prior_ratio"))
     return net.eval(), stats, model_config, extra
+
+
+def _anchor_config(model_config: Mapping):
+    from ysocensus.model.anchors import AnchorConfig
+
+    return AnchorConfig(**(model_config.get("anchors") or {}))
 
 
 def _prior_ratio(path, entry):
@@ -132,6 +145,7 @@ def _prior_ratio(path, entry):
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
          method: str | None = None, prior: str | None = None):
     """Load a checkpoint as a ready ``estimator.FlowPosterior`` (solver and prior defaults from its config)."""
+    from ysocensus.model.anchors import MeasurementAnchors
     from ysocensus.model.estimator import FlowPosterior
 
     net, stats, model_config, extra = load_checkpoint(path, expected_config)
@@ -145,6 +159,7 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
                          rows_per_batch=samp["rows_per_batch"],
                          young_log10_age=model_config.get("young_log10_age", DEFAULTS["young_log10_age"]),
                          prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
-                         oversample=samp["prior_oversample"], time_power=samp["time_power"])
+                         oversample=samp["prior_oversample"], time_power=samp["time_power"],
+                         anchors=MeasurementAnchors(stats, _anchor_config(model_config)))
     post.fingerprint = model_fingerprint(model_config)
     return post

@@ -33,7 +33,7 @@ from ysocensus import io
 from ysocensus.model import sampler
 from ysocensus.model.masks import posterior_states
 from ysocensus.model.network import FlowTransformer, latent_slots
-from ysocensus.model.tokens import (DROPPED, N_THETA, N_X, OBSERVABLES, SKY_INDEX, Normalisation,
+from ysocensus.model.tokens import (DROPPED, N_THETA, N_X, OBSERVABLES, OBSERVED, SKY_INDEX, Normalisation,
                                     log_abs_det_model_per_phys, theta_from_model, theta_to_model, tokenize)
 
 _GAIA_SIGMA = 2.5 / np.log(10.0)
@@ -84,8 +84,9 @@ class FlowPosterior:
 
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
                  rows_per_batch: int = 4096, young_log10_age: float = 7.69897, prior_ratio=None,
-                 prior: str = "population", oversample: int = 1, time_power: float = 1.0):
+                 prior: str = "population", oversample: int = 1, time_power: float = 1.0, anchors=None):
         _check_prior(prior)
+        self.anchors = anchors  # anchors.MeasurementAnchors the network was trained with (None: none)
         self.net = net.eval()
         self.prior_ratio = None if prior_ratio is None else prior_ratio.eval()
         self.prior = prior
@@ -113,6 +114,17 @@ class FlowPosterior:
             state = torch.where(drop & (state == 1), torch.tensor(DROPPED, dtype=torch.int8), state)
         return state, nothing
 
+    def _conditioning(self, values, logsig, sky, state, device) -> sampler.Conditioning:
+        """The sampler's view of a batch of stars: observed values only, latent θ slots, their anchors."""
+        lat_idx, lat_ok = latent_slots(state, N_THETA)
+        values = values * (state == OBSERVED)
+        c = s = None
+        if self.anchors is not None and self.anchors.config.enabled:
+            c, s = self.anchors.affine(values, logsig, state, lat_idx, lat_ok)
+            c, s = c.to(device), s.to(device)
+        return sampler.Conditioning(values.to(device), logsig.to(device), sky.to(device), state.to(device),
+                                    lat_idx.to(device), lat_ok.to(device), anchor_c=c, anchor_s=s)
+
     def sample_tokens(self, arrays, n_samples: int, generator: torch.Generator | None = None,
                       keep: np.ndarray | None = None, full_sequence: bool = False,
                       n_steps: int | None = None, method: str | None = None):
@@ -128,9 +140,7 @@ class FlowPosterior:
         reweight = self.prior == "population" and self.prior_ratio is not None
         n_draw = n_samples * (self.oversample if reweight else 1)
         for sl in sampler.batches(B, n_draw, self.rows_per_batch):
-            lat_idx, lat_ok = latent_slots(state[sl], N_THETA)
-            cond = sampler.Conditioning((t["values"][sl] * (state[sl] == 1)).to(dev), t["logsig"][sl].to(dev),
-                                        t["sky"][sl].to(dev), state[sl].to(dev), lat_idx.to(dev), lat_ok.to(dev))
+            cond = self._conditioning(t["values"][sl], t["logsig"][sl], t["sky"][sl], state[sl], dev)
             z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
                                generator=generator, full_sequence=full_sequence, time_power=self.time_power)
             if reweight:
@@ -178,6 +188,7 @@ class FlowPosterior:
 
     def describe(self) -> dict:
         return {"solver": self.method, "n_steps": self.n_steps, "time_power": self.time_power, "fingerprint": getattr(self, "fingerprint", None),
+                "anchors": bool(self.anchors is not None and self.anchors.config.enabled),
                 "network": self.net.config.to_dict(),
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
                 "oversample": self.oversample}
@@ -220,8 +231,7 @@ class FlowPosterior:
             th = theta[:, None]  # [B, 1, 5]
         else:
             th = theta.transpose(0, 1)  # [B, n, 5]
-        lat_idx, lat_ok = latent_slots(state, N_THETA)
-        cond = sampler.Conditioning(t["values"] * (state == 1), t["logsig"], t["sky"], state, lat_idx, lat_ok)
+        cond = self._conditioning(t["values"], t["logsig"], t["sky"], state, self.device)
         z = theta_to_model(th, self.stats)
         lp = sampler.log_prob(self.net, cond, z, n_steps, method) + log_abs_det_model_per_phys(th, self.stats)
         lp = torch.nan_to_num(lp, nan=-float("inf"))

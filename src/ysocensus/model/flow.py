@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ysocensus.model.anchors import features, from_anchored, to_anchored
 from ysocensus.model.network import FlowTransformer, latent_slots
 from ysocensus.model.tokens import LATENT, N_THETA, OBSERVED
 
@@ -97,13 +98,14 @@ def _rows(batch: dict, rows, n: int) -> dict:
 
 
 def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, cfg: FlowConfig,
-                       generator: torch.Generator | None = None, guidance=None) -> LossTerms:
+                       generator: torch.Generator | None = None, guidance=None, anchors=None) -> LossTerms:
     """Weighted flow-matching loss (+ optional guidance residual) for one batch of examples.
 
     ``batch``: token arrays as tensors (``tokens.TokenArrays.torch``); ``state`` [B, N] condition mask.
     The observation encoding runs once per example and is reused by ``cfg.draws_per_example`` (t, noise)
     draws. Only LATENT tokens enter the loss (missing ones never); ``batch["weight"]`` are importance
-    weights (e.g. population weight / inclusion probability of a stratified training set).
+    weights (e.g. population weight / inclusion probability of a stratified training set). With
+    ``anchors`` (``anchors.MeasurementAnchors``) anchored slots are learnt in their per-star coordinates y.
     """
     order, groups = row_groups(state)
     if order is not None:  # a permutation of the examples: the loss is a sum over them
@@ -120,15 +122,21 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         lat_idx, lat_ok = latent_slots(st)
         n = vals.shape[0]
         x1 = torch.gather(vals, 1, lat_idx)[:, None].expand(n, K, lat_idx.shape[1])
+        feat = None
+        if anchors is not None:
+            c, s = anchors.affine(vals, logsig[sl], st, lat_idx, lat_ok)
+            x1, feat = to_anchored(x1, c, s), features(c, s)
         x0 = torch.randn(x1.shape, generator=generator, device=values.device, dtype=values.dtype)
         t = sample_time((n, K), cfg, generator, values.device).to(values.dtype)
         x_t, u = interpolate(x0, x1, t, cfg.sigma_min)
-        v = net.decode(cache, x_t, t, lat_idx, lat_ok)
+        v = net.decode(cache, x_t, t, lat_idx, lat_ok, feat)
         ok = lat_ok[:, None].to(v.dtype)
         per_example = (((v - u) ** 2) * ok).sum((1, 2)) / (ok.sum((1, 2)).clamp(min=1) * K)
         fm_sum = fm_sum + (wi * per_example).sum()
         if guidance is not None and guidance.enabled:
             x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
+            if anchors is not None:
+                x1_hat = from_anchored(x1_hat, c, s)
             gi = guidance.loss(x1_hat, t, _rows(batch, sl, B), st, lat_idx, lat_ok, wi) * wi.sum()
             g_sum = gi if g_sum is None else g_sum + gi
     total_w = w.sum().clamp(min=1e-12)
@@ -145,7 +153,8 @@ def is_latent(state: torch.Tensor) -> torch.Tensor:
 
 
 def fit_plain(net: FlowTransformer, batch: dict, mix, cfg: FlowConfig, steps: int, batch_size: int = 256,
-              lr: float = 2e-3, seed: int = 0, guidance=None, extra: dict | None = None) -> list[float]:
+              lr: float = 2e-3, seed: int = 0, guidance=None, extra: dict | None = None,
+              anchors=None) -> list[float]:
     """A minimal plain-torch training loop on in-memory token tensors (tests, toy problems, ablations).
 
     ``batch``: dict of tensors over all examples (``TokenArrays.torch()`` plus, for guidance, the observed
@@ -163,7 +172,7 @@ def fit_plain(net: FlowTransformer, batch: dict, mix, cfg: FlowConfig, steps: in
         idx = torch.randint(0, n, (batch_size,), generator=g)
         b = {k: v[idx] for k, v in batch.items()}
         state = sample_condition_states(b["measured"], mix, g)
-        out = flow_matching_loss(net, b, state, cfg, g, guidance)
+        out = flow_matching_loss(net, b, state, cfg, g, guidance, anchors)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -16,15 +16,16 @@ from ysocensus.model.network import FlowTransformer, NetworkConfig
 class FlowModule(L.LightningModule):
     """Trains a ``FlowTransformer``; validation and sampling use the EMA copy (``self.ema``)."""
 
-    def __init__(self, network: dict, flow: dict, masks: dict, optim: dict, guidance=None):
+    def __init__(self, network: dict, flow: dict, masks: dict, optim: dict, guidance=None, anchors=None):
         super().__init__()
-        self.save_hyperparameters(ignore=["guidance"])
-        self.net = FlowTransformer(NetworkConfig(**network))
+        self.save_hyperparameters(ignore=["guidance", "anchors"])
+        self.net = FlowTransformer(NetworkConfig(**network), anchor_inputs=anchors is not None)
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.flow_cfg = FlowConfig(**flow)
         self.mix = MaskMix(**masks)
         self.optim = dict(optim)
         self.guidance = guidance
+        self.anchors = anchors  # anchors.MeasurementAnchors or None
         self._gen = None
 
     def _generator(self):
@@ -34,7 +35,7 @@ class FlowModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         state = sample_condition_states(batch["measured"].cpu(), self.mix, self._generator()).to(self.device)
-        out = flow_matching_loss(self.net, batch, state, self.flow_cfg, None, self.guidance)
+        out = flow_matching_loss(self.net, batch, state, self.flow_cfg, None, self.guidance, self.anchors)
         n = batch["values"].shape[0]
         self.log("train/loss", out.loss, prog_bar=True, batch_size=n)
         self.log("train/fm", out.fm, batch_size=n)
@@ -56,7 +57,7 @@ class FlowModule(L.LightningModule):
         # posterior masks only: the loss that inference will see; fixed noise for comparability
         g = torch.Generator(device="cpu").manual_seed(1000 + batch_idx)
         state = posterior_states(batch["measured"])
-        out = flow_matching_loss(self.ema, batch, state, self.flow_cfg, g, None)
+        out = flow_matching_loss(self.ema, batch, state, self.flow_cfg, g, None, self.anchors)
         self.log("val/loss", out.fm, prog_bar=True, batch_size=batch["values"].shape[0], sync_dist=True)
 
     def configure_optimizers(self):

@@ -144,9 +144,11 @@ def _neg_bias(ok: torch.Tensor, dtype) -> torch.Tensor:
 class FlowTransformer(nn.Module):
     """Velocity field v(x_t, t | observed tokens) for whichever tokens are latent."""
 
-    def __init__(self, config: NetworkConfig | None = None):
+    def __init__(self, config: NetworkConfig | None = None, anchor_inputs: bool = False):
+        """``anchor_inputs``: the latent tokens take measurement-anchor inputs (``anchors``; train.anchors.enabled)."""
         super().__init__()
         c = self.config = config or NetworkConfig()
+        self.anchor_inputs = bool(anchor_inputs)
         d, dl = c.dim, c.latent_dim
         # A LayerNorm follows every embedding: value embeddings start small against the id embeddings so
         # that the normalised token stays (nearly) affine in the standardised value instead of losing its
@@ -160,6 +162,12 @@ class FlowTransformer(nn.Module):
         self.lat_value_w = nn.Parameter(torch.randn(N_TOKENS, dl) * 0.3)
         self.lat_id_emb = nn.Parameter(torch.randn(N_TOKENS, dl))  # includes the state "latent"
         self.lat_skip = nn.Parameter(torch.zeros(N_TOKENS))  # linear skip: v += skip[id] · x_t
+        # a latent slot's measurement anchor (``anchors``): its (c, log s), and the slot's value in the common
+        # standardised θ coordinates, t·c + s·x_t, which the other parameters' tokens need (A_V and mass depend
+        # on the distance itself, not on its offset from the parallax distance)
+        if anchor_inputs:
+            self.lat_anchor_w = nn.Parameter(torch.zeros(N_TOKENS, 2, dl))
+            self.lat_theta_w = nn.Parameter(torch.zeros(N_TOKENS, dl))
         self.register_buffer("freqs", (2.0 ** torch.arange(c.time_frequencies)) * math.pi, persistent=False)
         self.time = nn.Sequential(nn.Linear(2 * c.time_frequencies, dl), nn.SiLU(), nn.Linear(dl, dl))
         self.blocks = nn.ModuleList([Block(d, dl, c.heads, c.latent_heads, c.mlp_ratio) for _ in range(c.layers)])
@@ -178,12 +186,19 @@ class FlowTransformer(nn.Module):
         a = t[..., None] * self.freqs
         return self.time(torch.cat([torch.sin(a), torch.cos(a)], -1))
 
-    def embed_latent(self, x_t, t, lat_idx) -> torch.Tensor:
-        """x_t [B, S, L], t [B, S] or [1, 1], lat_idx [B, L] → [B, S, L, dl]."""
+    def embed_latent(self, x_t, t, lat_idx, anchor=None) -> torch.Tensor:
+        """x_t [B, S, L], t [B, S] or [1, 1], lat_idx [B, L], anchor [B, L, 2] or None → [B, S, L, dl]."""
         w = self.lat_value_w[lat_idx][:, None]  # [B,1,L,dl]
-        e = self.lat_id_emb[lat_idx][:, None]
+        e = self.lat_id_emb[lat_idx]
         te = self.time_embedding(t)[:, :, None]  # one time for all rows when t is [1, 1]
-        return x_t[..., None] * w + e + te
+        h = x_t[..., None] * w + te
+        if anchor is not None:
+            if not self.anchor_inputs:
+                raise ValueError("anchored slots given to a network built without anchor_inputs")
+            e = e + torch.einsum("blk,blkd->bld", anchor, self.lat_anchor_w[lat_idx])
+            theta_t = t[..., None] * anchor[:, None, :, 0] + torch.exp(anchor[:, None, :, 1]) * x_t
+            h = h + theta_t[..., None] * self.lat_theta_w[lat_idx][:, None]
+        return h + e[:, None]
 
     # ------------------------------------------------------------------------------------------ split
     def encode(self, values, logsig, sky, state) -> ObservationCache:
@@ -204,9 +219,10 @@ class FlowTransformer(nn.Module):
             vals.append(v_bd)
         return ObservationCache(keys, vals, bias[:, None], obs_ok)
 
-    def decode(self, cache: ObservationCache, x_t, t, lat_idx, lat_ok) -> torch.Tensor:
-        """Velocity [B, S, L] of the latent tokens given the cached observation encoding."""
-        h = self.embed_latent(x_t, t, lat_idx)
+    def decode(self, cache: ObservationCache, x_t, t, lat_idx, lat_ok, anchor=None) -> torch.Tensor:
+        """Velocity [B, S, L] of the latent tokens given the cached observation encoding (``anchor``: the
+        slots' measurement-anchor features, ``anchors.features``)."""
+        h = self.embed_latent(x_t, t, lat_idx, anchor)
         lat_bias = _neg_bias(lat_ok, h.dtype)[:, None, None, None, :]  # [B,1,1,1,L]
         bias = torch.cat([cache.obs_bias, lat_bias], -1)
         for blk, k, v in zip(self.blocks, cache.keys, cache.values):
@@ -214,7 +230,7 @@ class FlowTransformer(nn.Module):
         return self.head(self.ln_out(h)).squeeze(-1) + self.lat_skip[lat_idx][:, None] * x_t
 
     # ------------------------------------------------------------------------------------------- full
-    def forward_full(self, values, logsig, sky, state, x_t, t, lat_idx, lat_ok) -> torch.Tensor:
+    def forward_full(self, values, logsig, sky, state, x_t, t, lat_idx, lat_ok, anchor=None) -> torch.Tensor:
         """The same velocity as ``decode(encode(...))`` computed as a plain full-sequence Transformer.
 
         Rows are (star, sample) pairs and every token of every row goes through every layer at every
@@ -225,7 +241,8 @@ class FlowTransformer(nn.Module):
         rep = lambda a: a.repeat_interleave(S, 0)  # noqa: E731
         cache = self.encode(rep(values), rep(logsig), rep(sky), rep(state))
         t = t.expand(B, S).reshape(B * S, 1) if t.numel() > 1 else t
-        v = self.decode(cache, x_t.reshape(B * S, 1, L), t, rep(lat_idx), rep(lat_ok))
+        v = self.decode(cache, x_t.reshape(B * S, 1, L), t, rep(lat_idx), rep(lat_ok),
+                        None if anchor is None else rep(anchor))
         return v.view(B, S, L)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ysocensus.model.anchors import features, from_anchored, to_anchored
 from ysocensus.model.network import FlowTransformer, ObservationCache
 
 METHODS = ("euler", "heun", "midpoint", "rk45")
@@ -38,19 +39,28 @@ class Conditioning:
     lat_idx: torch.Tensor
     lat_ok: torch.Tensor
     cache: ObservationCache | None = None
+    #: the latent slots' measurement anchors (``anchors.MeasurementAnchors.affine``): the flow runs in
+    #: y = (θ − c) / s; None = c 0, s 1
+    anchor_c: torch.Tensor | None = None
+    anchor_s: torch.Tensor | None = None
+
+    @property
+    def anchor_features(self):
+        return None if self.anchor_c is None else features(self.anchor_c, self.anchor_s)
 
 
 def velocity_fn(net: FlowTransformer, cond: Conditioning, full_sequence: bool = False):
     """f(x [B,S,L], t float) → v [B,S,L]; encodes the observations once unless ``full_sequence``."""
     if not full_sequence and cond.cache is None:
         cond.cache = net.encode(cond.values, cond.logsig, cond.sky, cond.state)
+    kw = {} if cond.anchor_c is None else {"anchor": cond.anchor_features}
 
     def f(x, t):
         tt = torch.full((1, 1), float(t), dtype=x.dtype, device=x.device)
         if full_sequence:
             return net.forward_full(cond.values, cond.logsig, cond.sky, cond.state, x, tt,
-                                    cond.lat_idx, cond.lat_ok)
-        return net.decode(cond.cache, x, tt, cond.lat_idx, cond.lat_ok)
+                                    cond.lat_idx, cond.lat_ok, **kw)
+        return net.decode(cond.cache, x, tt, cond.lat_idx, cond.lat_ok, **kw)
 
     return f
 
@@ -116,6 +126,8 @@ def sample(net: FlowTransformer, cond: Conditioning, n_samples: int, n_steps: in
     x = noise * cond.lat_ok[:, None].to(noise.dtype)
     f = velocity_fn(net, cond, full_sequence)
     x = integrate(f, x, n_steps, method, power=time_power)
+    if cond.anchor_c is not None:
+        x = from_anchored(x, cond.anchor_c, cond.anchor_s)
     return x * cond.lat_ok[:, None].to(x.dtype)
 
 
@@ -136,8 +148,13 @@ def log_prob(net: FlowTransformer, cond: Conditioning, x1: torch.Tensor, n_steps
     """log q(x1 | observation) [B, S] in standardised model space of the latent slots.
 
     Integrates from t = 1 back to t = 0 with the exact divergence; ``method`` euler, midpoint or rk45.
+    Anchored slots are integrated in y = (x1 − c) / s, and log q(x1) = log q(y) − Σ log s.
     """
     ok = cond.lat_ok[:, None].expand(x1.shape).to(x1.dtype)
+    log_jac = 0.0
+    if cond.anchor_c is not None:
+        x1 = to_anchored(x1, cond.anchor_c, cond.anchor_s)
+        log_jac = -(torch.log(cond.anchor_s)[:, None] * ok).sum(-1)
     f = velocity_fn(net, cond)
     B, S, L = x1.shape
 
@@ -155,7 +172,7 @@ def log_prob(net: FlowTransformer, cond: Conditioning, x1: torch.Tensor, n_steps
     # integrating backwards accumulated ∫_1^0 div dt = −∫_0^1 div dt
     n_lat = ok.sum(-1)
     log_p0 = -0.5 * (x0 ** 2 * ok).sum(-1) - 0.5 * n_lat * math.log(2 * math.pi)
-    return log_p0 + int_div
+    return log_p0 + int_div + log_jac
 
 
 def _solve_ivp_grad(f, z, t0, t1, rtol=1e-5, atol=1e-6):
