@@ -231,7 +231,7 @@ class FlowPosterior:
             th = theta[:, None]  # [B, 1, 5]
         else:
             th = theta.transpose(0, 1)  # [B, n, 5]
-        cond = self._conditioning(t["values"], t["logsig"], t["sky"], state, self.device)
+        cond = self._conditioning(t["values"], t["logsig"], t["sky"], state, t["values"].device)
         z = theta_to_model(th, self.stats)
         lp = sampler.log_prob(self.net, cond, z, n_steps, method) + log_abs_det_model_per_phys(th, self.stats)
         lp = torch.nan_to_num(lp, nan=-float("inf"))
