@@ -91,11 +91,9 @@ def main(argv=None):
     model_desc = "untrained network, default architecture"
     anchors = None
     if Path(a.model).exists():
-        from ysocensus.model.anchors import AnchorConfig, MeasurementAnchors
         from ysocensus.model.checkpoint import load_checkpoint
-        net, stats, model_config, _ = load_checkpoint(a.model)
-        acfg = AnchorConfig(**(model_config.get("anchors") or {}))
-        anchors = MeasurementAnchors(stats, acfg) if acfg.enabled else None
+        net, stats, _, extra = load_checkpoint(a.model)
+        anchors = extra["anchors"]
         model_desc = a.model
     else:
         net, stats = FlowTransformer(NetworkConfig(**DEFAULTS["network"])).eval(), Normalisation()

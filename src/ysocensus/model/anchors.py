@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 
@@ -118,6 +119,12 @@ class MeasurementAnchors:
             c = torch.where(slot, (weight * centre)[:, None], c)
             s = torch.where(slot, (1.0 - weight * (1.0 - scale))[:, None], s)
         return c, s
+
+
+def from_config(stats: Normalisation, section: Mapping | None) -> MeasurementAnchors | None:
+    """The anchors a ``train.anchors`` section asks for, or None when they are off (an absent section is off)."""
+    config = AnchorConfig(**(section or {}))
+    return MeasurementAnchors(stats, config) if config.enabled else None
 
 
 def features(c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from typing import Mapping
 import torch
 
 from ysocensus import io
+from ysocensus.model.anchors import from_config as anchors_from_config
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.model.tokens import VARIABLE_NAMES, Normalisation, fingerprint_dict
 
@@ -85,7 +86,8 @@ def _diff(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
 
 def load_checkpoint(path, expected_config: Mapping | None = None):
     """Load → (net in eval mode, Normalisation, model_config dict, extra dict). See the module docstring.
-    The prior ratio (or None) is in ``extra["prior_ratio_module"]``."""
+    The prior ratio (or None) is in ``extra["prior_ratio_module"]``, the measurement anchors (or None, when
+    the model was trained without them) in ``extra["anchors"]``."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint (run the `train` rule first)")
@@ -112,21 +114,17 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
             raise CheckpointError(f"{path}: trained under another config (fingerprint {payload['fingerprint']} "
                                   f"!= {fp}); differing keys: {diffs[:10]}; retrain or use the "
                                   "matching config")
+    stats = Normalisation.from_dict(json.loads(payload["normalisation"]))
+    anchors = anchors_from_config(stats, model_config.get("anchors"))
     try:
-        net = FlowTransformer(NetworkConfig(**payload["network"]), anchor_inputs=_anchor_config(model_config).enabled)
+        net = FlowTransformer(NetworkConfig(**payload["network"]), anchor_inputs=anchors is not None)
         net.load_state_dict(payload["state_dict"])
     except Exception as exc:
         raise CheckpointError(f"{path}: weights do not fit the network ({exc}); corrupted checkpoint?") from exc
-    stats = Normalisation.from_dict(json.loads(payload["normalisation"]))
     extra = json.loads(payload["extra"])
     extra["prior_ratio_module"] = _prior_ratio(path, payload.get("prior_ratio"))
+    extra["anchors"] = anchors
     return net.eval(), stats, model_config, extra
-
-
-def _anchor_config(model_config: Mapping):
-    from ysocensus.model.anchors import AnchorConfig
-
-    return AnchorConfig(**(model_config.get("anchors") or {}))
 
 
 def _prior_ratio(path, entry):
@@ -145,7 +143,6 @@ def _prior_ratio(path, entry):
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
          method: str | None = None, prior: str | None = None):
     """Load a checkpoint as a ready ``estimator.FlowPosterior`` (solver and prior defaults from its config)."""
-    from ysocensus.model.anchors import MeasurementAnchors
     from ysocensus.model.estimator import FlowPosterior
 
     net, stats, model_config, extra = load_checkpoint(path, expected_config)
@@ -160,6 +157,6 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
                          young_log10_age=model_config.get("young_log10_age", DEFAULTS["young_log10_age"]),
                          prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
                          oversample=samp["prior_oversample"], time_power=samp["time_power"],
-                         anchors=MeasurementAnchors(stats, _anchor_config(model_config)))
+                         anchors=extra["anchors"])
     post.fingerprint = model_fingerprint(model_config)
     return post

@@ -86,7 +86,7 @@ class FlowPosterior:
                  rows_per_batch: int = 4096, young_log10_age: float = 7.69897, prior_ratio=None,
                  prior: str = "population", oversample: int = 1, time_power: float = 1.0, anchors=None):
         _check_prior(prior)
-        self.anchors = anchors  # anchors.MeasurementAnchors the network was trained with (None: none)
+        self.anchors = anchors  # anchors.MeasurementAnchors the network was trained with (None: off)
         self.net = net.eval()
         self.prior_ratio = None if prior_ratio is None else prior_ratio.eval()
         self.prior = prior
@@ -119,7 +119,7 @@ class FlowPosterior:
         lat_idx, lat_ok = latent_slots(state, N_THETA)
         values = values * (state == OBSERVED)
         c = s = None
-        if self.anchors is not None and self.anchors.config.enabled:
+        if self.anchors is not None:
             c, s = self.anchors.affine(values, logsig, state, lat_idx, lat_ok)
             c, s = c.to(device), s.to(device)
         return sampler.Conditioning(values.to(device), logsig.to(device), sky.to(device), state.to(device),
@@ -188,7 +188,7 @@ class FlowPosterior:
 
     def describe(self) -> dict:
         return {"solver": self.method, "n_steps": self.n_steps, "time_power": self.time_power, "fingerprint": getattr(self, "fingerprint", None),
-                "anchors": bool(self.anchors is not None and self.anchors.config.enabled),
+                "anchors": self.anchors is not None,
                 "network": self.net.config.to_dict(),
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
                 "oversample": self.oversample}

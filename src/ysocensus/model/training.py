@@ -97,7 +97,7 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from ysocensus.model.anchors import AnchorConfig, MeasurementAnchors
+    from ysocensus.model.anchors import from_config as anchors_from_config
     from ysocensus.model.checkpoint import save_checkpoint
     from ysocensus.model.data import FlowDataModule
     from ysocensus.model.guidance import Guidance, GuidanceConfig, load_operator
@@ -117,8 +117,7 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
         op = load_operator(isochrones, bc_grid)
         guidance = Guidance(gcfg, op, dm.stats)
     optim = dict(cfg["optim"], seed=cfg["seed"])
-    acfg = AnchorConfig(**cfg["anchors"])
-    anchors = MeasurementAnchors(dm.stats, acfg) if acfg.enabled else None
+    anchors = anchors_from_config(dm.stats, cfg["anchors"])
     module = FlowModule(cfg["network"], cfg["flow"], cfg["masks"], optim, guidance, anchors)
     module._t_start = time.monotonic()
     lr_f = _lr_lambda(module, optim)
