@@ -8,7 +8,7 @@ from ysocensus.model.checkpoint import CheckpointError, load, load_checkpoint, s
 from ysocensus.model.config import merge
 from ysocensus.model.estimator import FlowPosterior, flat_to_frame, frame_to_flat, x_columns
 from ysocensus.model.network import FlowTransformer, NetworkConfig
-from ysocensus.model.tokens import N_X, Normalisation
+from ysocensus.model.tokens import N_X, Normalisation, tokenize
 
 CFG = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
 
@@ -44,6 +44,28 @@ def test_sample_batched_and_log_prob_shapes():
     assert one.shape == (4, 5)
     lp = post.log_prob(s[:2], x, n_steps=4)
     assert lp.shape == (2, 3) and torch.isfinite(lp).all()
+
+
+def test_sampling_leaves_the_callers_token_arrays_unchanged():
+    # validation samples the same TokenArrays twice (simulation and population priors): sampling must not
+    # write into them (``arrays.torch()`` shares their memory)
+    post = _post()
+    arrays = tokenize(flat_to_frame(_x()), post.stats)
+    arrays.measured[:, 0] = True  # as if the truth were carried
+    before = {k: getattr(arrays, k).copy() for k in ("values", "logsig", "sky", "measured")}
+    post.sample_tokens(arrays, 4, torch.Generator().manual_seed(0))
+    for k, v in before.items():
+        np.testing.assert_array_equal(getattr(arrays, k), v, err_msg=k)
+
+
+def test_log_prob_with_the_adaptive_solver():
+    post = _post()
+    x = _x(2)
+    s = post.sample_batched((3,), x, generator=torch.Generator().manual_seed(1))
+    lp_fixed = post.log_prob(s, x, n_steps=256, method="midpoint")
+    lp_rk45 = post.log_prob(s, x, method="rk45")
+    assert lp_rk45.shape == (3, 2)
+    torch.testing.assert_close(lp_rk45, lp_fixed, atol=2e-2, rtol=0)
 
 
 def test_star_with_nothing_observed_gets_the_prior_and_a_flag():

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ysocensus import io
-from ysocensus.surveys.observe import galactic_to_icrs, observe_chunk, observe_population
+from ysocensus.surveys.observe import companion_mass_ratio, galactic_to_icrs, observe_chunk, observe_population
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,25 @@ def test_binaries_brighten(population, bc_grid, isochrones):
     # at most an equal twin (-0.75), except where a young companion still on its pre-main-sequence
     # track outshines a slightly more massive primary that has already reached the ZAMS
     assert np.percentile(d, 1) > -0.76 and d.min() > -1.5
+
+
+def test_companion_mass_ratio_is_the_catalogs_own_binaries(population, bc_grid, isochrones):
+    # the truth the training set records must be the companions observe_population actually added
+    cfg = {"binary_fraction": 0.3}
+    binary, meta = observe_population(population, bc_grid, isochrones, seed=5, cfg=cfg)
+    single, _ = observe_population(population, bc_grid, isochrones, seed=5, cfg={"binary_fraction": 0.0})
+    q = companion_mass_ratio(population, isochrones, 5, cfg)
+    assert q.shape == (len(population["source_id"]),)
+    assert int((q > 0).sum()) == meta["n_binaries"] > 0
+    assert np.all((q == 0) | ((q >= 0.1) & (q <= 1.0)))  # binary_q_min = 0.1
+    g1, g2 = single["phot_g_mean_mag"], binary["phot_g_mean_mag"]
+    seen = np.isfinite(g1) & np.isfinite(g2)
+    # same seed: single stars get the same photometry, and only the recorded binaries change
+    np.testing.assert_array_equal(g2[seen & (q == 0)], g1[seen & (q == 0)])
+    assert np.median((g2 - g1)[seen & (q > 0.5) & (g1 < 18)]) < -0.05
+    assert not companion_mass_ratio(population, None, 5, cfg).any()  # no isochrones: no companions
+    other = companion_mass_ratio(population, isochrones, 6, cfg)
+    assert (other > 0).any() and not np.array_equal(other, q)
 
 
 def test_random_loss(population, bc_grid, isochrones):

@@ -64,3 +64,33 @@ def test_report_shows_every_figure(run):
     assert not missing, f"figures not in the report: {missing}"
     for category in ("Population", "Observed catalog", "Model calibration", "YSO maps", "Census completeness"):
         assert category in html, category
+
+
+def test_training_set_records_the_catalogs_unresolved_binaries(run, chunks):
+    """The companions in the training files (``companion_mass_ratio``) are the ones the observe rule added."""
+    import numpy as np
+    import yaml
+
+    from ysocensus.model.trainset import COMPANION
+    from ysocensus.stars.tracks import IsochroneGrid
+    from ysocensus.surveys.observe import companion_mass_ratio, read_population
+
+    with open(CONFIG) as fh:
+        cfg = yaml.safe_load(fh)
+    iso = IsochroneGrid.load(run / "results/models/isochrones.npz")
+    test = pq.read_table(run / "results/training/test.parquet", columns=["source_id", COMPANION])
+    recorded = dict(zip(test.column("source_id").to_pylist(), test.column(COMPANION).to_pylist()))
+    n_checked = 0
+    for chunk in chunks:
+        pop = read_population(run / f"results/population/chunk_{chunk}.parquet")
+        q = companion_mass_ratio(pop, iso, cfg["seed"], cfg.get("observe", {}))
+        meta = io.read_metadata(run / f"results/catalog/chunk_{chunk}.parquet")
+        assert int((q > 0).sum()) == meta["n_binaries"]
+        for sid, qq in zip(pop["source_id"], q):
+            if int(sid) in recorded:
+                assert recorded[int(sid)] == pytest.approx(float(qq))
+                n_checked += 1
+    assert n_checked == test.num_rows > 0
+    assert 0 < float(np.mean(test.column(COMPANION).to_numpy() > 0)) < 1
+    calibration = (run / "results/validation/calibration.json").read_text()
+    assert '"by_companion"' in calibration

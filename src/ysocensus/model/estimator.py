@@ -130,8 +130,9 @@ class FlowPosterior:
                       n_steps: int | None = None, method: str | None = None):
         """Samples [B, S, 5] (physical θ) and a status array for token arrays (``tokens.TokenArrays``)."""
         t = arrays.torch()
-        t["measured"][:, :N_THETA] = False  # truth, if the arrays carry it, is never conditioned on
-        state, nothing = self._states(t["measured"], keep)
+        measured = t["measured"].clone()  # a copy: arrays.torch() shares the caller's memory
+        measured[:, :N_THETA] = False  # truth, if the arrays carry it, is never conditioned on
+        state, nothing = self._states(measured, keep)
         dev = self.device
         B = len(arrays)
         out = np.full((B, n_samples, N_THETA), np.nan, np.float32)
@@ -231,9 +232,9 @@ class FlowPosterior:
             th = theta[:, None]  # [B, 1, 5]
         else:
             th = theta.transpose(0, 1)  # [B, n, 5]
-        cond = self._conditioning(t["values"], t["logsig"], t["sky"], state, t["values"].device)
-        z = theta_to_model(th, self.stats)
-        lp = sampler.log_prob(self.net, cond, z, n_steps, method) + log_abs_det_model_per_phys(th, self.stats)
+        cond = self._conditioning(t["values"], t["logsig"], t["sky"], state, self.device)
+        z = theta_to_model(th, self.stats).to(self.device)
+        lp = sampler.log_prob(self.net, cond, z, n_steps, method).cpu() + log_abs_det_model_per_phys(th, self.stats)
         lp = torch.nan_to_num(lp, nan=-float("inf"))
         if theta.dim() == 2 and B == 1:
             return lp[0]

@@ -50,12 +50,11 @@ class ObservationCache:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     obs_bias: torch.Tensor
-    obs_ok: torch.Tensor
 
     def repeat(self, n: int) -> "ObservationCache":
         """Each star repeated n times (rows = star-major), for the full-sequence path."""
         r = lambda a: a.repeat_interleave(n, 0)  # noqa: E731
-        return ObservationCache([r(k) for k in self.keys], [r(v) for v in self.values], r(self.obs_bias), r(self.obs_ok))
+        return ObservationCache([r(k) for k in self.keys], [r(v) for v in self.values], r(self.obs_bias))
 
 
 def _mlp(d, ratio):
@@ -217,7 +216,7 @@ class FlowTransformer(nn.Module):
             h, k_bd, v_bd = blk.encode(h, bias)
             keys.append(k_bd)
             vals.append(v_bd)
-        return ObservationCache(keys, vals, bias[:, None], obs_ok)
+        return ObservationCache(keys, vals, bias[:, None])
 
     def decode(self, cache: ObservationCache, x_t, t, lat_idx, lat_ok, anchor=None) -> torch.Tensor:
         """Velocity [B, S, L] of the latent tokens given the cached observation encoding (``anchor``: the

@@ -14,6 +14,10 @@ with the Galaxy. That over-representation is corrected by importance weights: ev
 (``rare_observation``: LAMOST measured, or G brighter than ``rare_g_mag``): a stratification on x alone,
 which changes p(x) but not p(θ | x), so no weight is needed for it.
 
+Every row also carries ``companion_mass_ratio``, the mass ratio of the unresolved companion its observation
+added (0: single), recomputed from the observe stage's own draws (``surveys.observe.companion_mass_ratio``):
+simulation truth for the validation's single / binary split, never a model input.
+
 Split: by a hash of ``source_id`` (a star and all its repeats land in one split). ``test.parquet`` holds
 the held-out stars as simulated (original observation only). ``test_population.parquet`` is drawn from it
 with probability ∝ ``weight`` (an unweighted sample of the Galactic population), on which calibration is
@@ -38,7 +42,10 @@ log = logging.getLogger(__name__)
 
 #: truth columns carried into the training files (besides the catalog columns)
 TRUTH_COLUMNS = io.PARAMETERS + ("weight", "has_disk", "component")
-EXTRA_COLUMNS = TRUTH_COLUMNS + ("split", "repeat")
+#: simulation truth drawn by the observe stage: mass ratio of the unresolved companion, 0 for single stars
+#: (``surveys.observe.companion_mass_ratio``); validation splits calibration by it
+COMPANION = "companion_mass_ratio"
+EXTRA_COLUMNS = TRUTH_COLUMNS + (COMPANION, "split", "repeat")
 
 #: Parquet row-group size of the training files (the streaming unit of the data module)
 ROW_GROUP_SIZE = 16384
@@ -53,10 +60,16 @@ def _split_of(source_id: np.ndarray, seed: int, val: float, test: float) -> np.n
 def _join(pop_path, cat_path) -> pa.Table:
     pop = io.read_table(pop_path, io.POPULATION, columns=["source_id"] + list(TRUTH_COLUMNS))
     cat = io.read_table(cat_path, io.CATALOG)
-    joined = cat.join(pop, "source_id", join_type="inner")
+    joined = _inner_join(cat, pop)
     if joined.num_rows != cat.num_rows:
         raise ValueError(f"{cat_path}: {cat.num_rows - joined.num_rows} catalog rows have no truth row in {pop_path}")
     return joined
+
+
+def _inner_join(left: pa.Table, right: pa.Table) -> pa.Table:
+    """Join on ``source_id`` in ``source_id`` order: Arrow's hash join does not promise an output order (it
+    changed with the tables' column layout), and the split's shuffle and the test_population draw follow it."""
+    return left.join(right, "source_id", join_type="inner").sort_by("source_id")
 
 
 def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir, seed: int,
@@ -72,26 +85,32 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
         raise ValueError("training.rare_repeats needs training.repeats >= 1")
     if len(pop_paths) != len(cat_paths):
         raise ValueError(f"training_set: {len(pop_paths)} population files but {len(cat_paths)} catalogs")
+    from ysocensus.surveys.observe import companion_mass_ratio, read_population
+
     tables = []
     observer = None
+    iso = _isochrones(isochrones_path)
     for k, (pp, cp) in enumerate(zip(pop_paths, cat_paths)):
+        pop = read_population(pp)
         t = _join(pp, cp)
+        # the catalog was observed with the workflow seed (rule observe): the same companions
+        q = companion_mass_ratio(pop, iso, seed, observe_cfg)
+        t = t.append_column(COMPANION, pa.array(_by_source_id(pop["source_id"], q, t.column("source_id").to_numpy())))
         t = t.append_column("repeat", pa.array(np.zeros(t.num_rows, np.int16)))
         tables.append(t)
         if c["repeats"] > 1:
-            observer = observer or _observer(bc_path, isochrones_path, observe_cfg)
-            from ysocensus.surveys.observe import read_population
-            pop = read_population(pp)
+            observer = observer or _observer(bc_path, iso, observe_cfg)
             truth = io.read_table(pp, io.POPULATION, columns=["source_id"] + list(TRUTH_COLUMNS))
             n_rep = int(c["repeats"])
             for r in range(1, n_rep + int(c["rare_repeats"])):
                 rs = int(np.random.SeedSequence([seed, 3, k, r]).generate_state(1)[0])
                 cols, _ = observer(pop, rs)
+                cols[COMPANION] = companion_mass_ratio(pop, iso, rs, observe_cfg)
                 if r >= n_rep:  # a re-observation kept only where its own x is rare (p(θ | x) unchanged)
                     keep = rare_observation(cols, float(c["rare_g_mag"]))
                     cols = {name: np.asarray(v)[keep] for name, v in cols.items()}
-                tab = io.to_table(cols, io.CATALOG, f"{pp} (training repeat {r})")
-                tab = tab.join(truth, "source_id", join_type="inner")
+                tab = io.to_table(cols, io.CATALOG, f"{pp} (training repeat {r})", extra_columns=(COMPANION,))
+                tab = _inner_join(tab, truth)
                 tables.append(tab.append_column("repeat", pa.array(np.full(tab.num_rows, r, np.int16))))
     table = pa.concat_tables([t.select(tables[0].column_names) for t in tables])
     sid = table.column("source_id").to_numpy()
@@ -141,15 +160,26 @@ def rare_observation(cols, g_mag: float) -> np.ndarray:
         return lamost | (g < g_mag)
 
 
-def _observer(bc_path, isochrones_path, observe_cfg=None):
+def _isochrones(path):
+    if path is None:
+        return None
+    from ysocensus.stars.tracks import IsochroneGrid
+
+    return IsochroneGrid.load(path)
+
+
+def _by_source_id(source_id: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``values`` (one per ``source_id``) in the order of ``wanted`` (every one of which is in source_id)."""
+    source_id = np.asarray(source_id)
+    order = np.argsort(source_id, kind="stable")
+    return np.asarray(values)[order[np.searchsorted(source_id[order], wanted)]]
+
+
+def _observer(bc_path, iso, observe_cfg=None):
     from ysocensus.stars.bolometric import load_bc_grid
     from ysocensus.surveys.observe import observe_population
 
     bc = load_bc_grid(bc_path)
-    iso = None
-    if isochrones_path is not None:
-        from ysocensus.stars.tracks import IsochroneGrid
-        iso = IsochroneGrid.load(isochrones_path)
 
     def run(pop, rs):
         return observe_population(pop, bc, iso, rs, observe_cfg)

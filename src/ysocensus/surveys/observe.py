@@ -130,6 +130,41 @@ def _draws(seed: int, tile: np.ndarray, source_id: np.ndarray) -> tuple[np.ndarr
     return z, u
 
 
+def _has_photometry(pop: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Stars the surveys can see: not remnants, with T_eff, log g and L."""
+    return (~np.asarray(pop["is_remnant"], bool) & np.isfinite(np.asarray(pop["teff_k"], np.float32))
+            & np.isfinite(np.asarray(pop["logg"], np.float32))
+            & np.isfinite(np.asarray(pop["log10_lum_lsun"], np.float32)))
+
+
+def _companions(age, mass, feh, eligible, u, isochrones, cfg):
+    """Unresolved companions: (rows that have one on the model grid, their mass ratios q, the companions'
+    log10 T_eff / log g / log10 L from the isochrones). ``u``: the tile's uniforms (``_draws``)."""
+    bi = np.flatnonzero(eligible & (u[US["binary"]] < cfg["binary_fraction"]))
+    q = cfg["binary_q_min"] + (1.0 - cfg["binary_q_min"]) * u[US["binary_q"], bi]
+    comp = isochrones.interpolate(age[bi], np.log10(q * mass[bi]), feh[bi])
+    ok = np.isfinite(comp["log10_teff"]) & np.isfinite(comp["logg"]) & np.isfinite(comp["log10_lum_lsun"])
+    return bi[ok], q[ok], {k: v[ok] for k, v in comp.items()}
+
+
+def companion_mass_ratio(pop: Mapping[str, np.ndarray], isochrones, seed: int,
+                         cfg: Mapping | None = None) -> np.ndarray:
+    """Simulation truth for diagnostics: per population row, the mass ratio q of the unresolved companion that
+    ``observe_population(pop, ..., seed, cfg)`` adds, or 0 (single star, no photometry, companion off the
+    model grid, or no isochrones given). The same draws as the catalog, so it can be joined to it."""
+    cfg = merge_config(cfg)
+    n = len(pop["source_id"])
+    out = np.zeros(n, np.float32)
+    if isochrones is None or cfg["binary_fraction"] <= 0 or n == 0:
+        return out
+    _, u = _draws(seed, np.asarray(pop["tile"], np.int64), np.asarray(pop["source_id"], np.int64))
+    f32 = {k: np.asarray(pop[k], np.float32) for k in ("log10_age_yr", "initial_mass_msun", "feh")}
+    bi, q, _ = _companions(f32["log10_age_yr"], f32["initial_mass_msun"], f32["feh"], _has_photometry(pop), u,
+                           isochrones, cfg)
+    out[bi] = q
+    return out
+
+
 def _add_flux(m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
     """Magnitude of the sum of two fluxes (m2 NaN adds nothing)."""
     f = np.power(np.float32(10.0), np.float32(-0.4) * m1)
@@ -161,7 +196,7 @@ def observe_population(pop: Mapping[str, np.ndarray], bc: BCGrid, isochrones=Non
     rv = np.asarray(pop["rv"], np.float32)
     has_disk = np.asarray(pop["has_disk"], bool)
     remnant = np.asarray(pop["is_remnant"], bool)
-    has_phot = ~remnant & np.isfinite(teff) & np.isfinite(logg) & np.isfinite(lum)
+    has_phot = _has_photometry(pop)
 
     z, u = _draws(seed, tile, source_id)
     ra, dec = galactic_to_icrs(pop["l"], pop["b"])
@@ -175,12 +210,7 @@ def observe_population(pop: Mapping[str, np.ndarray], bc: BCGrid, isochrones=Non
     # 2. unresolved binaries
     n_bin = 0
     if isochrones is not None and cfg["binary_fraction"] > 0:
-        is_bin = has_phot & (u[US["binary"]] < cfg["binary_fraction"])
-        bi = np.flatnonzero(is_bin)
-        q = cfg["binary_q_min"] + (1.0 - cfg["binary_q_min"]) * u[US["binary_q"], bi]
-        comp = isochrones.interpolate(age[bi], np.log10(q * mass[bi]), feh[bi])
-        ok = np.isfinite(comp["log10_teff"]) & np.isfinite(comp["logg"]) & np.isfinite(comp["log10_lum_lsun"])
-        bi, okq = bi[ok], {k: v[ok] for k, v in comp.items()}
+        bi, _, okq = _companions(age, mass, feh, has_phot, u, isochrones, cfg)
         m2 = bc.magnitudes(10.0 ** okq["log10_teff"], okq["logg"], okq["log10_lum_lsun"], feh[bi], av[bi],
                            dist[bi], rv[bi] if cfg["rv_correction"] else None)
         mags[bi] = _add_flux(mags[bi], m2)

@@ -21,7 +21,8 @@ def make_all(out: dict, res: dict, widths: dict, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     floor = out["noise_floor"]["per_parameter_p90"]
     # coverage curves, overall and per survey combination
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    companions = {k: v for k, v in out.get("by_companion", {}).items() if k in ("single", "unresolved_binary")}
+    fig, axes = plt.subplots(1, 3 if companions else 2, figsize=(15 if companions else 10, 4.5))
     lv = np.asarray(LEVELS)
     for p in io.PARAMETERS:
         cov = np.asarray(out["parameters"][p]["coverage"])
@@ -37,6 +38,19 @@ def make_all(out: dict, res: dict, widths: dict, directory: Path) -> None:
     axes[1].axhline(0.08, color="r", lw=0.5)
     axes[1].set(ylabel="max coverage error", title="by survey combination")
     axes[1].legend(fontsize=6)
+    # the same stars split by a truth the model does not infer: unresolved binarity
+    for (name, r), ls in zip(companions.items(), ("-", "--")):
+        for j, p in enumerate(io.PARAMETERS):
+            cov = np.asarray(r["parameters"][p]["coverage"])
+            axes[2].plot(lv, cov - lv, ls=ls, color=f"C{j}", marker="o", ms=3, label=LABELS[p] if ls == "-" else None)
+    if companions:
+        n = {k: v["n_stars"] for k, v in companions.items()}
+        axes[2].axhline(0, color="k", lw=0.5)
+        axes[2].set(xlabel="credible level", ylabel="coverage − level",
+                    title=f"single stars (solid, n={n.get('single', 0)})\nunresolved binaries (dashed, "
+                          f"n={n.get('unresolved_binary', 0)})")
+        axes[2].title.set_fontsize(10)
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(directory / "coverage.png", dpi=110)
     plt.close(fig)
