@@ -8,6 +8,7 @@ import math
 import lightning as L
 import torch
 
+from ysocensus.model.config import DEFAULTS
 from ysocensus.model.flow import FlowConfig, flow_matching_loss
 from ysocensus.model.masks import MaskMix, posterior_states, sample_condition_states
 from ysocensus.model.network import FlowTransformer, NetworkConfig
@@ -23,7 +24,7 @@ class FlowModule(L.LightningModule):
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.flow_cfg = FlowConfig(**flow)
         self.mix = MaskMix(**masks)
-        self.optim = dict(optim)
+        self.optim = {**DEFAULTS["optim"], **dict(optim)}  # + total_steps and seed from the trainer
         self.guidance = guidance
         self.anchors = anchors  # anchors.MeasurementAnchors or None
         self._gen = None
@@ -44,7 +45,7 @@ class FlowModule(L.LightningModule):
         return out.loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        decay = float(self.optim.get("ema_decay", 0.999))
+        decay = float(self.optim["ema_decay"])
         # warm-up of the decay so that early validation is not dominated by the random init
         decay = min(decay, (1 + self.global_step) / (10 + self.global_step))
         with torch.no_grad():
@@ -61,8 +62,8 @@ class FlowModule(L.LightningModule):
         self.log("val/loss", out.fm, prog_bar=True, batch_size=batch["values"].shape[0], sync_dist=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.net.parameters(), lr=float(self.optim.get("lr", 1e-3)),
-                                weight_decay=float(self.optim.get("weight_decay", 1e-4)))
+        opt = torch.optim.AdamW(self.net.parameters(), lr=float(self.optim["lr"]),
+                                weight_decay=float(self.optim["weight_decay"]))
         total = max(1, int(self.optim.get("total_steps", 10_000)))
         warm = max(1, int(0.02 * total))
 
