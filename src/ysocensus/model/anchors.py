@@ -30,8 +30,13 @@ distances 0.07–0.20 → 0.01–0.08, Gaia+2MASS+WISE [Fe/H] 0.024–0.038 → 
 out too wide instead (0.062–0.086 → 0.107–0.151), so that survey combination still misses 0.08, and the
 distance anchor moves A_V overall from 0.008–0.018 to 0.028–0.050 (biased low for Gaia+2MASS+WISE stars).
 [Fe/H] alone leaves A_V as it was at seed 0 (0.004; 0.029 at seed 1) and widens the LAMOST masses just the
-same (0.099, 0.150). Hence ``enabled: false`` by default; why anchoring [Fe/H] costs the masses is open
-(the anchored runs also made 5–10 % fewer steps in the same 7 minutes: 2,286–2,425 against 2,503–2,558).
+same (0.099, 0.150). Hence ``enabled: false`` by default. Why anchoring [Fe/H] costs the masses: unresolved binaries (validation's
+``by_companion`` split). LAMOST labels are the primary's and the photometry is the pair's; unanchored, the network
+absorbs part of a binary's luminosity excess in a too-wide [Fe/H]; pinned to the LAMOST label, [Fe/H] no longer
+can, and the excess goes into mass and age, which the network represents as a symmetric widening (per-star skew
+−0.3, kurtosis +0.5) instead of the sharp single-star peak with a low-mass tail that the truth residuals show
+(skew −1.2, kurtosis +3.8): single stars' masses come out too wide, binaries' too high.
+(The anchored runs also made 5–10 % fewer steps in the same 7 minutes: 2,286–2,425 against 2,503–2,558.)
 """
 
 from __future__ import annotations
