@@ -21,7 +21,7 @@ def test_truth_is_joined_in_source_id_order_whatever_the_layout():
     # Arrow's hash join happens to emit rows
     import pyarrow as pa
 
-    from ysocensus.model.trainset import _by_source_id, _inner_join
+    from ysocensus.model.trainset import _inner_join
 
     rng = np.random.default_rng(0)
     sid = rng.permutation(1000).astype(np.int64)
@@ -32,5 +32,3 @@ def test_truth_is_joined_in_source_id_order_whatever_the_layout():
     assert np.array_equal(joined.column("y").to_numpy(), joined.column("source_id").to_numpy() * 3.0)
     wide = _inner_join(cat.append_column("z", pa.array(np.zeros(1000))), truth)
     assert wide.column("source_id").equals(joined.column("source_id"))
-    # values given per source_id, picked in another order
-    assert np.array_equal(_by_source_id(sid, sid * 5, sid[[3, 1, 2]]), sid[[3, 1, 2]] * 5)

@@ -57,10 +57,10 @@ def _split_of(source_id: np.ndarray, seed: int, val: float, test: float) -> np.n
     return np.where(u < test, 2, np.where(u < test + val, 1, 0)).astype(np.int8)
 
 
-def _join(pop_path, cat_path) -> pa.Table:
-    pop = io.read_table(pop_path, io.POPULATION, columns=["source_id"] + list(TRUTH_COLUMNS))
+def _join(truth: pa.Table, pop_path, cat_path) -> pa.Table:
+    """The catalog ``cat_path`` joined with its truth rows (read from ``pop_path``)."""
     cat = io.read_table(cat_path, io.CATALOG)
-    joined = _inner_join(cat, pop)
+    joined = _inner_join(cat, truth)
     if joined.num_rows != cat.num_rows:
         raise ValueError(f"{cat_path}: {cat.num_rows - joined.num_rows} catalog rows have no truth row in {pop_path}")
     return joined
@@ -92,15 +92,14 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
     iso = _isochrones(isochrones_path)
     for k, (pp, cp) in enumerate(zip(pop_paths, cat_paths)):
         pop = read_population(pp)
-        t = _join(pp, cp)
+        truth = io.read_table(pp, io.POPULATION, columns=["source_id"] + list(TRUTH_COLUMNS))  # rows as in pop
         # the catalog was observed with the workflow seed (rule observe): the same companions
         q = companion_mass_ratio(pop, iso, seed, observe_cfg)
-        t = t.append_column(COMPANION, pa.array(_by_source_id(pop["source_id"], q, t.column("source_id").to_numpy())))
+        t = _join(truth.append_column(COMPANION, pa.array(q)), pp, cp)
         t = t.append_column("repeat", pa.array(np.zeros(t.num_rows, np.int16)))
         tables.append(t)
         if c["repeats"] > 1:
             observer = observer or _observer(bc_path, iso, observe_cfg)
-            truth = io.read_table(pp, io.POPULATION, columns=["source_id"] + list(TRUTH_COLUMNS))
             n_rep = int(c["repeats"])
             for r in range(1, n_rep + int(c["rare_repeats"])):
                 rs = int(np.random.SeedSequence([seed, 3, k, r]).generate_state(1)[0])
@@ -166,13 +165,6 @@ def _isochrones(path):
     from ysocensus.stars.tracks import IsochroneGrid
 
     return IsochroneGrid.load(path)
-
-
-def _by_source_id(source_id: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``values`` (one per ``source_id``) in the order of ``wanted`` (every one of which is in source_id)."""
-    source_id = np.asarray(source_id)
-    order = np.argsort(source_id, kind="stable")
-    return np.asarray(values)[order[np.searchsorted(source_id[order], wanted)]]
 
 
 def _observer(bc_path, iso, observe_cfg=None):

@@ -57,11 +57,13 @@ def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_
     gmag = table.column("phot_g_mean_mag").to_numpy(zero_copy_only=False).astype(float)
     out = {"n_stars": int(ok.sum()), "n_prior_only": int((status == "prior_only").sum())}
 
+    def coverage(mask):
+        return cal.coverage(u[mask], levels, None if weights is None else weights[mask])
+
     def block(mask):
-        w = None if weights is None else weights[mask]
-        cov = cal.coverage(u[mask], levels, w)
+        cov = coverage(mask)
         mce = cal.max_coverage_error(cov, levels)
-        n_eff = cal.effective_size(w, int(mask.sum()))
+        n_eff = cal.effective_size(None if weights is None else weights[mask], int(mask.sum()))
         res = {"n_stars": int(mask.sum()), "noise_floor": cal.noise_floor(n_eff, len(io.PARAMETERS), levels, 200, seed),
                "parameters": {}}
         for j, p in enumerate(io.PARAMETERS):
@@ -97,17 +99,14 @@ def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_
     # photometry is the pair's), where the posteriors' shape matters most
     if COMPANION in table.column_names:
         q = table.column(COMPANION).to_numpy(zero_copy_only=False).astype(float)
-        out["by_companion"] = {}
-        for name, m in (("single", q == 0), ("unresolved_binary", q > 0), ("unresolved_binary_q_ge_0.6", q >= 0.6)):
-            if (ok & m).sum() >= 50:
-                out["by_companion"][name] = block(ok & m)
+        groups = {"single": ok & (q == 0), "unresolved_binary": ok & (q > 0)}
+        out["by_companion"] = {name: block(m) for name, m in
+                               {**groups, "unresolved_binary_q_ge_0.6": ok & (q >= 0.6)}.items() if m.sum() >= 50}
         for c, r in out["by_survey_combination"].items():
-            here = ok & (combos == c)
+            here = combos == c
             r["max_coverage_error_by_companion"] = {
-                name: {p: float(v) for p, v in zip(io.PARAMETERS, cal.max_coverage_error(
-                    cal.coverage(u[mm], levels, None if weights is None else weights[mm]), levels))}
-                for name, mm in (("single", here & (q == 0)), ("unresolved_binary", here & (q > 0)))
-                if mm.sum() >= 50}
+                name: dict(zip(io.PARAMETERS, map(float, cal.max_coverage_error(coverage(m & here), levels))))
+                for name, m in groups.items() if (m & here).sum() >= 50}
     out["_samples"], out["_status"], out["_truth"], out["_u"], out["_arrays"] = samples, status, truth, u, arrays
     return out
 
