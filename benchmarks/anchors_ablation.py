@@ -1,5 +1,9 @@
-"""Measurement-anchor ablation: train with ``train.anchors`` off, on [Fe/H] only, on distance only and on both,
-for one or more training seeds, and judge each on calibration.
+"""Per-star coordinates ablation: train with the network's affine head (``train.network.affine_head``) and the
+measurement anchors (``train.anchors``) on or off, for one or more training seeds, and judge each on calibration.
+
+Variants: ``plain`` (neither), ``feh`` / ``distance`` / ``both`` (measurement anchors only), ``head`` (the affine
+head only) and ``head_feh`` (the head with the [Fe/H] anchor on its slot: the best for LAMOST stars so far; the
+default is ``plain``, see ``ysocensus.model.anchors``).
 
 Every variant is trained on the same training set (``results/training/``) with the same wall-clock budget, then
 validated like ``rule validate``. The table (``results/benchmarks/anchors_ablation.json``) keeps, per variant
@@ -8,7 +12,7 @@ with at least 500 test stars, and the distance coverage error of the bright star
 are the sharpest. One seed is not enough to decide: two seeds of the same config differ by up to 0.03 in a
 survey combination.
 
-    python benchmarks/anchors_ablation.py --variants off feh both --seeds 0 1 [--minutes 7]
+    python benchmarks/anchors_ablation.py --variants plain head head_feh --seeds 0 1 [--minutes 7]
     python benchmarks/anchors_ablation.py --collect off_seed0=results/model ...   # tabulate finished runs
 
 ``--collect`` reads runs already trained and validated (a directory with ``config.json``,
@@ -29,7 +33,14 @@ import yaml  # noqa: E402
 
 from ysocensus import io  # noqa: E402
 
-VARIANTS = {"off": None, "feh": ["feh"], "distance": ["distance_pc"], "both": ["feh", "distance_pc"]}
+def _variant(head: bool, anchored: list | None) -> dict:
+    return {"network": {"affine_head": head},
+            "anchors": {"enabled": anchored is not None, **({"parameters": anchored} if anchored else {})}}
+
+
+VARIANTS = {"plain": _variant(False, None), "feh": _variant(False, ["feh"]), "distance": _variant(False, ["distance_pc"]),
+            "both": _variant(False, ["feh", "distance_pc"]), "head": _variant(True, None),
+            "head_feh": _variant(True, ["feh"])}
 
 
 def summarise(val: dict) -> dict:
@@ -54,7 +65,8 @@ def collect(items, output) -> dict:
         cal = d / "calibration.json" if (d / "calibration.json").exists() else d.parent / "validation/calibration.json"
         cfg = json.loads((d / "config.json").read_text())
         summary = json.loads((d / "training_summary.json").read_text())
-        rows[name] = {"anchors": cfg.get("anchors"), "seed": cfg["seed"], "steps": summary["steps"], "run": str(d),
+        rows[name] = {"anchors": cfg.get("anchors"), "affine_head": cfg.get("network", {}).get("affine_head", False),
+                      "seed": cfg["seed"], "steps": summary["steps"], "run": str(d),
                       **summarise(json.loads(cal.read_text()))}
     io.write_json({"variants": rows}, output)
     print(json.dumps(rows, indent=1))
@@ -88,13 +100,13 @@ def main(argv=None):
             cfg["seed"] = s
             if a.minutes is not None:
                 cfg.setdefault("optim", {})["max_minutes"] = a.minutes
-            params = VARIANTS[name]
-            cfg["anchors"] = {"enabled": params is not None, **({"parameters": params} if params else {})}
+            for section, patch in VARIANTS[name].items():
+                cfg[section] = {**cfg.get(section, {}), **patch}
             d = Path(a.workdir) / f"{name}_seed{s}"
             summary = run_training(a.training_dir, d / "model.ckpt", d / "logs", cfg, seed, a.threads)
             val = run_validation(d / "model.ckpt", a.training_dir, d / "calibration.json", d / "figures", cfg,
                                  seed, a.threads)
-            rows[f"{name}_seed{s}"] = {"anchors": cfg["anchors"], "seed": s, "steps": summary["steps"],
+            rows[f"{name}_seed{s}"] = {"anchors": cfg["anchors"], "affine_head": cfg["network"]["affine_head"], "seed": s, "steps": summary["steps"],
                                        **summarise(val)}
             print(name, s, json.dumps(rows[f"{name}_seed{s}"]["by_survey_combination"]))
     io.write_json({"variants": rows}, a.output)

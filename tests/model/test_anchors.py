@@ -7,7 +7,7 @@ import torch
 from ysocensus.model import sampler
 from ysocensus.model.anchors import FEH, FEH_LAMOST, LOG_DISTANCE, AnchorConfig, MeasurementAnchors
 from ysocensus.model.masks import posterior_states
-from ysocensus.model.network import latent_slots
+from ysocensus.model.network import NetworkConfig, latent_slots
 from ysocensus.model.tokens import DROPPED, N_THETA, PARALLAX_TOKEN, Normalisation, tokenize
 
 
@@ -74,6 +74,8 @@ class _Still(torch.nn.Module):
     def decode(self, cache, x, t, lat_idx, lat_ok, anchor=None):
         assert anchor is not None and anchor.shape == lat_idx.shape + (2,)
         return 0.0 * x  # (x stays in the graph: log_prob differentiates v)
+
+    config = NetworkConfig(affine_head=False)  # no learnt map: the anchors alone set (c, s)
 
     def encode(self, *a):
         return None

@@ -1,4 +1,6 @@
 """Posterior object (sbi-like API, bad inputs) and checkpoints (mismatch, corruption)."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -85,7 +87,7 @@ def test_star_with_nothing_observed_gets_the_prior_and_a_flag():
 def test_checkpoint_roundtrip_mismatch_and_corruption(tmp_path):
     torch.manual_seed(0)
     net = FlowTransformer(CFG)
-    cfg = merge({"network": CFG.to_dict()})
+    cfg = merge({"anchors": {"enabled": False}, "network": CFG.to_dict()})
     p = tmp_path / "model.ckpt"
     save_checkpoint(p, net, Normalisation(), cfg)
     net2, stats, cfg2, _ = load_checkpoint(p, cfg)
@@ -93,8 +95,8 @@ def test_checkpoint_roundtrip_mismatch_and_corruption(tmp_path):
         assert torch.equal(a, b)
     assert load(p, expected_config=cfg).n_steps == cfg["sampling"]["n_steps"]
     # sampling settings are not part of the fingerprint
-    load_checkpoint(p, merge({"network": CFG.to_dict(), "sampling": {"n_steps": 8}}))
-    other = merge({"network": CFG.to_dict(), "flow": {"sigma_min": 0.01}})
+    load_checkpoint(p, merge({"anchors": {"enabled": False}, "network": CFG.to_dict(), "sampling": {"n_steps": 8}}))
+    other = merge({"anchors": {"enabled": False}, "network": CFG.to_dict(), "flow": {"sigma_min": 0.01}})
     with pytest.raises(CheckpointError, match=r"another config.*flow\.sigma_min"):
         load_checkpoint(p, other)
     bad = tmp_path / "bad.ckpt"
@@ -115,10 +117,42 @@ def test_checkpoint_roundtrip_mismatch_and_corruption(tmp_path):
 def test_checkpoint_config_compared_by_value(tmp_path):
     torch.manual_seed(0)
     net = FlowTransformer(CFG)
-    cfg = merge({"network": CFG.to_dict(), "optim": {"max_minutes": 7}})
+    cfg = merge({"anchors": {"enabled": False}, "network": CFG.to_dict(), "optim": {"max_minutes": 7}})
     p = tmp_path / "model.ckpt"
     save_checkpoint(p, net, Normalisation(), cfg)
     # 7.0 minutes in a config file is the same budget as 7: accepted (the hash alone differs)
-    load_checkpoint(p, merge({"network": CFG.to_dict(), "optim": {"max_minutes": 7.0}}))
+    load_checkpoint(p, merge({"anchors": {"enabled": False}, "network": CFG.to_dict(), "optim": {"max_minutes": 7.0}}))
     with pytest.raises(CheckpointError, match=r"optim\.max_minutes: checkpoint 7 vs config 8"):
-        load_checkpoint(p, merge({"network": CFG.to_dict(), "optim": {"max_minutes": 8}}))
+        load_checkpoint(p, merge({"anchors": {"enabled": False}, "network": CFG.to_dict(), "optim": {"max_minutes": 8}}))
+
+
+def test_checkpoint_from_before_a_new_network_key_loads_and_the_key_is_compared(tmp_path):
+    # a model-defining key added later (here network.affine_head) compares as its default, so a checkpoint
+    # written before it existed still loads under today's default config; a config that sets it differs
+    torch.manual_seed(0)
+    cfg = merge({"anchors": {"enabled": False}, "network": CFG.to_dict()})
+    old = json.loads(json.dumps(cfg))
+    del old["network"]["affine_head"]
+    p = tmp_path / "model.ckpt"
+    save_checkpoint(p, FlowTransformer(CFG), Normalisation(), old)
+    load_checkpoint(p, cfg)
+    with pytest.raises(CheckpointError, match=r"network\.affine_head: checkpoint False vs config True"):
+        load_checkpoint(p, merge({"anchors": {"enabled": False}, "network": {**CFG.to_dict(), "affine_head": True}}))
+
+
+def test_affine_head_checkpoint_roundtrip_samples_alike(tmp_path):
+    torch.manual_seed(0)
+    acfg = NetworkConfig(**{**CFG.to_dict(), "affine_head": True})
+    net = FlowTransformer(acfg)
+    with torch.no_grad():
+        net.affine_out.bias.normal_()
+    cfg = merge({"anchors": {"enabled": False}, "network": acfg.to_dict()})
+    p = tmp_path / "model.ckpt"
+    save_checkpoint(p, net, Normalisation(), cfg)
+    post = load(p, expected_config=cfg)
+    x = _x()
+    a = FlowPosterior(net.eval(), Normalisation(), n_steps=4, time_power=cfg["sampling"]["time_power"]).sample_batched(
+        (5,), x, torch.Generator().manual_seed(1))
+    b = post.sample_batched((5,), x, torch.Generator().manual_seed(1))
+    assert torch.allclose(a, b) and torch.isfinite(b).all()
+    assert torch.isfinite(post.log_prob(b[:2], x, n_steps=4)).all()

@@ -111,3 +111,47 @@ def test_a_star_is_encoded_the_same_whatever_else_is_in_its_batch():
         vi = net.decode(net.encode(b["values"][s], b["logsig"][s], b["sky"][s], state[s]), x[s], t,
                         lat_idx[s], lat_ok[s])
         assert torch.allclose(v[s], vi, atol=1e-5), (i, (v[s] - vi).abs().max())
+
+
+def _affine_net():
+    torch.manual_seed(0)
+    net = FlowTransformer(NetworkConfig(dim=32, latent_dim=16, heads=2, latent_heads=2, layers=2, affine_head=True))
+    with torch.no_grad():  # away from the identity the head starts at
+        g = torch.Generator().manual_seed(7)
+        for p in (net.affine_out.weight, net.affine_out.bias, net.lat_anchor_w, net.lat_theta_w):
+            p.normal_(generator=g).mul_(0.3)
+    return net.eval()
+
+
+def test_affine_head_gives_the_same_samples_with_and_without_kv_reuse():
+    net = _affine_net()
+    b = random_batch(24, seed=1)
+    state = posterior_states(b["measured"].clone().index_fill_(1, torch.arange(N_THETA), False))
+    lat_idx, lat_ok = latent_slots(state, N_THETA)
+    noise = torch.randn(24, 5, N_THETA, generator=torch.Generator().manual_seed(3))
+    cond = lambda: sampler.Conditioning(b["values"] * (state == OBSERVED), b["logsig"], b["sky"], state,  # noqa: E731
+                                        lat_idx, lat_ok)
+    a = sampler.sample(net, cond(), 5, 3, "midpoint", noise=noise)
+    f = sampler.sample(net, cond(), 5, 3, "midpoint", noise=noise, full_sequence=True)
+    assert torch.allclose(a, f, atol=1e-5), (a - f).abs().max()
+    # samples are θ = c + s·y: the head's per-star centres and scales reach them
+    c0 = cond()
+    sampler.prepare(net, c0)
+    assert not torch.allclose(c0.anchor_s, torch.ones_like(c0.anchor_s))
+    assert (c0.anchor_s > 0).all() and torch.isfinite(c0.anchor_c).all()
+
+
+def test_affine_head_learns_from_its_nll_only():
+    # the flow loss sees (c, s) with gradients stopped, so it cannot shrink its loss by inflating s; the head
+    # is trained by its Gaussian NLL alone
+    from ysocensus.model.flow import FlowConfig, flow_matching_loss
+
+    net = _affine_net().train()
+    b = random_batch(64, seed=2, p_measured=0.8)
+    state = sample_condition_states(b["measured"], MaskMix(), torch.Generator().manual_seed(1))
+    out = flow_matching_loss(net, b, state, FlowConfig(), torch.Generator().manual_seed(2))
+    assert out.affine is not None and torch.isfinite(out.affine)
+    out.fm.backward(retain_graph=True)
+    assert net.affine_out.weight.grad is None or float(net.affine_out.weight.grad.abs().sum()) == 0.0
+    out.affine.backward()
+    assert float(net.affine_out.weight.grad.abs().sum()) > 0

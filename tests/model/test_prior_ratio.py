@@ -99,12 +99,12 @@ def test_population_prior_moves_samples_and_roundtrips_in_checkpoint(tmp_path):
     assert pop.last_ess.shape == (50,) and (pop.last_ess <= 256).all() and (pop.last_ess >= 1).all()
     # saved and loaded with the model; a checkpoint trained with population weights has none
     p = tmp_path / "m.ckpt"
-    save_checkpoint(p, net, Normalisation(), merge({"network": cfg.to_dict()}), prior_ratio=ratio)
+    save_checkpoint(p, net, Normalisation(), merge({"anchors": {"enabled": False}, "network": cfg.to_dict()}), prior_ratio=ratio)
     loaded = load(p)
     assert loaded.prior == "population" and loaded.prior_ratio is not None
     for a, b in zip(ratio.state_dict().values(), loaded.prior_ratio.state_dict().values()):
         assert torch.equal(a, b)
-    save_checkpoint(p, net, Normalisation(), merge({"network": cfg.to_dict()}))
+    save_checkpoint(p, net, Normalisation(), merge({"anchors": {"enabled": False}, "network": cfg.to_dict()}))
     assert load(p).prior_ratio is None
     with pytest.raises(ValueError, match="prior must be"):
         FlowPosterior(net, Normalisation(), prior="galaxy")

@@ -36,15 +36,22 @@ class CheckpointError(RuntimeError):
 FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training", "optim", "young_log10_age", "seed")
 
 
-#: model-defining sections added after checkpoints were written; absent means their defaults, which reproduce
-#: the model as it was before them (so those checkpoints keep loading under today's default config)
-ADDED_SECTIONS = ("anchors",)
+#: what model-defining sections and keys added after checkpoints were written were before they existed: absent
+#: from an older checkpoint's config means these values (which reproduce that model), so such a checkpoint
+#: keeps loading under a config that asks for the model it is, and fails under one that asks for the new default
+LEGACY = {"anchors": {"enabled": False}, "network": {"affine_head": False}}
 
 
 def _model_part(cfg: Mapping) -> dict:
     from ysocensus.model.config import DEFAULTS
 
-    return {k: cfg.get(k, DEFAULTS[k] if k in ADDED_SECTIONS else None) for k in FINGERPRINT_KEYS}
+    out = {}
+    for k in FINGERPRINT_KEYS:
+        v = cfg.get(k)
+        if k in LEGACY:
+            v = {**DEFAULTS[k], **LEGACY[k], **(v or {})}
+        out[k] = v
+    return out
 
 
 def model_fingerprint(model_config: Mapping) -> str:

@@ -11,6 +11,15 @@ sample from (x_t, v) is x̂_1 = (1 - (1 - σ_min) t) v + (1 - σ_min) x_t (exact
 
 Time sampling for training: ``uniform`` (t ~ U(0, 1)) or ``power_law`` (density ∝ t^α, α ≥ 0, more weight
 towards the data end where posteriors are narrow; α = 0 is uniform).
+
+Per-star affine coordinates. With measurement anchors (``anchors``) or the network's affine head
+(``network.affine_head``) the flow runs, per latent θ slot, in y = (θ − c) / s with (c, s) depending only on
+the observation, an exact change of variables. The affine head's (c, log s) is a Gaussian approximation of
+each θ's posterior read out of the observation encoding, trained by its negative log-likelihood of the true θ
+(added to the loss with weight 1); the flow loss sees (c, s) with gradients stopped, so the flow cannot
+lower its loss by inflating s. With both on, a measurement anchor replaces the head on its slots. The flow then
+learns a residual of width ≈ 1 for every star, whether the data pin θ to 1 % of its prior range or leave it at
+the prior.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ysocensus.model.anchors import features, from_anchored, to_anchored
+from ysocensus.model.anchors import features, from_anchored, override, to_anchored
 from ysocensus.model.network import FlowTransformer, latent_slots
 from ysocensus.model.tokens import LATENT, N_THETA, OBSERVED
 
@@ -62,6 +71,7 @@ class LossTerms:
     fm: torch.Tensor
     guidance: torch.Tensor | None
     x1_hat: torch.Tensor | None = None
+    affine: torch.Tensor | None = None  # the affine head's Gaussian NLL (network.affine_head)
 
 
 #: rows are grouped by latent count (≤ this: the posterior masks) and by observed count (buckets split at
@@ -115,16 +125,23 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     K = cfg.draws_per_example
     w = batch.get("weight")
     w = torch.ones(B, dtype=values.dtype, device=values.device) if w is None else w.to(values.dtype)
-    fm_sum, g_sum = values.new_zeros(()), None
+    fm_sum, g_sum, a_sum = values.new_zeros(()), None, None
     for sl in groups:
         st, wi, vals = state[sl], w[sl], values[sl]
         cache = net.encode(vals, logsig[sl], sky[sl], st)
         lat_idx, lat_ok = latent_slots(st)
         n = vals.shape[0]
         x1 = torch.gather(vals, 1, lat_idx)[:, None].expand(n, K, lat_idx.shape[1])
-        feat = None
+        feat = c = None
+        if net.config.affine_head:
+            c, s = net.affine_slots(cache, lat_idx, lat_ok)
+            nll = affine_nll(x1[:, 0], c, s, lat_idx, lat_ok)
+            a_sum = (wi * nll).sum() + (0.0 if a_sum is None else a_sum)
+            c, s = c.detach(), s.detach()
         if anchors is not None:
-            c, s = anchors.affine(vals, logsig[sl], st, lat_idx, lat_ok)
+            ac, as_ = anchors.affine(vals, logsig[sl], st, lat_idx, lat_ok)
+            c, s = (ac, as_) if c is None else override(c, s, ac, as_)
+        if c is not None:
             x1, feat = to_anchored(x1, c, s), features(c, s)
         x0 = torch.randn(x1.shape, generator=generator, device=values.device, dtype=values.dtype)
         t = sample_time((n, K), cfg, generator, values.device).to(values.dtype)
@@ -135,17 +152,31 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         fm_sum = fm_sum + (wi * per_example).sum()
         if guidance is not None and guidance.enabled:
             x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
-            if anchors is not None:
+            if c is not None:
                 x1_hat = from_anchored(x1_hat, c, s)
             gi = guidance.loss(x1_hat, t, _rows(batch, sl, B), st, lat_idx, lat_ok, wi) * wi.sum()
             g_sum = gi if g_sum is None else g_sum + gi
     total_w = w.sum().clamp(min=1e-12)
     fm = fm_sum / total_w
-    loss, g = fm, None
+    loss, g, a = fm, None, None
     if g_sum is not None:
         g = g_sum / total_w
         loss = guidance.fm_weight * fm + guidance.weight * g
-    return LossTerms(loss, fm, g)
+    if a_sum is not None:
+        a = a_sum / total_w
+        loss = loss + a
+    return LossTerms(loss, fm, g, affine=a)
+
+
+def affine_nll(theta, c, s, lat_idx, lat_ok) -> torch.Tensor:
+    """Per-example Gaussian NLL (mean over the latent θ slots, constant dropped) of the true θ [B, L] under the
+    affine head's N(c, s²) [B, L]; 0 for an example without latent θ."""
+    from ysocensus.model.tokens import N_THETA
+
+    ok = (lat_ok & (lat_idx < N_THETA)).to(theta.dtype)
+    z = (theta - c) / s
+    per_slot = 0.5 * z * z + torch.log(s)
+    return (per_slot * ok).sum(1) / ok.sum(1).clamp(min=1)
 
 
 def is_latent(state: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,8 @@ class FlowModule(L.LightningModule):
         self.log("train/fm", out.fm, batch_size=n)
         if out.guidance is not None:
             self.log("train/guidance", out.guidance, batch_size=n)
+        if out.affine is not None:
+            self.log("train/affine_nll", out.affine, batch_size=n)
         return out.loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx):

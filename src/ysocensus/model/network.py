@@ -24,7 +24,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ysocensus.model.tokens import LATENT, MISSING, N_TOKENS, OBSERVED, SKY_INDEX
+from ysocensus.model.tokens import LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, SKY_INDEX
+
+#: range of the affine head's log s (standardised θ): from parallax-sharp distances (s ≈ 0.01) to 2.7× the prior
+LOG_S_MIN, LOG_S_MAX = -6.0, 1.0
 
 
 @dataclass
@@ -36,6 +39,9 @@ class NetworkConfig:
     layers: int = 3
     mlp_ratio: int = 2
     time_frequencies: int = 8
+    #: a per-star Gaussian readout (c, log s) of every θ from the observation encoding; the flow then runs in
+    #: y = (θ − c) / s (``affine_slots``; trained by its Gaussian NLL, see ``flow``)
+    affine_head: bool = False
 
     def to_dict(self):
         return asdict(self)
@@ -50,11 +56,13 @@ class ObservationCache:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     obs_bias: torch.Tensor
+    affine: torch.Tensor | None = None  # [B, N_THETA, 2]: the affine head's (c, log s) per θ (or None)
 
     def repeat(self, n: int) -> "ObservationCache":
         """Each star repeated n times (rows = star-major), for the full-sequence path."""
         r = lambda a: a.repeat_interleave(n, 0)  # noqa: E731
-        return ObservationCache([r(k) for k in self.keys], [r(v) for v in self.values], r(self.obs_bias))
+        return ObservationCache([r(k) for k in self.keys], [r(v) for v in self.values], r(self.obs_bias),
+                                None if self.affine is None else r(self.affine))
 
 
 def _mlp(d, ratio):
@@ -147,7 +155,7 @@ class FlowTransformer(nn.Module):
         """``anchor_inputs``: the latent tokens take measurement-anchor inputs (``anchors``; train.anchors.enabled)."""
         super().__init__()
         c = self.config = config or NetworkConfig()
-        self.anchor_inputs = bool(anchor_inputs)
+        self.anchor_inputs = bool(anchor_inputs) or c.affine_head
         d, dl = c.dim, c.latent_dim
         # A LayerNorm follows every embedding: value embeddings start small against the id embeddings so
         # that the normalised token stays (nearly) affine in the standardised value instead of losing its
@@ -164,7 +172,7 @@ class FlowTransformer(nn.Module):
         # a latent slot's measurement anchor (``anchors``): its (c, log s), and the slot's value in the common
         # standardised θ coordinates, t·c + s·x_t, which the other parameters' tokens need (A_V and mass depend
         # on the distance itself, not on its offset from the parallax distance)
-        if anchor_inputs:
+        if self.anchor_inputs:
             self.lat_anchor_w = nn.Parameter(torch.zeros(N_TOKENS, 2, dl))
             self.lat_theta_w = nn.Parameter(torch.zeros(N_TOKENS, dl))
         self.register_buffer("freqs", (2.0 ** torch.arange(c.time_frequencies)) * math.pi, persistent=False)
@@ -172,6 +180,11 @@ class FlowTransformer(nn.Module):
         self.blocks = nn.ModuleList([Block(d, dl, c.heads, c.latent_heads, c.mlp_ratio) for _ in range(c.layers)])
         self.ln_out = nn.LayerNorm(dl)
         self.head = nn.Linear(dl, 1)
+        if c.affine_head:  # starts as the identity map (c = 0, s = 1): the plain flow
+            self.affine_mlp = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 2 * d), nn.SiLU())
+            self.affine_out = nn.Linear(2 * d, 2 * N_THETA)
+            nn.init.zeros_(self.affine_out.weight)
+            nn.init.zeros_(self.affine_out.bias)
 
     # ------------------------------------------------------------------------------------------ embed
     def embed_observed(self, values, logsig, sky, state) -> torch.Tensor:
@@ -216,7 +229,23 @@ class FlowTransformer(nn.Module):
             h, k_bd, v_bd = blk.encode(h, bias)
             keys.append(k_bd)
             vals.append(v_bd)
-        return ObservationCache(keys, vals, bias[:, None])
+        affine = None
+        if self.config.affine_head:  # mean of the observed tokens' final states → (c, log s) per θ
+            w = obs_ok.to(h.dtype)[..., None]
+            pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+            affine = self.affine_out(self.affine_mlp(pooled)).view(-1, N_THETA, 2)
+            affine = torch.stack([affine[..., 0], affine[..., 1].clamp(LOG_S_MIN, LOG_S_MAX)], -1)
+        return ObservationCache(keys, vals, bias[:, None], affine)
+
+    def affine_slots(self, cache: ObservationCache, lat_idx, lat_ok):
+        """(c, s) [B, L] of the latent slots from the affine head: its values for θ slots, 0 and 1 for others
+        (latent observables, padding)."""
+        is_theta = lat_ok & (lat_idx < N_THETA)
+        idx = lat_idx.clamp(max=N_THETA - 1)
+        c = torch.gather(cache.affine[..., 0], 1, idx)
+        log_s = torch.gather(cache.affine[..., 1], 1, idx)
+        return torch.where(is_theta, c, torch.zeros_like(c)), torch.where(is_theta, torch.exp(log_s),
+                                                                           torch.ones_like(c))
 
     def decode(self, cache: ObservationCache, x_t, t, lat_idx, lat_ok, anchor=None) -> torch.Tensor:
         """Velocity [B, S, L] of the latent tokens given the cached observation encoding (``anchor``: the

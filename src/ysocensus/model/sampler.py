@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ysocensus.model.anchors import features, from_anchored, to_anchored
+from ysocensus.model.anchors import features, from_anchored, override, to_anchored
 from ysocensus.model.network import FlowTransformer, ObservationCache
 
 METHODS = ("euler", "heun", "midpoint", "rk45")
@@ -43,10 +43,27 @@ class Conditioning:
     #: y = (θ − c) / s; None = c 0, s 1
     anchor_c: torch.Tensor | None = None
     anchor_s: torch.Tensor | None = None
+    prepared: bool = False  # ``prepare`` has run (the affine head's map, if any, is in anchor_c/anchor_s)
 
     @property
     def anchor_features(self):
         return None if self.anchor_c is None else features(self.anchor_c, self.anchor_s)
+
+
+def prepare(net: FlowTransformer, cond: Conditioning) -> Conditioning:
+    """Encode the observations once (``cond.cache``) and, for a network with an affine head, set the latent
+    slots' per-star map (c, s) from it (the flow then runs in y = (θ − c) / s; ``flow``)."""
+    if cond.cache is None:
+        cond.cache = net.encode(cond.values, cond.logsig, cond.sky, cond.state)
+    # any object with encode/decode is a velocity field here (tests use doubles); only a FlowTransformer built
+    # with the head has one
+    if getattr(getattr(net, "config", None), "affine_head", False) and not cond.prepared:
+        c, s = net.affine_slots(cond.cache, cond.lat_idx, cond.lat_ok)
+        if cond.anchor_c is not None:  # measurement anchors replace the head on their slots
+            c, s = override(c, s, cond.anchor_c, cond.anchor_s)
+        cond.anchor_c, cond.anchor_s = c, s
+    cond.prepared = True
+    return cond
 
 
 def velocity_fn(net: FlowTransformer, cond: Conditioning, full_sequence: bool = False):
@@ -124,6 +141,7 @@ def sample(net: FlowTransformer, cond: Conditioning, n_samples: int, n_steps: in
         noise = torch.randn(B, n_samples, L, generator=generator, dtype=cond.values.dtype)
     noise = noise.to(cond.values.device)
     x = noise * cond.lat_ok[:, None].to(noise.dtype)
+    prepare(net, cond)
     f = velocity_fn(net, cond, full_sequence)
     x = integrate(f, x, n_steps, method, power=time_power)
     if cond.anchor_c is not None:
@@ -151,6 +169,7 @@ def log_prob(net: FlowTransformer, cond: Conditioning, x1: torch.Tensor, n_steps
     Anchored slots are integrated in y = (x1 − c) / s, and log q(x1) = log q(y) − Σ log s.
     """
     ok = cond.lat_ok[:, None].expand(x1.shape).to(x1.dtype)
+    prepare(net, cond)
     log_jac = 0.0
     if cond.anchor_c is not None:
         x1 = to_anchored(x1, cond.anchor_c, cond.anchor_s)
