@@ -106,8 +106,8 @@ def main(argv=None):
             summary = run_training(a.training_dir, d / "model.ckpt", d / "logs", cfg, seed, a.threads)
             val = run_validation(d / "model.ckpt", a.training_dir, d / "calibration.json", d / "figures", cfg,
                                  seed, a.threads)
-            rows[f"{name}_seed{s}"] = {"anchors": cfg["anchors"], "affine_head": cfg["network"]["affine_head"], "seed": s, "steps": summary["steps"],
-                                       **summarise(val)}
+            rows[f"{name}_seed{s}"] = {"anchors": cfg["anchors"], "affine_head": cfg["network"]["affine_head"],
+                                       "seed": s, "steps": summary["steps"], **summarise(val)}
             print(name, s, json.dumps(rows[f"{name}_seed{s}"]["by_survey_combination"]))
     io.write_json({"variants": rows}, a.output)
     return rows

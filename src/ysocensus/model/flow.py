@@ -171,8 +171,6 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
 def affine_nll(theta, c, s, lat_idx, lat_ok) -> torch.Tensor:
     """Per-example Gaussian NLL (mean over the latent θ slots, constant dropped) of the true θ [B, L] under the
     affine head's N(c, s²) [B, L]; 0 for an example without latent θ."""
-    from ysocensus.model.tokens import N_THETA
-
     ok = (lat_ok & (lat_idx < N_THETA)).to(theta.dtype)
     z = (theta - c) / s
     per_slot = 0.5 * z * z + torch.log(s)

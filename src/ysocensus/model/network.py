@@ -56,7 +56,7 @@ class ObservationCache:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     obs_bias: torch.Tensor
-    affine: torch.Tensor | None = None  # [B, N_THETA, 2]: the affine head's (c, log s) per θ (or None)
+    affine: torch.Tensor | None = None  # [B, N_THETA, 2]: the affine head's (c, raw log s) per θ (or None)
 
     def repeat(self, n: int) -> "ObservationCache":
         """Each star repeated n times (rows = star-major), for the full-sequence path."""
@@ -234,7 +234,6 @@ class FlowTransformer(nn.Module):
             w = obs_ok.to(h.dtype)[..., None]
             pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
             affine = self.affine_out(self.affine_mlp(pooled)).view(-1, N_THETA, 2)
-            affine = torch.stack([affine[..., 0], affine[..., 1].clamp(LOG_S_MIN, LOG_S_MAX)], -1)
         return ObservationCache(keys, vals, bias[:, None], affine)
 
     def affine_slots(self, cache: ObservationCache, lat_idx, lat_ok):
@@ -243,7 +242,7 @@ class FlowTransformer(nn.Module):
         is_theta = lat_ok & (lat_idx < N_THETA)
         idx = lat_idx.clamp(max=N_THETA - 1)
         c = torch.gather(cache.affine[..., 0], 1, idx)
-        log_s = torch.gather(cache.affine[..., 1], 1, idx)
+        log_s = torch.gather(cache.affine[..., 1], 1, idx).clamp(LOG_S_MIN, LOG_S_MAX)
         return torch.where(is_theta, c, torch.zeros_like(c)), torch.where(is_theta, torch.exp(log_s),
                                                                            torch.ones_like(c))
 

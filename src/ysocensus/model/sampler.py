@@ -53,16 +53,16 @@ class Conditioning:
 def prepare(net: FlowTransformer, cond: Conditioning) -> Conditioning:
     """Encode the observations once (``cond.cache``) and, for a network with an affine head, set the latent
     slots' per-star map (c, s) from it (the flow then runs in y = (θ − c) / s; ``flow``)."""
+    # any object with encode/decode is a velocity field here (tests use doubles); only a FlowTransformer built
+    # with the head has a map to set, and only then is anything encoded here (velocity_fn encodes otherwise)
+    if cond.prepared or not getattr(getattr(net, "config", None), "affine_head", False):
+        return cond
     if cond.cache is None:
         cond.cache = net.encode(cond.values, cond.logsig, cond.sky, cond.state)
-    # any object with encode/decode is a velocity field here (tests use doubles); only a FlowTransformer built
-    # with the head has one
-    if getattr(getattr(net, "config", None), "affine_head", False) and not cond.prepared:
-        c, s = net.affine_slots(cond.cache, cond.lat_idx, cond.lat_ok)
-        if cond.anchor_c is not None:  # measurement anchors replace the head on their slots
-            c, s = override(c, s, cond.anchor_c, cond.anchor_s)
-        cond.anchor_c, cond.anchor_s = c, s
-    cond.prepared = True
+    c, s = net.affine_slots(cond.cache, cond.lat_idx, cond.lat_ok)
+    if cond.anchor_c is not None:  # measurement anchors replace the head on their slots
+        c, s = override(c, s, cond.anchor_c, cond.anchor_s)
+    cond.anchor_c, cond.anchor_s, cond.prepared = c, s, True
     return cond
 
 
