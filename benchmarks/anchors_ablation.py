@@ -2,8 +2,9 @@
 measurement anchors (``train.anchors``) on or off, for one or more training seeds, and judge each on calibration.
 
 Variants: ``plain`` (neither), ``feh`` / ``distance`` / ``both`` (measurement anchors only), ``head`` (the affine
-head only) and ``head_feh`` (the head with the [Fe/H] anchor on its slot: the best for LAMOST stars so far; the
-default is ``plain``, see ``ysocensus.model.anchors``).
+head only, everywhere), ``head_feh`` (the head everywhere with the [Fe/H] anchor on its slot), ``head_lamost_feh``
+(the head on LAMOST rows only) and ``head_sharp_feh`` (the head where its width is ≤ 0.05–0.15: the default; see
+``ysocensus.model.anchors`` for the figures).
 
 Every variant is trained on the same training set (``results/training/``) with the same wall-clock budget, then
 validated like ``rule validate``. The table (``results/benchmarks/anchors_ablation.json``) keeps, per variant
@@ -33,14 +34,15 @@ import yaml  # noqa: E402
 
 from ysocensus import io  # noqa: E402
 
-def _variant(head: bool, anchored: list | None) -> dict:
-    return {"network": {"affine_head": head},
+def _variant(head: bool, anchored: list | None, rows: str = "all", widths: list | None = None) -> dict:
+    return {"network": {"affine_head": head, "affine_rows": rows, "affine_widths": widths},
             "anchors": {"enabled": anchored is not None, **({"parameters": anchored} if anchored else {})}}
 
 
 VARIANTS = {"plain": _variant(False, None), "feh": _variant(False, ["feh"]), "distance": _variant(False, ["distance_pc"]),
             "both": _variant(False, ["feh", "distance_pc"]), "head": _variant(True, None),
-            "head_feh": _variant(True, ["feh"])}
+            "head_feh": _variant(True, ["feh"]), "head_lamost_feh": _variant(True, ["feh"], rows="lamost"),
+            "head_sharp_feh": _variant(True, ["feh"], widths=[0.05, 0.15])}
 
 
 def summarise(val: dict) -> dict:
@@ -65,7 +67,7 @@ def collect(items, output) -> dict:
         cal = d / "calibration.json" if (d / "calibration.json").exists() else d.parent / "validation/calibration.json"
         cfg = json.loads((d / "config.json").read_text())
         summary = json.loads((d / "training_summary.json").read_text())
-        rows[name] = {"anchors": cfg.get("anchors"), "affine_head": cfg.get("network", {}).get("affine_head", False),
+        rows[name] = {"anchors": cfg.get("anchors"), "network": cfg.get("network", {}),
                       "seed": cfg["seed"], "steps": summary["steps"], "run": str(d),
                       **summarise(json.loads(cal.read_text()))}
     io.write_json({"variants": rows}, output)
@@ -106,7 +108,7 @@ def main(argv=None):
             summary = run_training(a.training_dir, d / "model.ckpt", d / "logs", cfg, seed, a.threads)
             val = run_validation(d / "model.ckpt", a.training_dir, d / "calibration.json", d / "figures", cfg,
                                  seed, a.threads)
-            rows[f"{name}_seed{s}"] = {"anchors": cfg["anchors"], "affine_head": cfg["network"]["affine_head"],
+            rows[f"{name}_seed{s}"] = {"anchors": cfg["anchors"], "network": cfg["network"],
                                        "seed": s, "steps": summary["steps"], **summarise(val)}
             print(name, s, json.dumps(rows[f"{name}_seed{s}"]["by_survey_combination"]))
     io.write_json({"variants": rows}, a.output)

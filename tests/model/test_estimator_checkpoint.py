@@ -94,8 +94,13 @@ def test_checkpoint_roundtrip_mismatch_and_corruption(tmp_path):
     for a, b in zip(net.state_dict().values(), net2.state_dict().values()):
         assert torch.equal(a, b)
     assert load(p, expected_config=cfg).n_steps == cfg["sampling"]["n_steps"]
-    # sampling settings are not part of the fingerprint
-    load_checkpoint(p, merge({"anchors": {"enabled": False}, "network": CFG.to_dict(), "sampling": {"n_steps": 8}}))
+    # sampling settings are not part of the fingerprint, and the caller's config decides them
+    resampled = merge({"anchors": {"enabled": False}, "network": CFG.to_dict(),
+                       "sampling": {"n_steps": 8, "method": "heun"}})
+    load_checkpoint(p, resampled)
+    post = load(p, expected_config=resampled)
+    assert (post.n_steps, post.method) == (8, "heun")
+    assert load(p).n_steps == cfg["sampling"]["n_steps"]  # no config given: the checkpoint's own
     other = merge({"anchors": {"enabled": False}, "network": CFG.to_dict(), "flow": {"sigma_min": 0.01}})
     with pytest.raises(CheckpointError, match=r"another config.*flow\.sigma_min"):
         load_checkpoint(p, other)

@@ -155,3 +155,66 @@ def test_affine_head_learns_from_its_nll_only():
     assert net.affine_out.weight.grad is None or float(net.affine_out.weight.grad.abs().sum()) == 0.0
     out.affine.backward()
     assert float(net.affine_out.weight.grad.abs().sum()) > 0
+
+
+def test_affine_head_on_lamost_rows_only():
+    # affine_rows = lamost: the head maps (and is trained on) the rows that observe a LAMOST label; every other
+    # row keeps the plain parametrisation (c = 0, s = 1) and adds nothing to the head's NLL
+    from ysocensus.model.flow import FlowConfig, flow_matching_loss
+    from ysocensus.model.tokens import SURVEY_TOKENS
+
+    net = _affine_net()
+    net.config.affine_rows = "lamost"
+    b = random_batch(48, seed=4, p_measured=0.8)
+    b["measured"][::2, list(SURVEY_TOKENS["lamost"])] = False  # half the stars without a spectrum
+    state = posterior_states(b["measured"])
+    lamost = (state[:, list(SURVEY_TOKENS["lamost"])] == OBSERVED).any(1)
+    assert lamost.any() and not lamost.all()
+    cond = sampler.prepare(net, sampler.Conditioning(b["values"], b["logsig"], b["sky"], state,
+                                                     *latent_slots(state, N_THETA)))
+    identity = (cond.anchor_c == 0).all(1) & (cond.anchor_s == 1).all(1)
+    assert torch.equal(identity, ~lamost)
+    # the NLL of a batch without LAMOST rows is 0: nothing to train the head on
+    no_lamost = state.clone()
+    no_lamost[:, list(SURVEY_TOKENS["lamost"])] = MISSING
+    out = flow_matching_loss(net.train(), b, no_lamost, FlowConfig(), torch.Generator().manual_seed(2))
+    assert float(out.affine.detach()) == 0.0
+    with pytest.raises(ValueError, match="network.affine_rows"):
+        NetworkConfig(affine_rows="spectra")
+
+
+def test_zero_anchor_features_equal_no_anchor():
+    # a slot without a map, (c, log s) = (0, 0), must give the plain path's velocity, so that groups of rows
+    # without any map skip the anchor inputs (anchors.features returns None for them)
+    from ysocensus.model.anchors import features
+
+    net = _affine_net()
+    b = random_batch(16, seed=5)
+    state = posterior_states(b["measured"])
+    lat_idx, lat_ok = latent_slots(state)
+    cache = net.encode(b["values"], b["logsig"], b["sky"], state)
+    x = torch.randn(16, 3, lat_idx.shape[1], generator=torch.Generator().manual_seed(6))
+    t = torch.full((1, 1), 0.3)
+    zero = torch.zeros(*lat_idx.shape, 2)
+    assert torch.allclose(net.decode(cache, x, t, lat_idx, lat_ok, zero), net.decode(cache, x, t, lat_idx, lat_ok),
+                          atol=1e-6)
+    assert features(torch.zeros(2, 3), torch.ones(2, 3)) is None
+    assert features(torch.zeros(2, 3), torch.full((2, 3), 0.5)).shape == (2, 3, 2)
+
+
+def test_affine_gate_maps_sharp_parameters_and_leaves_broad_ones():
+    # affine_widths = (s_full, s_off): full map at s <= s_full, none at s >= s_off, log-linear between
+    import math
+
+    net = FlowTransformer(NetworkConfig(dim=16, latent_dim=8, heads=2, latent_heads=2, layers=1, affine_head=True,
+                                        affine_widths=(0.1, 0.4)))
+    c = torch.tensor([[2.0, 2.0, 2.0, 2.0]])
+    s = torch.tensor([[0.05, 0.1, 0.2, 0.4]])
+    gc, gs = net.affine_gate(c, s)
+    w_mid = math.log(0.4 / 0.2) / math.log(0.4 / 0.1)  # 0.5
+    assert torch.allclose(gc, torch.tensor([[2.0, 2.0, 2.0 * w_mid, 0.0]]))
+    assert torch.allclose(gs, torch.tensor([[0.05, 0.1, 0.2 ** w_mid, 1.0]]))
+    ungated = FlowTransformer(NetworkConfig(dim=16, latent_dim=8, heads=2, latent_heads=2, layers=1, affine_head=True))
+    assert all(torch.equal(a, b) for a, b in zip(ungated.affine_gate(c, s), (c, s)))
+    with pytest.raises(ValueError, match="network.affine_widths"):
+        NetworkConfig(affine_widths=(0.4, 0.1))

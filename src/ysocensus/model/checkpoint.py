@@ -39,7 +39,7 @@ FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training
 #: what model-defining sections and keys added after checkpoints were written were before they existed: absent
 #: from an older checkpoint's config means these values (which reproduce that model), so such a checkpoint
 #: keeps loading under a config that asks for the model it is, and fails under one that asks for the new default
-LEGACY = {"anchors": {"enabled": False}, "network": {"affine_head": False}}
+LEGACY = {"anchors": {"enabled": False}, "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None}}
 
 
 def _model_part(cfg: Mapping) -> dict:
@@ -149,7 +149,9 @@ def _prior_ratio(path, entry):
 
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
          method: str | None = None, prior: str | None = None):
-    """Load a checkpoint as a ready ``estimator.FlowPosterior`` (solver and prior defaults from its config)."""
+    """Load a checkpoint as a ready ``estimator.FlowPosterior``. Sampling settings (solver, steps, prior) do not
+    define the model: they come from ``expected_config`` when given (so the workflow's config decides how
+    ``validate`` and ``infer`` sample), else from the config the model was trained under."""
     from ysocensus.model.estimator import FlowPosterior
 
     net, stats, model_config, extra = load_checkpoint(path, expected_config)
@@ -157,8 +159,9 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
         net = net.to(device)
     from ysocensus.model.config import DEFAULTS
 
-    # sampling keys added after a model was trained take today's defaults (they do not define the model)
-    samp = {**DEFAULTS["sampling"], **model_config.get("sampling", {})}
+    # sampling keys added after a model was trained take today's defaults
+    samp = {**DEFAULTS["sampling"], **model_config.get("sampling", {}),
+            **dict((expected_config or {}).get("sampling") or {})}
     post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
                          rows_per_batch=samp["rows_per_batch"],
                          young_log10_age=model_config.get("young_log10_age", DEFAULTS["young_log10_age"]),

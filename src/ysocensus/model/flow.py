@@ -17,8 +17,10 @@ Per-star affine coordinates. With measurement anchors (``anchors``) or the netwo
 the observation, an exact change of variables. The affine head's (c, log s) is a Gaussian approximation of
 each θ's posterior read out of the observation encoding, trained by its negative log-likelihood of the true θ
 (added to the loss with weight 1); the flow loss sees (c, s) with gradients stopped, so the flow cannot
-lower its loss by inflating s. With both on, a measurement anchor replaces the head on its slots. The flow then
-learns a residual of width ≈ 1 for every star, whether the data pin θ to 1 % of its prior range or leave it at
+lower its loss by inflating s. The map is applied only where the head finds the posterior sharp
+(``network.affine_widths``: in full for s ≤ s_full, not at all for s ≥ s_off) and, optionally, only on rows with a
+LAMOST label (``network.affine_rows``); elsewhere c = 0, s = 1. With both on, a measurement anchor replaces the
+head on its slots. The flow then learns a residual of width ≈ 1 for every star, whether the data pin θ to 1 % of its prior range or leave it at
 the prior.
 """
 
@@ -29,7 +31,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ysocensus.model.anchors import features, from_anchored, override, to_anchored
-from ysocensus.model.network import FlowTransformer, latent_slots
+from ysocensus.model.network import FlowTransformer, affine_theta_slots, latent_slots
 from ysocensus.model.tokens import LATENT, N_THETA, OBSERVED
 
 
@@ -135,9 +137,9 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         feat = c = None
         if net.config.affine_head:
             c, s = net.affine_slots(cache, lat_idx, lat_ok)
-            nll = affine_nll(x1[:, 0], c, s, lat_idx, lat_ok)
+            nll = affine_nll(x1[:, 0], c, s, affine_theta_slots(cache, lat_idx, lat_ok))
             a_sum = (wi * nll).sum() + (0.0 if a_sum is None else a_sum)
-            c, s = c.detach(), s.detach()
+            c, s = net.affine_gate(c.detach(), s.detach())
         if anchors is not None:
             ac, as_ = anchors.affine(vals, logsig[sl], st, lat_idx, lat_ok)
             c, s = (ac, as_) if c is None else override(c, s, ac, as_)
@@ -168,10 +170,10 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     return LossTerms(loss, fm, g, affine=a)
 
 
-def affine_nll(theta, c, s, lat_idx, lat_ok) -> torch.Tensor:
-    """Per-example Gaussian NLL (mean over the latent θ slots, constant dropped) of the true θ [B, L] under the
-    affine head's N(c, s²) [B, L]; 0 for an example without latent θ."""
-    ok = (lat_ok & (lat_idx < N_THETA)).to(theta.dtype)
+def affine_nll(theta, c, s, slots) -> torch.Tensor:
+    """Per-example Gaussian NLL (mean over the ``slots`` [B, L], the head's latent θ slots, constant dropped) of
+    the true θ [B, L] under the affine head's N(c, s²) [B, L]; 0 for an example without such slots."""
+    ok = slots.to(theta.dtype)
     z = (theta - c) / s
     per_slot = 0.5 * z * z + torch.log(s)
     return (per_slot * ok).sum(1) / ok.sum(1).clamp(min=1)

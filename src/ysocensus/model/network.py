@@ -24,10 +24,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ysocensus.model.tokens import LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, SKY_INDEX
+from ysocensus.model.tokens import LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, SKY_INDEX, SURVEY_TOKENS
 
 #: range of the affine head's log s (standardised θ): from parallax-sharp distances (s ≈ 0.01) to 2.7× the prior
 LOG_S_MIN, LOG_S_MAX = -6.0, 1.0
+#: the rows the affine head applies to (``NetworkConfig.affine_rows``): every row, or rows whose condition
+#: observes a LAMOST spectrum (any of its labels)
+AFFINE_ROWS = ("all", "lamost")
 
 
 @dataclass
@@ -42,6 +45,24 @@ class NetworkConfig:
     #: a per-star Gaussian readout (c, log s) of every θ from the observation encoding; the flow then runs in
     #: y = (θ − c) / s (``affine_slots``; trained by its Gaussian NLL, see ``flow``)
     affine_head: bool = False
+    #: which rows the head's map applies to (``AFFINE_ROWS``); elsewhere c = 0, s = 1 (the plain flow) and the
+    #: head is not trained. ``lamost``: the spectroscopic stars, whose posteriors are sharp enough for a plain
+    #: flow to learn them too wide on a laptop budget, while photometric ones are calibrated without it
+    affine_rows: str = "all"
+    #: (s_full, s_off): the head's map applies in full to θ slots whose head width s ≤ s_full, not at all where
+    #: s ≥ s_off, log-linearly between (``affine_gate``); None: in full everywhere. Sharp posteriors need the
+    #: map; broad ones (faint stars, photometry alone) are learnt as well without it
+    affine_widths: tuple | None = None
+
+    def __post_init__(self):
+        if self.affine_rows not in AFFINE_ROWS:
+            raise ValueError(f"network.affine_rows: {self.affine_rows!r} is not one of {list(AFFINE_ROWS)}")
+        if self.affine_widths is not None:
+            w = tuple(float(v) for v in self.affine_widths)
+            if len(w) != 2 or not 0 < w[0] < w[1]:
+                raise ValueError(f"network.affine_widths: {list(self.affine_widths)} must be [s_full, s_off] "
+                                 "with 0 < s_full < s_off")
+            self.affine_widths = w
 
     def to_dict(self):
         return asdict(self)
@@ -57,12 +78,14 @@ class ObservationCache:
     values: list[torch.Tensor]
     obs_bias: torch.Tensor
     affine: torch.Tensor | None = None  # [B, N_THETA, 2]: the affine head's (c, raw log s) per θ (or None)
+    affine_rows: torch.Tensor | None = None  # [B] bool: the rows the head's map applies to (``affine_rows``)
 
     def repeat(self, n: int) -> "ObservationCache":
         """Each star repeated n times (rows = star-major), for the full-sequence path."""
         r = lambda a: a.repeat_interleave(n, 0)  # noqa: E731
+        opt = lambda a: None if a is None else r(a)  # noqa: E731
         return ObservationCache([r(k) for k in self.keys], [r(v) for v in self.values], r(self.obs_bias),
-                                None if self.affine is None else r(self.affine))
+                                opt(self.affine), opt(self.affine_rows))
 
 
 def _mlp(d, ratio):
@@ -95,10 +118,16 @@ class Block(nn.Module):
         self.lln2 = nn.LayerNorm(latent_dim)
         self.lmlp = _mlp(latent_dim, mlp_ratio)
 
-    def encode(self, h: torch.Tensor, bias: torch.Tensor):
-        """Observed tokens among themselves. h [B, N, d], bias [B, 1, 1, N] → h, k_bd, v_bd for the latent stream."""
+    def encode(self, h: torch.Tensor, bias: torch.Tensor, last: bool = False):
+        """Observed tokens among themselves. h [B, N, d], bias [B, 1, 1, N] → h, k_bd, v_bd for the latent stream.
+
+        ``last``: only the keys and values for the latent stream (the observed stream ends here, so its
+        attention and MLP would feed nothing: 4 % of a training step; their weights stay in the state dict, so
+        checkpoints from before load and give the same velocities); h is returned as it came."""
         B, N, d = h.shape
         x = self.ln1(h)
+        if last:
+            return h, *self._block_diagonal(*self.kv_cross(x).chunk(2, -1))
         q, k, v = self.qkv(x).view(B, N, 3, self.heads, self.dh).permute(2, 0, 3, 1, 4)
         # plain softmax attention: at ~20 tokens it is several times faster on CPU than the fused
         # scaled_dot_product_attention kernel (forward and backward) and gives the same numbers
@@ -199,7 +228,9 @@ class FlowTransformer(nn.Module):
         return self.time(torch.cat([torch.sin(a), torch.cos(a)], -1))
 
     def embed_latent(self, x_t, t, lat_idx, anchor=None) -> torch.Tensor:
-        """x_t [B, S, L], t [B, S] or [1, 1], lat_idx [B, L], anchor [B, L, 2] or None → [B, S, L, dl]."""
+        """x_t [B, S, L], t [B, S] or [1, 1], lat_idx [B, L], anchor [B, L, 2] or None → [B, S, L, dl].
+
+        ``anchor`` (the slots' (c, log s), ``anchors.features``) of all zeros gives the same as None."""
         w = self.lat_value_w[lat_idx][:, None]  # [B,1,L,dl]
         e = self.lat_id_emb[lat_idx]
         te = self.time_embedding(t)[:, :, None]  # one time for all rows when t is [1, 1]
@@ -208,8 +239,10 @@ class FlowTransformer(nn.Module):
             if not self.anchor_inputs:
                 raise ValueError("anchored slots given to a network built without anchor_inputs")
             e = e + torch.einsum("blk,blkd->bld", anchor, self.lat_anchor_w[lat_idx])
-            theta_t = t[..., None] * anchor[:, None, :, 0] + torch.exp(anchor[:, None, :, 1]) * x_t
-            h = h + theta_t[..., None] * self.lat_theta_w[lat_idx][:, None]
+            # the slot's value in the common θ coordinates enters as its offset from x_t, t·c + (s − 1)·x_t:
+            # with (c, log s) = 0 (no map) both anchor inputs vanish, so rows without a map may skip them
+            shift = t[..., None] * anchor[:, None, :, 0] + torch.expm1(anchor[:, None, :, 1]) * x_t
+            h = h + shift[..., None] * self.lat_theta_w[lat_idx][:, None]
         return h + e[:, None]
 
     # ------------------------------------------------------------------------------------------ split
@@ -225,26 +258,38 @@ class FlowTransformer(nn.Module):
         h = torch.gather(h, 1, order[..., None].expand(-1, -1, h.shape[-1]))
         bias = _neg_bias(obs_ok, h.dtype)[:, None, None, :]  # [B,1,1,M]
         keys, vals = [], []
-        for blk in self.blocks:
-            h, k_bd, v_bd = blk.encode(h, bias)
+        for i, blk in enumerate(self.blocks):
+            h, k_bd, v_bd = blk.encode(h, bias, last=i == len(self.blocks) - 1)
             keys.append(k_bd)
             vals.append(v_bd)
-        affine = None
-        if self.config.affine_head:  # mean of the observed tokens' final states → (c, log s) per θ
+        affine = rows = None
+        if self.config.affine_head:  # mean of the observed tokens' states entering the last layer → (c, log s)
             w = obs_ok.to(h.dtype)[..., None]
             pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
             affine = self.affine_out(self.affine_mlp(pooled)).view(-1, N_THETA, 2)
-        return ObservationCache(keys, vals, bias[:, None], affine)
+            rows = affine_rows(state, self.config.affine_rows)
+        return ObservationCache(keys, vals, bias[:, None], affine, rows)
 
     def affine_slots(self, cache: ObservationCache, lat_idx, lat_ok):
-        """(c, s) [B, L] of the latent slots from the affine head: its values for θ slots, 0 and 1 for others
-        (latent observables, padding)."""
-        is_theta = lat_ok & (lat_idx < N_THETA)
+        """(c, s) [B, L] of the latent slots from the affine head: its values for θ slots of the rows it
+        applies to (``cache.affine_rows``), 0 and 1 for others (latent observables, padding, other rows)."""
+        is_theta = affine_theta_slots(cache, lat_idx, lat_ok)
         idx = lat_idx.clamp(max=N_THETA - 1)
         c = torch.gather(cache.affine[..., 0], 1, idx)
         log_s = torch.gather(cache.affine[..., 1], 1, idx).clamp(LOG_S_MIN, LOG_S_MAX)
         return torch.where(is_theta, c, torch.zeros_like(c)), torch.where(is_theta, torch.exp(log_s),
                                                                            torch.ones_like(c))
+
+    def affine_gate(self, c: torch.Tensor, s: torch.Tensor):
+        """The map actually used, (w·c, s^w) [B, L], from the head's (c, s): weight w = 1 for s ≤ s_full, 0 for
+        s ≥ s_off, linear in log s between (``NetworkConfig.affine_widths``; None: w = 1). Still a function of
+        the observation alone, so still an exact change of variables."""
+        if self.config.affine_widths is None:
+            return c, s
+        lo, hi = (math.log(v) for v in self.config.affine_widths)
+        log_s = torch.log(s)
+        w = ((hi - log_s) / (hi - lo)).clamp(0.0, 1.0)
+        return w * c, torch.exp(w * log_s)
 
     def decode(self, cache: ObservationCache, x_t, t, lat_idx, lat_ok, anchor=None) -> torch.Tensor:
         """Velocity [B, S, L] of the latent tokens given the cached observation encoding (``anchor``: the
@@ -271,6 +316,18 @@ class FlowTransformer(nn.Module):
         v = self.decode(cache, x_t.reshape(B * S, 1, L), t, rep(lat_idx), rep(lat_ok),
                         None if anchor is None else rep(anchor))
         return v.view(B, S, L)
+
+
+def affine_rows(state: torch.Tensor, which: str) -> torch.Tensor:
+    """[B] bool: the rows of condition ``state`` [B, N] that the affine head applies to (``AFFINE_ROWS``)."""
+    if which == "all":
+        return torch.ones(state.shape[0], dtype=torch.bool, device=state.device)
+    return (state[:, list(SURVEY_TOKENS["lamost"])] == OBSERVED).any(1)
+
+
+def affine_theta_slots(cache: ObservationCache, lat_idx, lat_ok) -> torch.Tensor:
+    """[B, L] bool: latent θ slots of the rows the affine head applies to (where its map and NLL act)."""
+    return lat_ok & (lat_idx < N_THETA) & cache.affine_rows[:, None]
 
 
 def packed_positions(mask: torch.Tensor, width: int | None = None):

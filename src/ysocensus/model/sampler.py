@@ -59,7 +59,7 @@ def prepare(net: FlowTransformer, cond: Conditioning) -> Conditioning:
         return cond
     if cond.cache is None:
         cond.cache = net.encode(cond.values, cond.logsig, cond.sky, cond.state)
-    c, s = net.affine_slots(cond.cache, cond.lat_idx, cond.lat_ok)
+    c, s = net.affine_gate(*net.affine_slots(cond.cache, cond.lat_idx, cond.lat_ok))
     if cond.anchor_c is not None:  # measurement anchors replace the head on their slots
         c, s = override(c, s, cond.anchor_c, cond.anchor_s)
     cond.anchor_c, cond.anchor_s, cond.prepared = c, s, True
