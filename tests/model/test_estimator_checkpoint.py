@@ -161,3 +161,9 @@ def test_affine_head_checkpoint_roundtrip_samples_alike(tmp_path):
     b = post.sample_batched((5,), x, torch.Generator().manual_seed(1))
     assert torch.allclose(a, b) and torch.isfinite(b).all()
     assert torch.isfinite(post.log_prob(b[:2], x, n_steps=4)).all()
+    # a checkpoint of a network with a map from before the map's inputs changed is refused, not misread
+    payload = torch.load(p, weights_only=True)
+    del payload["map_revision"]
+    torch.save(payload, tmp_path / "old.ckpt")
+    with pytest.raises(CheckpointError, match="map revision 1.*retrain"):
+        load_checkpoint(tmp_path / "old.ckpt", cfg)

@@ -177,7 +177,7 @@ def override(c, s, anchor_c, anchor_s):
 def features(c: torch.Tensor, s: torch.Tensor) -> torch.Tensor | None:
     """What the network is told of the map, per latent slot: [B, L, 2] = (c, log s); None when no slot has a map
     (c = 0, s = 1 everywhere), which the network reads as all-zero features at the cost of the plain path
-    (most rows: the head applies to LAMOST rows only, the [Fe/H] anchor too)."""
+    (a group of rows whose parameters are all broad, or without LAMOST labels)."""
     if not bool(((c != 0) | (s != 1)).any()):
         return None
     return torch.stack([c, torch.log(s)], -1)

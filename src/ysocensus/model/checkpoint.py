@@ -41,6 +41,11 @@ FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training
 #: keeps loading under a config that asks for the model it is, and fails under one that asks for the new default
 LEGACY = {"anchors": {"enabled": False}, "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None}}
 
+#: revision of the per-star map's inputs to the network (anchors, affine head): 2 = the slot's offset
+#: t·c + (s − 1)·x_t and the head read before the last layer; a checkpoint of a network with a map from an earlier
+#: revision has weights for other inputs and is refused (plain networks are unaffected)
+MAP_REVISION = 2
+
 
 def _model_part(cfg: Mapping) -> dict:
     from ysocensus.model.config import DEFAULTS
@@ -75,6 +80,7 @@ def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_conf
         "fingerprint": model_fingerprint(model_config),
         "variables": list(VARIABLE_NAMES),
         "extra": json.dumps(dict(extra or {}), sort_keys=True, default=float),
+        "map_revision": MAP_REVISION,
     }
     with io.atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -123,6 +129,11 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
                                   "matching config")
     stats = Normalisation.from_dict(json.loads(payload["normalisation"]))
     anchors = anchors_from_config(stats, model_config.get("anchors"))
+    has_map = anchors is not None or bool(payload["network"].get("affine_head"))
+    if has_map and payload.get("map_revision", 1) != MAP_REVISION:
+        raise CheckpointError(f"{path}: a network with measurement anchors or the affine head from map revision "
+                              f"{payload.get('map_revision', 1)} (this code reads {MAP_REVISION}: the map's inputs "
+                              "changed); retrain")
     try:
         net = FlowTransformer(NetworkConfig(**payload["network"]), anchor_inputs=anchors is not None)
         net.load_state_dict(payload["state_dict"])

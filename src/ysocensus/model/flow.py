@@ -20,8 +20,8 @@ each θ's posterior read out of the observation encoding, trained by its negativ
 lower its loss by inflating s. The map is applied only where the head finds the posterior sharp
 (``network.affine_widths``: in full for s ≤ s_full, not at all for s ≥ s_off) and, optionally, only on rows with a
 LAMOST label (``network.affine_rows``); elsewhere c = 0, s = 1. With both on, a measurement anchor replaces the
-head on its slots. The flow then learns a residual of width ≈ 1 for every star, whether the data pin θ to 1 % of its prior range or leave it at
-the prior.
+head on its slots. The flow then learns a residual of width ≈ 1 for every star, whether the data pin θ to 1 % of
+its prior range or leave it at the prior.
 """
 
 from __future__ import annotations

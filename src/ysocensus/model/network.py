@@ -123,7 +123,7 @@ class Block(nn.Module):
 
         ``last``: only the keys and values for the latent stream (the observed stream ends here, so its
         attention and MLP would feed nothing: 4 % of a training step; their weights stay in the state dict, so
-        checkpoints from before load and give the same velocities); h is returned as it came."""
+        plain networks' older checkpoints load and give the same velocities); h is returned as it came."""
         B, N, d = h.shape
         x = self.ln1(h)
         if last:
