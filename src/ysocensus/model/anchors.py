@@ -61,13 +61,17 @@ map applies to                 steps  overall   G+T+W  +LAM   G+W    Gaia   WISE
 LAMOST rows only               1051   0.034     0.085  0.045  0.045  0.067  0.089
 widths [0.15, 0.4]             1108   0.026     0.050  0.035  0.054  0.139  0.114
 widths [0.05, 0.15] (default)  1148   0.019     0.037  0.061  0.046  0.089  0.101
+  the same, ``rule validate``  1359   0.020     0.030  0.045  0.042  0.086  0.103
+widths [0.02, 0.06]            1278   0.027     0.045  0.105  0.046  0.103  0.077
 (noise floor p90)                     0.009     0.013  0.047  0.016  0.043  0.032
 =============================  =====  ========  =====  =====  =====  =====  =======
 
 G+T+W = Gaia+2MASS+WISE (10,084 stars), +LAM = with LAMOST (832). Without the map on the non-LAMOST rows,
 bright Gaia+2MASS+WISE distances come out too wide (0.085, under-confident; uniform solver steps hide it at 0.011
 by over-contracting, which is why calibration, not one solver, judges). The gate keeps broad posteriors on the
-plain parametrisation (with the map everywhere, Gaia-only distances were 0.105). WISE-only stars are
+plain parametrisation (with the map everywhere, Gaia-only distances were 0.105); gating at [0.02, 0.06] leaves the
+LAMOST masses (s ≈ 0.05–0.1) unmapped and too wide again (0.105). Gaia-only distances are too wide (under-confident,
++0.07 to +0.14 at the 0.65 level) with every gate, and with none on their rows. WISE-only stars are
 *over*-confident in mass and distance (−0.08 to −0.11 at the 0.65 level) in every run of that session, head or not
 (LAMOST rows only leaves them on the plain path), and do not change with the prior resampling (ESS 61/64) or the
 solver (midpoint 4/8, Heun 8): the network at ≈ 1,100 steps, not the map. Earlier sessions' faster machine
