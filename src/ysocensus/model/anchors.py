@@ -21,7 +21,8 @@ log p(θ | x) = log p(y | x) − log s. Where the measurement is dropped, missin
 (the plain parametrisation). Parallaxes are anchored with a weight that rises from 0 at ϖ/σ_ϖ = ``snr_min``
 to 1 at ``snr_full`` (c and 1 − s scale with it), so the map is continuous in the data and 1/ϖ is never
 used where it is a poor distance estimate. The network is told (c, log s) and the slot's value in the common
-θ coordinates, t·c + s·y_t, since the other parameters depend on the distance itself.
+θ coordinates (as its offset from y_t, t·c + (s − 1)·y_t, zero without a map), since the other parameters depend on
+the distance itself.
 
 Ablation (``benchmarks/anchors_ablation.py``, laptop config, 7-minute training, 20,000 population test stars,
 max coverage error; two training seeds each). Both anchors bring the sharp-measurement cases in line: LAMOST

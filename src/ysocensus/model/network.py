@@ -198,9 +198,10 @@ class FlowTransformer(nn.Module):
         self.lat_value_w = nn.Parameter(torch.randn(N_TOKENS, dl) * 0.3)
         self.lat_id_emb = nn.Parameter(torch.randn(N_TOKENS, dl))  # includes the state "latent"
         self.lat_skip = nn.Parameter(torch.zeros(N_TOKENS))  # linear skip: v += skip[id] · x_t
-        # a latent slot's measurement anchor (``anchors``): its (c, log s), and the slot's value in the common
-        # standardised θ coordinates, t·c + s·x_t, which the other parameters' tokens need (A_V and mass depend
-        # on the distance itself, not on its offset from the parallax distance)
+        # a latent slot's per-star map (``anchors``, the affine head): its (c, log s), and the slot's value in the
+        # common standardised θ coordinates as an offset from x_t, t·c + (s − 1)·x_t (``embed_latent``), which the
+        # other parameters' tokens need (A_V and mass depend on the distance itself, not on its offset from the
+        # parallax distance)
         if self.anchor_inputs:
             self.lat_anchor_w = nn.Parameter(torch.zeros(N_TOKENS, 2, dl))
             self.lat_theta_w = nn.Parameter(torch.zeros(N_TOKENS, dl))
