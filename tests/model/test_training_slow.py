@@ -51,6 +51,24 @@ def _write_inputs(tmp_path):
     io.write_table(cat, tmp_path / "cat.parquet", io.CATALOG)
 
 
+def test_test_population_does_not_depend_on_the_training_rows(tmp_path):
+    # dropping undetected rows shrinks train.parquet (and so its shuffle) but not the detected held-out
+    # stars the test population is drawn from: the test stars must stay the same, or every comparison of
+    # training options would be judged on different stars
+    import pyarrow.parquet as pq
+
+    from ysocensus.model.trainset import build_training_set
+
+    _write_inputs(tmp_path)
+    out = {}
+    for drop in (False, True):
+        s = build_training_set([tmp_path / "pop.parquet"], [tmp_path / "cat.parquet"], tmp_path / f"t{drop}", seed=3,
+                               cfg={"test_population_size": 400, "drop_undetected": drop})
+        out[drop] = (s["files"]["train"]["rows"], pq.read_table(tmp_path / f"t{drop}" / "test_population.parquet"))
+    assert out[True][0] < out[False][0]
+    assert out[True][1].equals(out[False][1])
+
+
 @pytest.mark.slow
 def test_training_set_train_resume_validate(tmp_path):
     from ysocensus.model.checkpoint import CheckpointError, load_checkpoint

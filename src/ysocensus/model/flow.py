@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ysocensus.model.anchors import features, from_anchored, override, to_anchored
+from ysocensus.model.anchors import features, from_anchored, latent_map, to_anchored
 from ysocensus.model.network import FlowTransformer, affine_theta_slots, latent_slots
 from ysocensus.model.tokens import LATENT, N_THETA, OBSERVED
 
@@ -134,17 +134,14 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         lat_idx, lat_ok = latent_slots(st)
         n = vals.shape[0]
         x1 = torch.gather(vals, 1, lat_idx)[:, None].expand(n, K, lat_idx.shape[1])
-        feat = c = None
-        if net.config.affine_head:
-            c, s = net.affine_slots(cache, lat_idx, lat_ok)
-            nll = affine_nll(x1[:, 0], c, s, affine_theta_slots(cache, lat_idx, lat_ok))
+        anchor = None if anchors is None else anchors.affine(vals, logsig[sl], st, lat_idx, lat_ok)
+        head, cmap = latent_map(net, cache, lat_idx, lat_ok, anchor)
+        if head is not None:
+            nll = affine_nll(x1[:, 0], *head, affine_theta_slots(cache, lat_idx, lat_ok))
             a_sum = (wi * nll).sum() + (0.0 if a_sum is None else a_sum)
-            c, s = net.affine_gate(c.detach(), s.detach())
-        if anchors is not None:
-            ac, as_ = anchors.affine(vals, logsig[sl], st, lat_idx, lat_ok)
-            c, s = (ac, as_) if c is None else override(c, s, ac, as_)
-        if c is not None:
-            x1, feat = to_anchored(x1, c, s), features(c, s)
+        feat = None
+        if cmap is not None:
+            x1, feat = to_anchored(x1, *cmap), features(*cmap)
         x0 = torch.randn(x1.shape, generator=generator, device=values.device, dtype=values.dtype)
         t = sample_time((n, K), cfg, generator, values.device).to(values.dtype)
         x_t, u = interpolate(x0, x1, t, cfg.sigma_min)
@@ -154,8 +151,8 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         fm_sum = fm_sum + (wi * per_example).sum()
         if guidance is not None and guidance.enabled:
             x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
-            if c is not None:
-                x1_hat = from_anchored(x1_hat, c, s)
+            if cmap is not None:
+                x1_hat = from_anchored(x1_hat, *cmap)
             gi = guidance.loss(x1_hat, t, _rows(batch, sl, B), st, lat_idx, lat_ok, wi) * wi.sum()
             g_sum = gi if g_sum is None else g_sum + gi
     total_w = w.sum().clamp(min=1e-12)

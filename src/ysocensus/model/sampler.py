@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ysocensus.model.anchors import features, from_anchored, override, to_anchored
+from ysocensus.model.anchors import features, from_anchored, latent_map, to_anchored
 from ysocensus.model.network import FlowTransformer, ObservationCache
 
 METHODS = ("euler", "heun", "midpoint", "rk45")
@@ -59,10 +59,9 @@ def prepare(net: FlowTransformer, cond: Conditioning) -> Conditioning:
         return cond
     if cond.cache is None:
         cond.cache = net.encode(cond.values, cond.logsig, cond.sky, cond.state)
-    c, s = net.affine_gate(*net.affine_slots(cond.cache, cond.lat_idx, cond.lat_ok))
-    if cond.anchor_c is not None:  # measurement anchors replace the head on their slots
-        c, s = override(c, s, cond.anchor_c, cond.anchor_s)
-    cond.anchor_c, cond.anchor_s, cond.prepared = c, s, True
+    anchor = None if cond.anchor_c is None else (cond.anchor_c, cond.anchor_s)
+    _, (cond.anchor_c, cond.anchor_s) = latent_map(net, cond.cache, cond.lat_idx, cond.lat_ok, anchor)
+    cond.prepared = True
     return cond
 
 

@@ -11,8 +11,11 @@ with the Galaxy. That over-representation is corrected by importance weights: ev
 ``repeats`` > 1 re-observes the training stars with independent noise, detections and LAMOST targeting
 (``observe_population`` with seeds from the "training" stream), which multiplies the number of
 (θ, x) pairs without new truths. ``rare_repeats`` more re-observations keep only the rows whose x is rare
-(``rare_observation``: LAMOST measured, or G brighter than ``rare_g_mag``): a stratification on x alone,
-which changes p(x) but not p(θ | x), so no weight is needed for it.
+(``rare_observation``: LAMOST measured, G brighter than ``rare_g_mag``, or seen by at most
+``rare_max_surveys`` surveys): a stratification on x alone, which changes p(x) but not p(θ | x), so no
+weight is needed for it. The population stage's stratification favours young, hence bright, stars, which
+the surveys rarely miss; the sparse rows (Gaia alone, WISE alone) are the faint field's, under-represented
+in training by about 3x against the Galactic population the posteriors are judged on.
 
 Every row also carries ``companion_mass_ratio``, the mass ratio of the unresolved companion its observation
 added (0: single), recomputed from the observe stage's own draws (``surveys.observe.companion_mass_ratio``):
@@ -20,8 +23,8 @@ simulation truth for the validation's single / binary split, never a model input
 
 Split: by a hash of ``source_id`` (a star and all its repeats land in one split). ``test.parquet`` holds
 the held-out stars as simulated (original observation only). ``test_population.parquet`` is drawn from it
-with probability ∝ ``weight`` (an unweighted sample of the Galactic population), on which calibration is
-judged without weights.
+with probability ∝ ``weight``, each star at most once (``population_sample``: an unweighted sample of the
+Galactic population of independent stars), on which calibration is judged without weights.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
                 cols, _ = observer(pop, rs)
                 cols[COMPANION] = companion_mass_ratio(pop, iso, rs, observe_cfg)
                 if r >= n_rep:  # a re-observation kept only where its own x is rare (p(θ | x) unchanged)
-                    keep = rare_observation(cols, float(c["rare_g_mag"]))
+                    keep = rare_observation(cols, float(c["rare_g_mag"]), int(c["rare_max_surveys"]))
                     cols = {name: np.asarray(v)[keep] for name, v in cols.items()}
                 tab = io.to_table(cols, io.CATALOG, f"{pp} (training repeat {r})", extra_columns=(COMPANION,))
                 tab = _inner_join(tab, truth)
@@ -118,6 +121,7 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
     detected = table.column("survey_mask").to_numpy() > 0
     if c["drop_undetected"]:
         table = table.filter(pa.array(detected))
+        detected = detected[detected]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 3, 999]))
     summary = {"rows": table.num_rows, "repeats": int(c["repeats"]), "files": {}}
     sp = table.column("split").to_numpy()
@@ -128,15 +132,11 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
             sub = sub.take(pa.array(rng.permutation(sub.num_rows)))
         _write(sub, outdir / f"{name}.parquet", ROW_GROUP_SIZE)
         summary["files"][name] = _describe(sub)
-    # an unweighted sample of the Galactic population: draw held-out stars ∝ weight
+    # an unweighted sample of the Galactic population, with its own stream so that the test stars do not
+    # change with the training set's size (repeats, rare_* options)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 3, 998]))
     test = table.filter(pa.array((sp == 2) & (rep == 0) & detected))
-    w = test.column("weight").to_numpy().astype(float)
-    n = min(int(c["test_population_size"]), test.num_rows)
-    if n and w.sum() > 0:
-        idx = rng.choice(test.num_rows, size=n, replace=True, p=w / w.sum())
-        tp = test.take(pa.array(np.sort(idx)))
-    else:
-        tp = test.slice(0, 0)
+    tp = test.take(pa.array(population_sample(test.column("weight").to_numpy(), int(c["test_population_size"]), rng)))
     _write(tp, outdir / "test_population.parquet", ROW_GROUP_SIZE)
     summary["files"]["test_population"] = _describe(tp)
     train = pq.read_table(outdir / "train.parquet")
@@ -147,16 +147,47 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
     return summary
 
 
-def rare_observation(cols, g_mag: float) -> np.ndarray:
-    """Rows whose observation is rare in the catalog: any LAMOST label measured, or Gaia G brighter than
-    ``g_mag``. The choice depends on x only, so adding such rows leaves p(θ | x) as it is (only p(x)
-    changes): a free stratification of the training set towards spectroscopic and bright (massive) stars."""
-    lamost = np.zeros(len(np.asarray(cols["source_id"])), bool)
-    for lab in io.LAMOST_LABELS:
-        lamost |= np.isfinite(np.asarray(cols[lab], np.float64))
+def population_sample(weight: np.ndarray, n_max: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices of an unweighted sample of the population the rows stand for, each row at most once.
+
+    Poisson sampling with inclusion probability ∝ ``weight`` (the number of real stars a row stands for):
+    π = weight / max(weight), the largest such sample without repeats, then thinned at random to at most
+    ``n_max`` rows. Drawing with replacement instead repeats the heavy (old field) rows, about twice each
+    at the laptop default, which halves the independent stars behind every coverage and makes the
+    noise floor, computed for independent stars, too optimistic.
+    """
+    w = np.asarray(weight, np.float64)
+    if not len(w) or n_max <= 0 or not (w.max() > 0):
+        return np.zeros(0, np.int64)
+    keep = np.flatnonzero(rng.random(len(w)) < w / w.max())
+    if len(keep) > n_max:
+        keep = np.sort(rng.choice(keep, size=n_max, replace=False))
+    return keep
+
+
+def rare_observation(cols, g_mag: float, max_surveys: int = 0) -> np.ndarray:
+    """Rows whose observation is rare in the training set: any LAMOST label measured, Gaia G brighter than
+    ``g_mag``, or measured by at least one and at most ``max_surveys`` of io.SURVEYS (0: not this
+    criterion). The choice depends on x only, so adding such rows leaves p(θ | x) as it is (only p(x)
+    changes): a free stratification of the training set towards spectroscopic, bright (massive) and
+    sparsely observed stars."""
+    n_surveys = surveys_measured(cols)
     g = np.asarray(cols["phot_g_mean_mag"], np.float64)
     with np.errstate(invalid="ignore"):
-        return lamost | (g < g_mag)
+        rare = (n_surveys[:, io.SURVEYS.index("lamost")] > 0) | (g < g_mag)
+    count = n_surveys.astype(bool).sum(1)
+    return rare | ((count >= 1) & (count <= max_surveys))
+
+
+def surveys_measured(cols) -> np.ndarray:
+    """[n, len(io.SURVEYS)] int: how many of each survey's model inputs (``tokens.OBSERVABLES``) are finite."""
+    from ysocensus.model.tokens import OBSERVABLES
+
+    n = len(np.asarray(cols["source_id"]))
+    out = np.zeros((n, len(io.SURVEYS)), np.int16)
+    for v in OBSERVABLES:
+        out[:, io.SURVEYS.index(v.survey)] += np.isfinite(np.asarray(cols[v.name], np.float64))
+    return out
 
 
 def _isochrones(path):
