@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ysocensus import io
-from ysocensus.model.tokens import Normalisation
+from ysocensus.model.tokens import OBSERVABLES, Normalisation
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +181,6 @@ def rare_observation(cols, g_mag: float, max_surveys: int = 0) -> np.ndarray:
 
 def surveys_measured(cols) -> np.ndarray:
     """[n, len(io.SURVEYS)] int: how many of each survey's model inputs (``tokens.OBSERVABLES``) are finite."""
-    from ysocensus.model.tokens import OBSERVABLES
-
     n = len(np.asarray(cols["source_id"]))
     out = np.zeros((n, len(io.SURVEYS)), np.int16)
     for v in OBSERVABLES:
