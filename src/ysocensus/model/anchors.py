@@ -202,8 +202,13 @@ def from_config(stats: Normalisation, section: Mapping | None) -> MeasurementAnc
 def override(c, s, anchor_c, anchor_s):
     """The network affine head's (c, s) with the measurement anchors' wherever an anchor applies (a direct
     measurement beats a learnt guess); all [B, L]."""
-    applied = (anchor_c != 0) | (anchor_s != 1)
+    applied = mapped(anchor_c, anchor_s)
     return torch.where(applied, anchor_c, c), torch.where(applied, anchor_s, s)
+
+
+def mapped(c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """[B, L] bool: the slots with a map (anything but the identity c = 0, s = 1)."""
+    return (c != 0) | (s != 1)
 
 
 def latent_map(net, cache, lat_idx, lat_ok, anchor=None):
@@ -227,7 +232,7 @@ def features(c: torch.Tensor, s: torch.Tensor) -> torch.Tensor | None:
     """What the network is told of the map, per latent slot: [B, L, 2] = (c, log s); None when no slot has a map
     (c = 0, s = 1 everywhere), which the network reads as all-zero features at the cost of the plain path
     (a group of rows whose parameters are all broad, or without LAMOST labels)."""
-    if not bool(((c != 0) | (s != 1)).any()):
+    if not bool(mapped(c, s).any()):
         return None
     return torch.stack([c, torch.log(s)], -1)
 

@@ -122,21 +122,22 @@ def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir
     if c["drop_undetected"]:
         table = table.filter(pa.array(detected))
         detected = detected[detected]
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 3, 999]))
+    shuffle_rng = np.random.default_rng(np.random.SeedSequence([seed, 3, 999]))
     summary = {"rows": table.num_rows, "repeats": int(c["repeats"]), "files": {}}
     sp = table.column("split").to_numpy()
     rep = table.column("repeat").to_numpy()
     for name, mask in (("train", sp == 0), ("val", (sp == 1) & (rep == 0)), ("test", (sp == 2) & (rep == 0))):
         sub = table.filter(pa.array(mask))
         if name == "train":  # shuffle once so that row groups are mixed
-            sub = sub.take(pa.array(rng.permutation(sub.num_rows)))
+            sub = sub.take(pa.array(shuffle_rng.permutation(sub.num_rows)))
         _write(sub, outdir / f"{name}.parquet", ROW_GROUP_SIZE)
         summary["files"][name] = _describe(sub)
     # an unweighted sample of the Galactic population, with its own stream so that the test stars do not
     # change with the training set's size (repeats, rare_* options)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 3, 998]))
+    test_rng = np.random.default_rng(np.random.SeedSequence([seed, 3, 998]))
     test = table.filter(pa.array((sp == 2) & (rep == 0) & detected))
-    tp = test.take(pa.array(population_sample(test.column("weight").to_numpy(), int(c["test_population_size"]), rng)))
+    tp = test.take(pa.array(population_sample(test.column("weight").to_numpy(), int(c["test_population_size"]),
+                                              test_rng)))
     _write(tp, outdir / "test_population.parquet", ROW_GROUP_SIZE)
     summary["files"]["test_population"] = _describe(tp)
     train = pq.read_table(outdir / "train.parquet")
@@ -171,20 +172,21 @@ def rare_observation(cols, g_mag: float, max_surveys: int = 0) -> np.ndarray:
     criterion). The choice depends on x only, so adding such rows leaves p(θ | x) as it is (only p(x)
     changes): a free stratification of the training set towards spectroscopic, bright (massive) and
     sparsely observed stars."""
-    n_surveys = surveys_measured(cols)
+    seen = surveys_measured(cols)
     g = np.asarray(cols["phot_g_mean_mag"], np.float64)
     with np.errstate(invalid="ignore"):
-        rare = (n_surveys[:, io.SURVEYS.index("lamost")] > 0) | (g < g_mag)
-    count = n_surveys.astype(bool).sum(1)
+        rare = seen[:, io.SURVEYS.index("lamost")] | (g < g_mag)
+    count = seen.sum(1)
     return rare | ((count >= 1) & (count <= max_surveys))
 
 
 def surveys_measured(cols) -> np.ndarray:
-    """[n, len(io.SURVEYS)] int: how many of each survey's model inputs (``tokens.OBSERVABLES``) are finite."""
+    """[n, len(io.SURVEYS)] bool: which surveys measured any of their model inputs (``tokens.OBSERVABLES``) in
+    catalog columns ``cols``; ``tokens.survey_flags`` is the same from tokenised arrays."""
     n = len(np.asarray(cols["source_id"]))
-    out = np.zeros((n, len(io.SURVEYS)), np.int16)
+    out = np.zeros((n, len(io.SURVEYS)), bool)
     for v in OBSERVABLES:
-        out[:, io.SURVEYS.index(v.survey)] += np.isfinite(np.asarray(cols[v.name], np.float64))
+        out[:, io.SURVEYS.index(v.survey)] |= np.isfinite(np.asarray(cols[v.name], np.float64))
     return out
 
 
