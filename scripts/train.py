@@ -12,4 +12,5 @@ run_training(
     threads=snakemake.threads,  # noqa: F821
     isochrones=snakemake.input.isochrones,  # noqa: F821
     bc_grid=snakemake.input.bc,  # noqa: F821
+    population=snakemake.params.population,  # noqa: F821
 )

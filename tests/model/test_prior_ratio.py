@@ -7,7 +7,8 @@ from ysocensus.model.checkpoint import load, save_checkpoint
 from ysocensus.model.config import merge
 from ysocensus.model.estimator import FlowPosterior, flat_to_frame
 from ysocensus.model.network import FlowTransformer, NetworkConfig
-from ysocensus.model.prior_ratio import PriorRatio, fit_prior_ratio, resample, weight_classes
+from ysocensus.config import section
+from ysocensus.model.prior_ratio import FieldTilt, PriorRatio, fit_prior_ratio, loss_weights, resample, weight_classes
 from ysocensus.model.tokens import N_THETA, N_X, Normalisation
 
 
@@ -120,3 +121,73 @@ def test_using_prior_switches_for_a_block_and_restores():
         with post.using_prior("galaxy"):
             pass
     assert post.prior == "population"
+
+
+def _tilt():
+    # the laptop population: the field's weight steps from 50 (young field thinned to 0.02) to 1000 (field
+    # thinned to 0.001) at young_field_age_max_myr = 50 Myr (workflow/schemas/population.schema.yaml defaults)
+    return FieldTilt.from_population(section("population", {}), 0.2)
+
+
+def test_field_tilt_makes_the_training_prior_continuous_across_the_step():
+    tilt = _tilt()
+    assert tilt.log_age == pytest.approx(np.log10(50e6)) and (tilt.w_below, tilt.w_above) == (50.0, 1000.0)
+    age = np.array([tilt.log_age - 1e-7, tilt.log_age + 1e-7])
+    w = tilt.field_weight(age)
+    assert w.tolist() == [50.0, 1000.0]
+    for power in (0.0, 0.5):
+        lam = tilt.loss_factor(age, w, power)
+        # simulated density ∝ population / w; training prior = that × w^p · λ: no step any more
+        density = w ** power * lam / w
+        assert density[0] == pytest.approx(density[1], rel=1e-5)
+        # and the ratio population / training, w^(1−p) / λ, is the bridge
+        assert np.allclose(w ** (1 - power) / lam, np.exp((1 - power) * tilt.log_bridge(age)))
+        assert np.allclose(loss_weights(w, age, power, tilt), w ** power * lam)
+    # λ = 1 outside the zone and at its edges (the tilt is continuous there), and for stars that are not field
+    out = np.array([7.0, tilt.log_age - 0.2, tilt.log_age + 0.2 - 1e-9, 8.5])
+    assert np.allclose(tilt.loss_factor(out, tilt.field_weight(out), 0.0), 1.0, atol=1e-6)
+    assert tilt.loss_factor(np.array([7.6]), np.array([1.0]), 0.0).tolist() == [1.0]
+    assert loss_weights(w, None, 0.0, None).tolist() == [1.0, 1.0]
+    assert FieldTilt.from_population(section("population", {}), 0.0) is None
+
+
+def test_field_tilt_refuses_a_zone_of_complex_members_and_counts_outliers():
+    with pytest.raises(ValueError, match=r"train.parquet: 1 of 2 rows .*rows \[1\].*field_tilt_dex"):
+        _tilt().check_zone(np.array([7.0, 7.6, 7.8]), np.array([1.0, 1.0, 1000.0]), "train.parquet")
+    assert _tilt().check_zone(np.array([7.0, 7.6, 7.8]), np.array([1.0, 50.0, 1000.0]), "train.parquet") == 0
+    # a cluster's age outlier among 200 field stars of the zone is counted, not an error
+    age = np.r_[np.full(200, 7.6), 7.55]
+    assert _tilt().check_zone(age, np.r_[np.full(200, 50.0), 1.0], "train.parquet") == 1
+
+
+def test_prior_ratio_with_a_tilt_is_the_bridge_in_the_zone_and_roundtrips(tmp_path):
+    tilt = _tilt()
+    rng = np.random.default_rng(2)
+    age = rng.uniform(6.5, 9.0, 20000)
+    scale = (7.8, 0.6)  # (mean, std) of log age in model space
+    z = rng.normal(size=(20000, N_THETA)).astype(np.float32)
+    z[:, 0] = (age - scale[0]) / scale[1]
+    sky = np.tile(np.array([[0.0, 1.0, 0.0, 1.0]], np.float32), (20000, 1))
+    w = tilt.field_weight(age)  # field stars only
+    ratio, summary = fit_prior_ratio(z, sky, w, power=0.0, steps=300, seed=1, tilt=tilt, age_scale=scale)
+    assert summary["tilt"] == tilt.to_dict() and summary["mean_ratio_check"] == pytest.approx(1.0, abs=0.05)
+    probe = np.array([7.0, tilt.log_age - 0.1, tilt.log_age, tilt.log_age + 0.1, 8.5])
+    zz = torch.zeros(5, N_THETA)
+    zz[:, 0] = torch.as_tensor((probe - scale[0]) / scale[1])
+    r = ratio(zz, torch.as_tensor(sky[:5])).exp().numpy()
+    assert r[1:4] == pytest.approx(np.exp(tilt.log_bridge(probe[1:4])), rel=1e-4)  # computed, not classified
+    assert r[0] == pytest.approx(50.0, rel=0.1) and r[4] == pytest.approx(1000.0, rel=0.1)  # the classifier
+    # back to the training mix as simulated: r_untilted = w_field^(1−p) in the zone, and the untilt weight 1/λ
+    # is r_tilted / r_untilted (young side of the step up-weighted, old side down-weighted)
+    sk = torch.as_tensor(sky[:5])
+    r_sim = ratio(zz, sk, tilted=False).exp().numpy()
+    assert r_sim[1:4] == pytest.approx(tilt.field_weight(probe[1:4]), rel=1e-4)
+    untilt = ratio.log_untilt(zz).exp().numpy()
+    assert untilt[[0, 4]].tolist() == [1.0, 1.0]
+    assert untilt[1:4] == pytest.approx(r[1:4] / r_sim[1:4], rel=1e-4) and untilt[1] > 1 > untilt[3]
+    cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
+    p = tmp_path / "m.ckpt"
+    save_checkpoint(p, FlowTransformer(cfg), Normalisation(), merge({"anchors": {"enabled": False},
+                                                                     "network": cfg.to_dict()}), prior_ratio=ratio)
+    back = load(p).prior_ratio
+    assert back.tilt == tilt and torch.equal(back(zz, torch.as_tensor(sky[:5])), ratio(zz, torch.as_tensor(sky[:5])))

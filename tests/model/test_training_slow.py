@@ -10,6 +10,10 @@ from ysocensus import io
 N = 3000
 
 
+#: the population config of the synthetic set below: weight 1 below log age 7.7, 100 above (the field tilt's step)
+POPULATION = {"young_field_age_max_myr": 10 ** 7.7 / 1e6, "thinning": {"young_field": 1.0, "field": 0.01}}
+
+
 def _write_inputs(tmp_path):
     rng = np.random.default_rng(0)
     sid = np.arange(N, dtype=np.int64)
@@ -83,13 +87,17 @@ def test_training_set_train_resume_validate(tmp_path):
     assert summary["files"]["train"]["rows"] > 2000
     assert 0 < summary["files"]["test_population"]["rows"] <= 400
     cfg = {"network": {"dim": 16, "latent_dim": 16, "heads": 2, "latent_heads": 2, "layers": 1},
+           "training": {"field_tilt_dex": 0.2},
            "optim": {"max_minutes": 0, "max_steps": 6, "batch_size": 256, "val_every_steps": 3},
            "validation": {"n_samples": 16, "max_stars": 300, "width_stars": 5, "solvers": [["euler", 4]]}}
     ck = tmp_path / "model" / "model.ckpt"
-    s1 = run_training(tmp_path / "training", ck, tmp_path / "model" / "logs", cfg, seed=3, threads=2)
+    s1 = run_training(tmp_path / "training", ck, tmp_path / "model" / "logs", cfg, seed=3, threads=2, population=POPULATION)
     assert s1["steps"] == 6 and ck.exists()
     # the prior ratio population / training mix is fitted and stored (weights 1 and 100 above)
     assert s1["prior_ratio"]["class_weights"] == [1.0, 100.0]
+    # ... with the field tilt around the weight step of the synthetic population (1 → 100 at log age 7.7)
+    assert s1["prior_ratio"]["tilt"]["w_above"] == pytest.approx(100.0)
+    assert s1["prior_ratio"]["tilt"]["log_age"] == pytest.approx(7.7)
     assert (tmp_path / "model" / "logs" / "metrics.csv").exists()
     assert (tmp_path / "model" / "logs" / "checkpoints" / "last.ckpt").exists()
     # an interrupted run (no "finished" marker) of the same config resumes from last.ckpt
@@ -97,10 +105,10 @@ def test_training_set_train_resume_validate(tmp_path):
 
     logs = tmp_path / "model" / "logs"
     (logs / "checkpoints" / FINISHED).unlink()
-    again = run_training(tmp_path / "training", ck, logs, cfg, seed=3, threads=2)
+    again = run_training(tmp_path / "training", ck, logs, cfg, seed=3, threads=2, population=POPULATION)
     assert again["resumed_from_step"] == 6 and again["steps"] == 6
     # a finished run is not resumed: rerunning the rule trains afresh
-    fresh = run_training(tmp_path / "training", ck, logs, cfg, seed=3, threads=2)
+    fresh = run_training(tmp_path / "training", ck, logs, cfg, seed=3, threads=2, population=POPULATION)
     assert fresh["resumed_from_step"] is None and fresh["steps"] == 6
     # nor is a run under another config
     cfg2 = json.loads(json.dumps(cfg))
@@ -108,7 +116,7 @@ def test_training_set_train_resume_validate(tmp_path):
     with pytest.raises(CheckpointError):
         load_checkpoint(ck, merge(cfg2) | {"seed": 3})
     (logs / "checkpoints" / FINISHED).unlink()
-    s2 = run_training(tmp_path / "training", ck, logs, cfg2, seed=3, threads=2)
+    s2 = run_training(tmp_path / "training", ck, logs, cfg2, seed=3, threads=2, population=POPULATION)
     assert s2["steps"] == 8 and s2["resumed_from_step"] is None
     out = run_validation(ck, tmp_path / "training", tmp_path / "val" / "calibration.json", tmp_path / "val" / "fig",
                          cfg2, seed=3, threads=2)

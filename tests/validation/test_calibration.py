@@ -53,6 +53,25 @@ def test_roc_auc_and_purity():
     assert r["purity"] == pytest.approx(2 / 3) and r["completeness"] == 1.0
 
 
+def test_reliability_finds_a_probability_that_is_too_low():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 20000)
+    label = rng.uniform(0, 1, 20000) < p
+    r = cal.reliability(p, label)
+    # calibrated: expected ≈ found within the binomial noise, every bin's fraction ≈ its mean p
+    assert abs(r["z"]) < 4 and r["ratio"] == pytest.approx(1.0, abs=0.03)
+    assert sum(b["n_stars"] for b in r["bins"]) == 20000
+    assert all(abs(b["fraction_positive"] - b["mean_p"]) < 0.05 for b in r["bins"])
+    # the odds of every star divided by 3 (what a smeared age cliff did to P(young)): flagged
+    q = p / (p + 3 * (1 - p))
+    low = cal.reliability(q, label)
+    assert low["z"] > 10 and low["ratio"] < 0.8
+    # weights count like repeated stars
+    w = rng.integers(1, 4, 20000)
+    rep = np.repeat(np.arange(20000), w)
+    assert cal.reliability(p, label, w)["expected"] == pytest.approx(cal.reliability(p[rep], label[rep])["expected"])
+
+
 def test_accuracy():
     a = cal.accuracy(np.array([1.0, 2.0, 3.5]), np.array([1.0, 2.5, 3.0]))
     assert a["median_abs_error"] == 0.5 and a["n"] == 3

@@ -62,10 +62,16 @@ rule train:
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=int(TRAIN["optim"]["max_minutes"]) + 30,
+        # a wall-clock budget bounds it; a step budget alone (the laptop preset) runs ~10-15 min on 2 cores
+        runtime=(
+            int(TRAIN["optim"]["max_minutes"]) + 30
+            if TRAIN["optim"]["max_minutes"]
+            else 90
+        ),
     params:
         seed=config["seed"],
         train=TRAIN,
+        population=config["population"],
         training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
         logs_dir=lambda wildcards, output: os.path.join(
             os.path.dirname(output.model), "logs"

@@ -171,8 +171,9 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
             z["npe_minutes"] = round(float(json.loads(summ.read_text())["seconds"]) / 60.0, 2)
             npe_budget_source = f"our model's training wall-clock ({summ})"
         else:
-            z["npe_minutes"] = float(tcfg["optim"]["max_minutes"])
-            npe_budget_source = "train.optim.max_minutes (no training summary of our model)"
+            z["npe_minutes"] = float(tcfg["optim"]["max_minutes"]) or 10.0
+            npe_budget_source = ("train.optim.max_minutes (no training summary of our model)" if tcfg["optim"]["max_minutes"]
+                                 else "10 minutes (a step budget and no training summary of our model)")
     threads = int(z["threads"])
     torch.set_num_threads(threads)
     seed = int(z["seed"])

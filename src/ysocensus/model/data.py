@@ -18,14 +18,28 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from ysocensus import io
+from ysocensus.model.prior_ratio import FieldTilt, loss_weights
 from ysocensus.model.tokens import Normalisation, observed_magnitudes, tokenize
 
+#: the truth column the field tilt reads
+AGE = io.PARAMETERS[0]
 
-def batch_from_table(table: pa.Table, stats: Normalisation, weight_power: float = 1.0) -> dict[str, torch.Tensor]:
-    """Token tensors (+ magnitudes for guidance) of a table of training rows; loss weights normalised to mean 1."""
+
+def _loss_weights(table: pa.Table, weight_power: float, tilt: FieldTilt | None) -> np.ndarray:
+    w = table.column("weight").to_numpy().astype(np.float64)
+    age = table.column(AGE).to_numpy().astype(np.float64) if tilt is not None else None
+    return loss_weights(w, age, weight_power, tilt)
+
+
+def batch_from_table(table: pa.Table, stats: Normalisation, weight_power: float = 1.0,
+                     tilt: FieldTilt | None = None) -> dict[str, torch.Tensor]:
+    """Token tensors (+ magnitudes for guidance) of a table of training rows; loss weights
+    (``prior_ratio.loss_weights``) normalised to mean 1."""
     arrays = tokenize(table, stats, "weight" if "weight" in table.column_names else None)
-    w = arrays.weight.astype(np.float64) ** weight_power
-    arrays.weight = (w / max(w.mean(), 1e-30)).astype(np.float32)
+    if "weight" in table.column_names:
+        w = _loss_weights(table, weight_power, tilt)
+        arrays.weight = (w / max(w.mean(), 1e-30)).astype(np.float32)
     out = arrays.torch()
     mags = observed_magnitudes(table)
     out.update({k: torch.as_tensor(v) for k, v in mags.items()})
@@ -36,7 +50,7 @@ class ParquetStream(IterableDataset):
     """Batches from one Parquet file, streamed by row groups."""
 
     def __init__(self, path, stats: Normalisation, batch_size: int, shuffle: bool, seed: int = 0,
-                 buffer_row_groups: int = 4, weight_power: float = 1.0, global_weight_mean: float | None = None):
+                 buffer_row_groups: int = 4, weight_power: float = 1.0, tilt: FieldTilt | None = None):
         self.path = str(path)
         self.stats = stats
         self.batch_size = batch_size
@@ -44,13 +58,14 @@ class ParquetStream(IterableDataset):
         self.seed = seed
         self.buffer = buffer_row_groups
         self.weight_power = weight_power
+        self.tilt = tilt
         self.epoch = 0
         pf = pq.ParquetFile(self.path)
         self.n_rows = pf.metadata.num_rows
         self.n_groups = pf.num_row_groups
         # one normalisation of the loss weights over the whole file (not per batch)
-        w = pq.read_table(self.path, columns=["weight"]).column("weight").to_numpy().astype(np.float64)
-        self.weight_scale = float(np.mean(w ** weight_power)) if len(w) else 1.0
+        w = _loss_weights(pq.read_table(self.path, columns=["weight", AGE]), weight_power, tilt)
+        self.weight_scale = float(np.mean(w)) if len(w) else 1.0
 
     def __len__(self):
         n = self.n_rows // self.batch_size
@@ -76,9 +91,9 @@ class ParquetStream(IterableDataset):
             yield self._batch(carry)
 
     def _batch(self, t: pa.Table):
-        b = batch_from_table(t, self.stats, self.weight_power)
-        w = t.column("weight").to_numpy().astype(np.float64) ** self.weight_power
-        b["weight"] = torch.as_tensor(w / self.weight_scale, dtype=torch.float32)
+        b = batch_from_table(t, self.stats, self.weight_power, self.tilt)
+        b["weight"] = torch.as_tensor(_loss_weights(t, self.weight_power, self.tilt) / self.weight_scale,
+                                      dtype=torch.float32)
         return b
 
 
@@ -86,20 +101,21 @@ class FlowDataModule(L.LightningDataModule):
     """train/val splits of ``results/training/`` for ``FlowModule``."""
 
     def __init__(self, directory, batch_size: int = 1024, seed: int = 0, weight_power: float = 1.0,
-                 val_batches: int | None = None):
+                 tilt: FieldTilt | None = None):
         super().__init__()
         self.dir = Path(directory)
         self.batch_size = batch_size
         self.seed = seed
         self.weight_power = weight_power
+        self.tilt = tilt
         self.stats = Normalisation.load(self.dir / "normalisation.json")
 
     def train_dataloader(self):
         ds = ParquetStream(self.dir / "train.parquet", self.stats, self.batch_size, True, self.seed,
-                           weight_power=self.weight_power)
+                           weight_power=self.weight_power, tilt=self.tilt)
         return DataLoader(ds, batch_size=None, num_workers=0)
 
     def val_dataloader(self):
         ds = ParquetStream(self.dir / "val.parquet", self.stats, 4 * self.batch_size, False, self.seed,
-                           weight_power=self.weight_power)
+                           weight_power=self.weight_power, tilt=self.tilt)
         return DataLoader(ds, batch_size=None, num_workers=0)

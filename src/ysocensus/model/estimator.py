@@ -18,7 +18,8 @@ young-enriched mix (``training.importance_power`` < 1). With a ``PriorRatio`` at
 ``prior="population"`` (the default), samples are importance-resampled to the posterior under the
 Galactic population (``ysocensus.model.prior_ratio``): ``oversample`` × n proposals per star are drawn,
 weighted by the prior ratio and n of them resampled; ``last_ess`` keeps the effective sample size of each
-star's weights. ``prior="simulation"`` returns the network's own posterior. ``log_prob`` is always the
+star's weights. ``prior="simulation"`` returns the posterior under the training mix as simulated: the
+network's own, resampled by 1/λ where it was trained with a field tilt (``prior_ratio.FieldTilt``). ``log_prob`` is always the
 network's density (the population posterior's normaliser is not computed).
 """
 
@@ -138,14 +139,15 @@ class FlowPosterior:
         out = np.full((B, n_samples, N_THETA), np.nan, np.float32)
         ess = np.full(B, float(n_samples), np.float32)
         sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
-        reweight = self.prior == "population" and self.prior_ratio is not None
+        # population: the prior ratio; simulation: undo the field tilt the network was trained with (if any)
+        reweight = self.prior_ratio is not None and (self.prior == "population" or self.prior_ratio.tilt is not None)
         n_draw = n_samples * (self.oversample if reweight else 1)
         for sl in sampler.batches(B, n_draw, self.rows_per_batch):
             cond = self._conditioning(t["values"][sl], t["logsig"][sl], t["sky"][sl], state[sl], dev)
             z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
                                generator=generator, full_sequence=full_sequence, time_power=self.time_power)
             if reweight:
-                z, ess[sl] = self._to_population(z, cond.sky, n_samples, generator)
+                z, ess[sl] = self._resample(z, cond.sky, n_samples, generator)
             out[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
         self.last_ess = ess
         status = np.where(nothing.numpy(), "prior_only", "ok").astype(object)
@@ -154,11 +156,12 @@ class FlowPosterior:
         return out, status
 
     @torch.no_grad()
-    def _to_population(self, z: torch.Tensor, sky: torch.Tensor, n: int, generator):
-        """Resample n of the proposals z [b, S, 5] by the prior ratio; → (z [b, n, 5], ESS [b])."""
+    def _resample(self, z: torch.Tensor, sky: torch.Tensor, n: int, generator):
+        """Resample n of the proposals z [b, S, 5] to ``self.prior`` (``prior_ratio.population_indices``);
+        → (z [b, n, 5], ESS [b])."""
         from ysocensus.model.prior_ratio import population_indices
 
-        idx, ess = population_indices(self.prior_ratio, z, sky, n, generator)
+        idx, ess = population_indices(self.prior_ratio, z, sky, n, generator, self.prior)
         return torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1])), ess.numpy()
 
     @contextmanager

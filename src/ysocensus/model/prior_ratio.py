@@ -15,11 +15,22 @@ p_sim(component class | θ, l, b) over the distinct weights of the training set,
 r = Σ_c p(c | θ, l, b) · w_c^(1−p) (Sugiyama, Suzuki & Kanamori 2012, density-ratio estimation by
 probabilistic classification). ``FlowPosterior`` applies it by sampling–importance–resampling
 (Rubin 1988) of the flow's samples, per star.
+
+The field tilt. The thinning changes the field's weight in a step at one age (``population.young_field_age_max_myr``:
+50 Myr, weight 50 below, 1000 above), so the simulated age density of the field falls 20× at exactly the age
+P(young) asks about. A flow cannot learn that cliff: trained on it, the network smeared it over ~0.5 dex and put
+~13 % of the young probability of ambiguous (main-sequence-like) stars above 50 Myr, and the population posterior's
+P(young) came out 2–4× too low in odds. ``FieldTilt`` removes the cliff from the training prior: field rows within
+``half_width`` dex of the step get the loss weight λ = (w / s(age))^(1−p), with s the smooth bridge (``log_bridge``) from the
+weight below to the weight above across the zone, so the network's prior there is ∝ population / s^(1−p), smooth;
+the prior ratio in the zone is then exactly s(age)^(1−p) (computed, not classified), and the classifier covers
+the rest. The zone must hold (almost) only field stars (``check_zone``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -44,11 +55,90 @@ def weight_classes(weights: np.ndarray, max_classes: int = MAX_CLASSES) -> tuple
     return idx, means
 
 
+@dataclass(frozen=True)
+class FieldTilt:
+    """The step of the field's weight in age and the zone around it where the training prior is tilted smooth.
+
+    ``log_age``: log10(age/yr) of the step; ``w_below`` / ``w_above``: the field's weight (1/thinning) below and
+    above it; ``half_width``: half the zone, dex.
+    """
+
+    log_age: float
+    w_below: float
+    w_above: float
+    half_width: float
+
+    @classmethod
+    def from_population(cls, population: dict, half_width: float) -> "FieldTilt | None":
+        """From the population config (``young_field_age_max_myr``, ``thinning``); None when there is no step."""
+        if half_width <= 0:
+            return None
+        th = population["thinning"]
+        below, above = 1.0 / float(th["young_field"]), 1.0 / float(th["field"])
+        if below == above:
+            return None
+        return cls(math.log10(float(population["young_field_age_max_myr"]) * 1e6), below, above, float(half_width))
+
+    def in_zone(self, log_age):
+        return abs(log_age - self.log_age) < self.half_width
+
+    def field_weight(self, log_age):
+        """The field's weight at ``log_age`` (the step)."""
+        lib = torch if isinstance(log_age, torch.Tensor) else np
+        return lib.where(log_age < self.log_age, self.w_below, self.w_above)
+
+    def log_bridge(self, log_age):
+        """log s(age): from log w_below at the zone's young edge to log w_above at its old edge along a smoothstep
+        3u² − 2u³ (u the position across the zone), so the tilted prior has no kink at the edges either."""
+        lib = torch if isinstance(log_age, torch.Tensor) else np
+        u = lib.clip((log_age - (self.log_age - self.half_width)) / (2 * self.half_width), 0.0, 1.0)
+        u = u * u * (3.0 - 2.0 * u)
+        return (1 - u) * math.log(self.w_below) + u * math.log(self.w_above)
+
+    def loss_factor(self, log_age: np.ndarray, weight: np.ndarray, power: float) -> np.ndarray:
+        """λ per row: (w / s(age))^(1−p) for field rows in the zone (weight = the field's weight there), else 1."""
+        log_age, weight = np.asarray(log_age, np.float64), np.asarray(weight, np.float64)
+        field = self.in_zone(log_age) & np.isclose(weight, self.field_weight(log_age))
+        return np.where(field, np.exp((1.0 - power) * (np.log(weight) - self.log_bridge(log_age))), 1.0)
+
+    def check_zone(self, log_age: np.ndarray, weight: np.ndarray, where: str, max_fraction: float = 0.01) -> int:
+        """The zone's ratio is computed for field stars, so the zone must hold (almost) only field stars: the
+        number of other rows there (e.g. a cluster's 4σ age outlier), an error naming them when they are more than
+        ``max_fraction`` of the zone's rows."""
+        log_age, weight = np.asarray(log_age, np.float64), np.asarray(weight, np.float64)
+        zone = self.in_zone(log_age)
+        bad = zone & ~np.isclose(weight, self.field_weight(log_age))
+        if bad.sum() > max_fraction * max(zone.sum(), 1):
+            i = np.flatnonzero(bad)[:5]
+            raise ValueError(
+                f"{where}: {int(bad.sum())} of {int(zone.sum())} rows with log10 age within {self.half_width} dex of "
+                f"the field's weight step ({self.log_age:.3f}) are not field stars (rows {i.tolist()}, weights "
+                f"{weight[i].tolist()}, log ages {np.round(log_age[i], 3).tolist()}); narrow train.training.field_tilt_dex")
+        return int(bad.sum())
+
+    def to_dict(self) -> dict:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def loss_weights(weight: np.ndarray, log_age: np.ndarray | None, power: float, tilt: FieldTilt | None) -> np.ndarray:
+    """Training loss weight per row, w^p · λ (``FieldTilt.loss_factor``; λ = 1 without a tilt): the network then
+    learns the posterior under the prior p_sim · w^p · λ, and ``PriorRatio`` maps it to the population."""
+    w = np.asarray(weight, np.float64)
+    out = w ** power
+    if tilt is not None:
+        out = out * tilt.loss_factor(log_age, w, power)
+    return out
+
+
 class PriorRatio(nn.Module):
     """log r(θ, l, b) up to a constant, from standardised θ [..., 5] and sky features [..., 4]."""
 
-    def __init__(self, class_weights, power: float = 0.0, hidden: int = 64, n_theta: int = 5, n_sky: int = 4):
+    def __init__(self, class_weights, power: float = 0.0, hidden: int = 64, n_theta: int = 5, n_sky: int = 4,
+                 tilt: dict | None = None, age_scale: tuple[float, float] = (0.0, 1.0)):
         super().__init__()
+        # the field tilt (``FieldTilt``) and the (mean, std) that standardised log age, to find the zone in z
+        self.tilt = None if tilt is None else FieldTilt(**tilt)
+        self.age_scale = (float(age_scale[0]), float(age_scale[1]))
         cw = torch.as_tensor(np.asarray(class_weights, np.float64))
         self.register_buffer("class_weight", cw.float())
         self.register_buffer("log_class_weight", ((1.0 - power) * torch.log(cw)).float())
@@ -60,22 +150,43 @@ class PriorRatio(nn.Module):
     def logits(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([z, sky.expand(*z.shape[:-1], sky.shape[-1])], -1))
 
-    def forward(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
-        """log r at standardised θ ``z`` [..., 5] and sky features [..., 4] (broadcast over samples)."""
-        return torch.logsumexp(torch.log_softmax(self.logits(z, sky), -1) + self.log_class_weight, -1)
+    def forward(self, z: torch.Tensor, sky: torch.Tensor, tilted: bool = True) -> torch.Tensor:
+        """log r at standardised θ ``z`` [..., 5] and sky features [..., 4] (broadcast over samples), from the
+        network's prior (``tilted``: with the field tilt it was trained with) or from the training mix as
+        simulated (``tilted=False``: e.g. a baseline's samples) to the population. In the tilt's zone r is
+        computed: the bridge s(age)^(1−p), or the field's weight^(1−p) for the untilted mix."""
+        log_r = torch.logsumexp(torch.log_softmax(self.logits(z, sky), -1) + self.log_class_weight, -1)
+        if self.tilt is None:
+            return log_r
+        log_age = z[..., 0] * self.age_scale[1] + self.age_scale[0]
+        known = self.tilt.log_bridge(log_age) if tilted else torch.log(self.tilt.field_weight(log_age))
+        return torch.where(self.tilt.in_zone(log_age), ((1.0 - self.power) * known).to(log_r.dtype), log_r)
+
+    def log_untilt(self, z: torch.Tensor) -> torch.Tensor:
+        """log 1/λ(θ) [...]: the weight that takes the network's posterior back to the posterior under the
+        training mix as simulated (0 everywhere without a tilt)."""
+        if self.tilt is None:
+            return torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
+        log_age = z[..., 0] * self.age_scale[1] + self.age_scale[0]
+        d = (1.0 - self.power) * (self.tilt.log_bridge(log_age) - torch.log(self.tilt.field_weight(log_age)))
+        return torch.where(self.tilt.in_zone(log_age), d.to(z.dtype), torch.zeros_like(d, dtype=z.dtype))
 
     def config(self) -> dict:
         """Constructor arguments (the checkpoint stores these beside the state dict)."""
         return {"class_weights": self.class_weight.tolist(), "power": self.power, "hidden": self.hidden,
-                "n_theta": self.mlp[0].in_features - 4, "n_sky": 4}
+                "n_theta": self.mlp[0].in_features - 4, "n_sky": 4,
+                "tilt": None if self.tilt is None else self.tilt.to_dict(), "age_scale": list(self.age_scale)}
 
 
 def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: float = 0.0, steps: int = 1500,
-                    batch_size: int = 4096, lr: float = 3e-3, seed: int = 0, hidden: int = 64) -> tuple[PriorRatio, dict]:
-    """Train the component classifier on training rows (standardised truth θ, sky features, weights).
+                    batch_size: int = 4096, lr: float = 3e-3, seed: int = 0, hidden: int = 64,
+                    tilt: FieldTilt | None = None, age_scale: tuple[float, float] = (0.0, 1.0)) -> tuple[PriorRatio, dict]:
+    """Train the component classifier on training rows (standardised truth θ, sky features, weights); with a
+    ``tilt`` (the loss used ``loss_weights`` with it), the ratio in its zone is the bridge (module docstring),
+    located in z by ``age_scale`` = (mean, std) of log age.
 
     Returns the module (eval mode) and a summary: classes, rows, final cross-entropy, accuracy and the
-    mean ratio check E_sim[r] / E_sim[w^(1-p)] (1 when the classifier is calibrated on average).
+    mean ratio check E_sim[r] / E_sim[w^(1-p) / λ] (1 when the ratio is calibrated on average).
     """
     z = np.asarray(z, np.float32)
     sky = np.asarray(sky, np.float32)
@@ -83,11 +194,12 @@ def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: 
     cls, cw = weight_classes(np.asarray(weights)[ok])
     g = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
-    model = PriorRatio(cw, power, hidden, z.shape[1], sky.shape[1])
+    tilt_cfg = None if tilt is None else tilt.to_dict()
+    model = PriorRatio(cw, power, hidden, z.shape[1], sky.shape[1], tilt_cfg, age_scale)
     X = torch.as_tensor(np.concatenate([z[ok], sky[ok]], 1))
     y = torch.as_tensor(cls, dtype=torch.long)
     n = len(y)
-    summary = {"rows": int(n), "class_weights": [float(v) for v in cw], "power": float(power)}
+    summary = {"rows": int(n), "class_weights": [float(v) for v in cw], "power": float(power), "tilt": tilt_cfg}
     if len(cw) == 1 or n == 0:  # one weight for every star: the ratio is a constant
         summary.update(cross_entropy=0.0, accuracy=1.0)
         return model.eval().requires_grad_(False), summary
@@ -106,8 +218,11 @@ def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: 
         logits = torch.cat([model.mlp(X[i:i + 65536]) for i in range(0, n, 65536)])
         ce = float(lossf(logits, y))
         acc = float((logits.argmax(-1) == y).float().mean())
-        r = torch.logsumexp(torch.log_softmax(logits, -1) + model.log_class_weight, -1).exp().double()
-        wp = torch.as_tensor(np.asarray(weights, np.float64)[ok] ** (1.0 - power))
+        r = torch.cat([model(X[i:i + 65536, :z.shape[1]], X[i:i + 65536, z.shape[1]:])
+                       for i in range(0, n, 65536)]).exp().double()
+        w = np.asarray(weights, np.float64)[ok]
+        lam = 1.0 if tilt is None else tilt.loss_factor(z[ok, 0] * age_scale[1] + age_scale[0], w, power)
+        wp = torch.as_tensor(w ** (1.0 - power) / lam)
     summary.update(cross_entropy=ce, accuracy=acc, mean_ratio_check=float(r.mean() / wp.mean()))
     return model.requires_grad_(False), summary
 
@@ -130,11 +245,15 @@ def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None 
 
 @torch.no_grad()
 def population_indices(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, n_out: int,
-                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which of the training-mix proposals z [B, S, 5] (standardised θ; sky features [B, 4]) to keep for n_out
-    samples under the population prior: indices [B, n_out] on z's device, and the ESS per star. Proposals
-    with a non-finite θ get no weight. The uniforms are drawn on the CPU (same draws on any device)."""
-    log_r = ratio.to(z.device)(torch.nan_to_num(z), sky[:, None, :].to(z.dtype))
+                       generator: torch.Generator | None = None, prior: str = "population",
+                       tilted: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of the proposals z [B, S, 5] (standardised θ; sky features [B, 4]) from the network (``tilted``) or
+    from the training mix as simulated to keep for n_out samples under ``prior`` ("population", or
+    "simulation": the network's posterior untilted): indices [B, n_out] on z's device, and the ESS per star.
+    Proposals with a non-finite θ get no weight. The uniforms are drawn on the CPU (same draws on any device)."""
+    zz = torch.nan_to_num(z)
+    ratio = ratio.to(z.device)
+    log_r = ratio(zz, sky[:, None, :].to(z.dtype), tilted) if prior == "population" else ratio.log_untilt(zz)
     log_r = torch.where(torch.isfinite(z).all(-1), log_r, torch.full_like(log_r, -math.inf))
     idx, ess = resample(log_r.cpu(), n_out, generator)
     return idx.to(z.device), ess
@@ -143,14 +262,15 @@ def population_indices(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, n_
 @torch.no_grad()
 def reweight_samples(samples: np.ndarray, sky: np.ndarray, stats, ratio: PriorRatio, n_out: int,
                      generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Population-prior samples [B, n_out, 5] (physical units) from training-mix samples [B, S, 5] of any
-    estimator (e.g. a baseline trained on the same training set), and the ESS per star. Rows with
+    """Population-prior samples [B, n_out, 5] (physical units) from samples [B, S, 5] under the training mix as
+    simulated (a baseline trained on the same training set, or ``FlowPosterior`` with prior "simulation"), and the
+    ESS per star. Rows with
     non-finite samples are returned as they are."""
     from ysocensus.model.tokens import theta_to_model
 
     th = torch.as_tensor(np.asarray(samples, np.float32))
     idx, ess = population_indices(ratio, theta_to_model(th, stats).float(),
-                                  torch.as_tensor(np.asarray(sky, np.float32)), n_out, generator)
+                                  torch.as_tensor(np.asarray(sky, np.float32)), n_out, generator, tilted=False)
     out = torch.gather(th, 1, idx[..., None].expand(-1, -1, th.shape[-1])).numpy()
     bad = ~np.isfinite(np.asarray(samples)).all((1, 2))
     if bad.any():

@@ -43,9 +43,9 @@ def _lr_lambda(module, optim: Mapping):
     return f
 
 
-def fit_population_ratio(train_path, stats, power: float, seed: int):
-    """The prior ratio population / training mix (``model.prior_ratio``) from the training rows' truth;
-    (None, note) when the loss already used the full population weights (power 1)."""
+def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None):
+    """The prior ratio population / training mix (``model.prior_ratio``) from the training rows' truth, with the
+    field tilt the loss used (or None); (None, note) when the loss already used the full population weights (power 1)."""
     import pyarrow.parquet as pq
 
     from ysocensus.model.prior_ratio import fit_prior_ratio
@@ -57,8 +57,12 @@ def fit_population_ratio(train_path, stats, power: float, seed: int):
     table = pq.read_table(train_path, columns=list(io.PARAMETERS) + ["l", "b", "weight"])
     arrays = tokenize(table, stats, "weight")
     ok = arrays.measured[:, :N_THETA].all(1)
-    model, summary = fit_prior_ratio(arrays.values[ok, :N_THETA], arrays.sky[ok],
-                                     table.column("weight").to_numpy()[ok], power, seed=seed)
+    weight = table.column("weight").to_numpy()[ok]
+    others = 0 if tilt is None else tilt.check_zone(table.column(io.PARAMETERS[0]).to_numpy()[ok], weight, str(train_path))
+    model, summary = fit_prior_ratio(arrays.values[ok, :N_THETA], arrays.sky[ok], weight, power, seed=seed,
+                                     tilt=tilt, age_scale=(stats.theta_mean[0], stats.theta_std[0]))
+    if tilt is not None:
+        summary["tilt_zone_non_field_rows"] = others
     summary["seconds"] = round(time.monotonic() - t0, 1)
     log.info("prior ratio: %s", summary)
     return model, summary
@@ -91,8 +95,21 @@ def resume_point(ckpt_dir: Path, cfg: Mapping) -> str | None:
     return None
 
 
+def field_tilt(cfg: Mapping, population: Mapping | None):
+    """The training prior's field tilt (``prior_ratio.FieldTilt``) from the resolved train config and the population
+    config the training set was simulated with (its defaults when None); None when off or not needed (power 1)."""
+    from ysocensus.config import section
+    from ysocensus.model.prior_ratio import FieldTilt
+
+    if float(cfg["training"]["importance_power"]) >= 1.0:
+        return None
+    return FieldTilt.from_population(section("population", population), float(cfg["training"]["field_tilt_dex"]))
+
+
 def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None, seed: int,
-                 threads: int | None = None, isochrones=None, bc_grid=None) -> dict:
+                 threads: int | None = None, isochrones=None, bc_grid=None, population: Mapping | None = None) -> dict:
+    """Train the model on ``training_dir``; ``population`` is the population config of the simulation (for the
+    field tilt; its defaults when None)."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -109,8 +126,9 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
     L.seed_everything(cfg["seed"], workers=True)
     logs_dir = Path(logs_dir)
     ckpt_dir = logs_dir / "checkpoints"
+    tilt = field_tilt(cfg, population)
     dm = FlowDataModule(training_dir, cfg["optim"]["batch_size"], cfg["seed"],
-                        cfg["training"]["importance_power"])
+                        cfg["training"]["importance_power"], tilt)
     gcfg = GuidanceConfig(**cfg["guidance"])
     guidance = None
     if gcfg.enabled:
@@ -157,7 +175,8 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
                "val_loss": float(trainer.callback_metrics.get("val/loss", float("nan"))),
                "parameters": sum(p.numel() for p in module.net.parameters())}
     prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
-                                                                float(cfg["training"]["importance_power"]), cfg["seed"])
+                                                                float(cfg["training"]["importance_power"]), cfg["seed"],
+                                                                tilt)
     save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio)
     io.write_json({"fingerprint": model_fingerprint(cfg), "steps": summary["steps"]}, ckpt_dir / FINISHED)
     out = Path(checkpoint_path).parent

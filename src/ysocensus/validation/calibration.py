@@ -149,6 +149,34 @@ def purity_at_completeness(score: np.ndarray, label: np.ndarray, completeness: f
     return {"purity": purity, "threshold": float(thr), "completeness": float((w[sel] * label[sel]).sum() / (w * label).sum())}
 
 
+#: bin edges of P for ``reliability``
+RELIABILITY_EDGES = (0.0, 0.05, 0.2, 0.5, 0.8, 0.95, 1.0)
+
+
+def reliability(p: np.ndarray, label: np.ndarray, weights: np.ndarray | None = None,
+                edges=RELIABILITY_EDGES) -> dict:
+    """Calibration of a probability (e.g. P(young)), not only its ranking (AUC): the expected number of positives
+    Σ w·p against the number found Σ w·label, their ratio, and the z-score of the difference under the hypothesis
+    that p is calibrated (variance Σ w² p (1 − p), independent stars), overall and per bin of p (the table of a
+    reliability diagram: stars, mean p, fraction positive)."""
+    p, label = np.asarray(p, float), np.asarray(label, bool)
+    w = np.ones(len(p)) if weights is None else np.asarray(weights, float)
+    ok = np.isfinite(p)
+    p, label, w = p[ok], label[ok], w[ok]
+    exp_, obs = float((w * p).sum()), float((w * label).sum())
+    sd = float(np.sqrt((w ** 2 * p * (1 - p)).sum()))
+    out = {"expected": exp_, "observed": obs, "ratio": exp_ / obs if obs > 0 else float("nan"),
+           "z": (obs - exp_) / sd if sd > 0 else float("nan"), "bins": []}
+    idx = np.clip(np.searchsorted(np.asarray(edges[1:-1]), p, side="right"), 0, len(edges) - 2)
+    for k in range(len(edges) - 1):
+        m = idx == k
+        if m.any():
+            out["bins"].append({"p_lo": float(edges[k]), "p_hi": float(edges[k + 1]), "n_stars": int(m.sum()),
+                                "mean_p": float(np.average(p[m], weights=w[m])),
+                                "fraction_positive": float(np.average(label[m], weights=w[m]))})
+    return out
+
+
 def accuracy(median: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None) -> dict:
     """Median absolute error and bias (median of median − truth), weighted medians when weights are given."""
     d = np.asarray(median, float) - np.asarray(truth, float)

@@ -1,4 +1,4 @@
-"""Figures of ``rule validate``: coverage curves, SBC rank histograms, widths as surveys are added."""
+"""Figures of ``rule validate``: coverage curves, SBC rank histograms, P(young) reliability, widths as surveys are added."""
 
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ def make_all(out: dict, res: dict, widths: dict, directory: Path) -> None:
     fig.tight_layout()
     fig.savefig(directory / "sbc_ranks.png", dpi=110)
     plt.close(fig)
+    p_young_reliability(out.get("p_young", {}), directory, plt)
     # widths as surveys are added: one low-mass and one high-mass young star + the mean table
     per = widths.get("_per_star")
     if per:
@@ -87,3 +88,29 @@ def make_all(out: dict, res: dict, widths: dict, directory: Path) -> None:
         fig.tight_layout()
         fig.savefig(directory / "widths_by_surveys.png", dpi=110)
         plt.close(fig)
+
+
+def p_young_reliability(p_young: dict, directory: Path, plt) -> None:
+    """Reliability diagram of P(young): fraction of truly young stars against the mean P(young) per bin, for the
+    population posterior on the unweighted population sample and on the held-out stars weighted by w."""
+    sets = [(name, p_young[key]["reliability"])
+            for name, key in (("population sample (unweighted)", "test_population"),
+                              ("held-out stars, weighted by w", "population_weighted"))
+            if key in p_young and "reliability" in p_young[key]]
+    if not sets:
+        return
+    fig, ax = plt.subplots(figsize=(5.2, 4.8))
+    ax.plot([0, 1], [0, 1], color="k", lw=0.6)
+    for j, (name, r) in enumerate(sets):
+        b = r["bins"]
+        ax.plot([x["mean_p"] for x in b], [x["fraction_positive"] for x in b], marker="o", color=f"C{j}",
+                label=f"{name}: expected {r['expected']:.4g}, found {r['observed']:.4g} (z = {r['z']:.1f})")
+        for x in b:
+            ax.annotate(str(x["n_stars"]), (x["mean_p"], x["fraction_positive"]), fontsize=6, color=f"C{j}",
+                        xytext=(3, -8), textcoords="offset points")
+    ax.set(xlabel="mean P(young) in bin", ylabel="fraction truly young", xlim=(0, 1), ylim=(0, 1),
+           title="Is P(young) a probability? (stars per bin annotated)")
+    ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(directory / "p_young_reliability.png", dpi=110)
+    plt.close(fig)

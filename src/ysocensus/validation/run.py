@@ -122,7 +122,7 @@ def p_young_metrics(samples_sim, samples_pop, truth, status, weights, threshold)
         ww = None if w is None else w[ok]
         pc = cal.purity_at_completeness(p[ok], young[ok], 0.9, ww)
         res[name] = {"auc": cal.roc_auc(p[ok], young[ok], ww), "purity_at_completeness_0.9": pc["purity"],
-                     "threshold_p": pc["threshold"]}
+                     "threshold_p": pc["threshold"], "reliability": cal.reliability(p[ok], young[ok], ww)}
     # the headline: as simulated (young stars represented); population-weighted alongside
     res["auc"] = res["as_simulated"]["auc"]
     res["purity_at_completeness_0.9"] = res["as_simulated"]["purity_at_completeness_0.9"]
@@ -241,6 +241,11 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
                                v["max_coverage_error"] for v in r["parameters"].values())}
                                for c, r in sim["by_survey_combination"].items()}}
     out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, cfg["young_log10_age"])
+    # is P(young) a probability: expected vs found young stars in the unweighted population sample
+    ok_pop = (res["_status"] == "ok") & np.isfinite(samples[..., 0]).all(1)
+    out["p_young"]["test_population"] = {
+        "n_stars": int(ok_pop.sum()), "n_young": int((ok_pop & young).sum()),
+        "reliability": cal.reliability((samples[ok_pop, :, 0] < cfg["young_log10_age"]).mean(1), young[ok_pop])}
     yt = tr_t[:, 0] < cfg["young_log10_age"]
     if yt.any():
         a = cal.accuracy(np.nanmedian(s_sim[yt, :, 0], 1), tr_t[yt, 0])
