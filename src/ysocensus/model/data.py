@@ -33,13 +33,13 @@ def _loss_weights(table: pa.Table, weight_power: float, tilt: FieldTilt | None) 
 
 
 def batch_from_table(table: pa.Table, stats: Normalisation, weight_power: float = 1.0,
-                     tilt: FieldTilt | None = None) -> dict[str, torch.Tensor]:
+                     tilt: FieldTilt | None = None, weight_scale: float | None = None) -> dict[str, torch.Tensor]:
     """Token tensors (+ magnitudes for guidance) of a table of training rows; loss weights
-    (``prior_ratio.loss_weights``) normalised to mean 1."""
+    (``prior_ratio.loss_weights``) divided by ``weight_scale`` (None: their mean in this table)."""
     arrays = tokenize(table, stats, "weight" if "weight" in table.column_names else None)
     if "weight" in table.column_names:
         w = _loss_weights(table, weight_power, tilt)
-        arrays.weight = (w / max(w.mean(), 1e-30)).astype(np.float32)
+        arrays.weight = (w / (weight_scale or max(w.mean(), 1e-30))).astype(np.float32)
     out = arrays.torch()
     mags = observed_magnitudes(table)
     out.update({k: torch.as_tensor(v) for k, v in mags.items()})
@@ -91,10 +91,7 @@ class ParquetStream(IterableDataset):
             yield self._batch(carry)
 
     def _batch(self, t: pa.Table):
-        b = batch_from_table(t, self.stats, self.weight_power, self.tilt)
-        b["weight"] = torch.as_tensor(_loss_weights(t, self.weight_power, self.tilt) / self.weight_scale,
-                                      dtype=torch.float32)
-        return b
+        return batch_from_table(t, self.stats, self.weight_power, self.tilt, self.weight_scale)
 
 
 class FlowDataModule(L.LightningDataModule):
