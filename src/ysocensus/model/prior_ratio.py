@@ -97,10 +97,14 @@ class FieldTilt:
         u = u * u * (3.0 - 2.0 * u)
         return (1 - u) * math.log(self.w_below) + u * math.log(self.w_above)
 
+    def is_field(self, log_age: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Rows whose weight is the field's weight at their age."""
+        return np.isclose(weight, self.field_weight(log_age))
+
     def loss_factor(self, log_age: np.ndarray, weight: np.ndarray, power: float) -> np.ndarray:
         """λ per row: (w / s(age))^(1−p) for field rows in the zone (weight = the field's weight there), else 1."""
         log_age, weight = np.asarray(log_age, np.float64), np.asarray(weight, np.float64)
-        field = self.in_zone(log_age) & np.isclose(weight, self.field_weight(log_age))
+        field = self.in_zone(log_age) & self.is_field(log_age, weight)
         return np.where(field, np.exp((1.0 - power) * (np.log(weight) - self.log_bridge(log_age))), 1.0)
 
     def check_zone(self, log_age: np.ndarray, weight: np.ndarray, where: str, max_fraction: float = 0.01) -> int:
@@ -109,7 +113,7 @@ class FieldTilt:
         ``max_fraction`` of the zone's rows."""
         log_age, weight = np.asarray(log_age, np.float64), np.asarray(weight, np.float64)
         zone = self.in_zone(log_age)
-        bad = zone & ~np.isclose(weight, self.field_weight(log_age))
+        bad = zone & ~self.is_field(log_age, weight)
         if bad.sum() > max_fraction * max(zone.sum(), 1):
             i = np.flatnonzero(bad)[:5]
             raise ValueError(
