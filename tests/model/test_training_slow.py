@@ -98,6 +98,9 @@ def test_training_set_train_resume_validate(tmp_path):
     # ... with the field tilt around the weight step of the synthetic population (1 → 100 at log age 7.7)
     assert s1["prior_ratio"]["tilt"]["w_above"] == pytest.approx(100.0)
     assert s1["prior_ratio"]["tilt"]["log_age"] == pytest.approx(7.7)
+    # ... and the network's age recalibration, fitted on the validation split and stored with the prior ratio
+    assert s1["age_recalibration"]["stars"] > 0 and s1["age_recalibration"]["converged"]
+    assert load_checkpoint(ck)[3]["prior_ratio_module"].age_correction is not None
     assert (tmp_path / "model" / "logs" / "metrics.csv").exists()
     assert (tmp_path / "model" / "logs" / "checkpoints" / "last.ckpt").exists()
     # an interrupted run (no "finished" marker) of the same config resumes from last.ckpt
@@ -128,6 +131,7 @@ def test_training_set_train_resume_validate(tmp_path):
     assert (tmp_path / "val" / "fig" / "coverage.png").exists()
     assert out["n_stars"] > 0
     assert d["prior"]["posterior"] == "population" and 1 <= d["prior"]["ess_median"] <= 16
+    assert d["prior"]["age_recalibration"] is True
     assert set(d["as_simulated"]["parameters"]) == set(io.PARAMETERS)
     assert set(d["p_young"]) >= {"as_simulated", "population_weighted"}
     assert d["targets"]["overall"]["threshold"] == 0.05 and isinstance(d["targets"]["all_met"], bool)

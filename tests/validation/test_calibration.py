@@ -61,6 +61,7 @@ def test_reliability_finds_a_probability_that_is_too_low():
     # calibrated: expected ≈ found within the binomial noise, every bin's fraction ≈ its mean p
     assert abs(r["z"]) < 4 and r["ratio"] == pytest.approx(1.0, abs=0.03)
     assert sum(b["n_stars"] for b in r["bins"]) == 20000
+    assert all(b["n_effective"] == pytest.approx(b["n_stars"]) for b in r["bins"])  # unweighted: Kish n = n
     assert all(abs(b["fraction_positive"] - b["mean_p"]) < 0.05 for b in r["bins"])
     # the odds of every star divided by 3 (what a smeared age cliff did to P(young)): flagged
     q = p / (p + 3 * (1 - p))
@@ -69,7 +70,9 @@ def test_reliability_finds_a_probability_that_is_too_low():
     # weights count like repeated stars
     w = rng.integers(1, 4, 20000)
     rep = np.repeat(np.arange(20000), w)
-    assert cal.reliability(p, label, w)["expected"] == pytest.approx(cal.reliability(p[rep], label[rep])["expected"])
+    rw = cal.reliability(p, label, w)
+    assert rw["expected"] == pytest.approx(cal.reliability(p[rep], label[rep])["expected"])
+    assert all(b["n_effective"] < b["n_stars"] for b in rw["bins"])  # unequal weights: fewer effective stars
 
 
 def test_accuracy():

@@ -17,8 +17,8 @@ Two priors. The network learns the posterior under the prior it was trained on: 
 young-enriched mix (``training.importance_power`` < 1). With a ``PriorRatio`` attached and
 ``prior="population"`` (the default), samples are importance-resampled to the posterior under the
 Galactic population (``ysocensus.model.prior_ratio``): ``oversample`` × n proposals per star are drawn,
-weighted by the prior ratio and n of them resampled; ``last_ess`` keeps the effective sample size of each
-star's weights. ``prior="simulation"`` returns the posterior under the training mix as simulated: the
+weighted by the prior ratio (times the network's age recalibration, ``ysocensus.model.recalibration``, when
+the model has one) and n of them resampled; ``last_ess`` keeps the effective sample size of each star's weights. ``prior="simulation"`` returns the posterior under the training mix as simulated: the
 network's own, resampled by 1/λ where it was trained with a field tilt (``prior_ratio.FieldTilt``). ``log_prob`` is always the
 network's density (the population posterior's normaliser is not computed).
 """
@@ -130,11 +130,7 @@ class FlowPosterior:
                       keep: np.ndarray | None = None, full_sequence: bool = False,
                       n_steps: int | None = None, method: str | None = None):
         """Samples [B, S, 5] (physical θ) and a status array for token arrays (``tokens.TokenArrays``)."""
-        t = arrays.torch()
-        measured = t["measured"].clone()  # a copy: arrays.torch() shares the caller's memory
-        measured[:, :N_THETA] = False  # truth, if the arrays carry it, is never conditioned on
-        state, nothing = self._states(measured, keep)
-        dev = self.device
+        t, state, nothing = self._prepared(arrays, keep)
         B = len(arrays)
         out = np.full((B, n_samples, N_THETA), np.nan, np.float32)
         ess = np.full(B, float(n_samples), np.float32)
@@ -142,10 +138,7 @@ class FlowPosterior:
         # population: the prior ratio; simulation: undo the field tilt the network was trained with (if any)
         reweight = self.prior_ratio is not None and (self.prior == "population" or self.prior_ratio.tilt is not None)
         n_draw = n_samples * (self.oversample if reweight else 1)
-        for sl in sampler.batches(B, n_draw, self.rows_per_batch):
-            cond = self._conditioning(t["values"][sl], t["logsig"][sl], t["sky"][sl], state[sl], dev)
-            z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
-                               generator=generator, full_sequence=full_sequence, time_power=self.time_power)
+        for sl, z, cond in self._draws(t, state, n_draw, generator, full_sequence, n_steps, method):
             if reweight:
                 z, ess[sl] = self._resample(z, cond.sky, n_samples, generator)
             out[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
@@ -154,6 +147,42 @@ class FlowPosterior:
         status[~sky_ok] = "invalid_input"
         out[~sky_ok] = np.nan
         return out, status
+
+    def _prepared(self, arrays, keep=None):
+        """Torch views of token arrays and the posterior states (the truth, if the arrays carry it, is never
+        conditioned on); → (tensors, state, nothing-observed mask)."""
+        t = arrays.torch()
+        measured = t["measured"].clone()  # a copy: arrays.torch() shares the caller's memory
+        measured[:, :N_THETA] = False
+        state, nothing = self._states(measured, keep)
+        return t, state, nothing
+
+    def _draws(self, t, state, n_draw, generator, full_sequence=False, n_steps=None, method=None):
+        """(row slice, network proposals z [b, n_draw, 5] standardised, conditioning) per batch of stars."""
+        for sl in sampler.batches(len(state), n_draw, self.rows_per_batch):
+            cond = self._conditioning(t["values"][sl], t["logsig"][sl], t["sky"][sl], state[sl], self.device)
+            z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
+                               generator=generator, full_sequence=full_sequence, time_power=self.time_power)
+            yield sl, z, cond
+
+    @torch.no_grad()
+    def proposals(self, arrays, n_draw: int, generator: torch.Generator | None = None):
+        """The network's own proposals, before any resampling, for the age recalibration
+        (``model.recalibration``): log10 age [B, n_draw] and their log prior ratio to the population [B, n_draw]
+        (−inf for stars with nothing observed or no finite sky position, and for non-finite proposals)."""
+        t, state, nothing = self._prepared(arrays)
+        B = len(arrays)
+        log_age = np.full((B, n_draw), np.nan, np.float64)
+        log_w = np.full((B, n_draw), -np.inf, np.float64)
+        sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
+        for sl, z, cond in self._draws(t, state, n_draw, generator):
+            zz = torch.nan_to_num(z)
+            lr = self.prior_ratio.to(z.device)(zz, cond.sky[:, None, :].to(z.dtype), True)
+            lr = torch.where(torch.isfinite(z).all(-1), lr, torch.full_like(lr, -np.inf))
+            log_age[sl] = theta_from_model(z.float().cpu(), self.stats)[..., 0].numpy()
+            log_w[sl] = lr.double().cpu().numpy()
+        log_w[nothing.numpy() | ~sky_ok] = -np.inf
+        return log_age, log_w
 
     @torch.no_grad()
     def _resample(self, z: torch.Tensor, sky: torch.Tensor, n: int, generator):
@@ -195,6 +224,7 @@ class FlowPosterior:
                 "anchors": self.anchors is not None,
                 "network": self.net.config.to_dict(),
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
+                "age_recalibration": self.prior_ratio is not None and self.prior_ratio.age_correction is not None,
                 "oversample": self.oversample}
 
     # ---------------------------------------------------------------------------- sbi-like API

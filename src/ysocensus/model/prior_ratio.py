@@ -26,7 +26,9 @@ weight below to the weight above across the zone, so the network's prior there i
 the prior ratio in the zone is then exactly s(age)^(1−p) (computed, not classified), and the classifier covers
 the rest. The zone must hold (almost) only field stars (``check_zone``). Measured (1,500 steps, one seed): the
 untilted samples of ambiguous stars now drop at 50 Myr as the truths do, Σ P(young) 175–180 for the 241, every
-calibration target still met; the rest of the gap is open (config/README.md, ``training.field_tilt_dex``).
+calibration target still met. The rest of the gap is the network's own error in its age prior, measured on
+held-out stars and removed by the age recalibration (``model.recalibration``), which ``population_indices`` adds to
+the ratio for the network's own samples: Σ P(young) 232 for the 241.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from ysocensus.model.recalibration import AgeCorrection
 
 #: at most this many weight classes; more distinct weights are binned in log10 weight
 MAX_CLASSES = 8
@@ -140,10 +144,13 @@ class PriorRatio(nn.Module):
     """log r(θ, l, b) up to a constant, from standardised θ [..., 5] and sky features [..., 4]."""
 
     def __init__(self, class_weights, power: float = 0.0, hidden: int = 64, n_theta: int = 5, n_sky: int = 4,
-                 tilt: dict | None = None, age_scale: tuple[float, float] = (0.0, 1.0)):
+                 tilt: dict | None = None, age_scale: tuple[float, float] = (0.0, 1.0),
+                 age_correction: dict | None = None):
         super().__init__()
         # the field tilt (``FieldTilt``) and the (mean, std) that standardised log age, to find the zone in z
         self.tilt = None if tilt is None else FieldTilt(**tilt)
+        # the network's age recalibration (``model.recalibration``), fitted after training; None: none
+        self.age_correction = None if age_correction is None else AgeCorrection(**age_correction)
         self.age_scale = (float(age_scale[0]), float(age_scale[1]))
         cw = torch.as_tensor(np.asarray(class_weights, np.float64))
         self.register_buffer("class_weight", cw.float())
@@ -185,7 +192,14 @@ class PriorRatio(nn.Module):
         """Constructor arguments (the checkpoint stores these beside the state dict)."""
         return {"class_weights": self.class_weight.tolist(), "power": self.power, "hidden": self.hidden,
                 "n_theta": self.mlp[0].in_features - 4, "n_sky": 4,
-                "tilt": None if self.tilt is None else self.tilt.to_dict(), "age_scale": list(self.age_scale)}
+                "tilt": None if self.tilt is None else self.tilt.to_dict(), "age_scale": list(self.age_scale),
+                "age_correction": None if self.age_correction is None else self.age_correction.to_dict()}
+
+    def log_age_correction(self, z: torch.Tensor) -> torch.Tensor:
+        """log c(age) [...] of the network's age recalibration at standardised θ ``z`` (0 without one)."""
+        if self.age_correction is None:
+            return torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
+        return self.age_correction.log_factor(self._log_age(z))
 
 
 def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: float = 0.0, steps: int = 1500,
@@ -256,14 +270,21 @@ def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None 
 @torch.no_grad()
 def population_indices(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, n_out: int,
                        generator: torch.Generator | None = None, prior: str = "population",
-                       tilted: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                       tilted: bool = True, from_network: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Which of the proposals z [B, S, 5] (standardised θ; sky features [B, 4]) from the network (``tilted``) or
     from the training mix as simulated to keep for n_out samples under ``prior`` ("population", or
     "simulation": the network's posterior untilted): indices [B, n_out] on z's device, and the ESS per star.
+    ``from_network``: the proposals are this network's (tilted or untilted), so the population posterior takes
+    its age recalibration (``model.recalibration``); False for another estimator's samples.
     Proposals with a non-finite θ get no weight. The uniforms are drawn on the CPU (same draws on any device)."""
     zz = torch.nan_to_num(z)
     ratio = ratio.to(z.device)
-    log_r = ratio(zz, sky[:, None, :].to(z.dtype), tilted) if prior == "population" else ratio.log_untilt(zz)
+    if prior == "population":
+        log_r = ratio(zz, sky[:, None, :].to(z.dtype), tilted)
+        if from_network:
+            log_r = log_r + ratio.log_age_correction(zz)
+    else:
+        log_r = ratio.log_untilt(zz)
     log_r = torch.where(torch.isfinite(z).all(-1), log_r, torch.full_like(log_r, -math.inf))
     idx, ess = resample(log_r.cpu(), n_out, generator)
     return idx.to(z.device), ess
@@ -271,15 +292,17 @@ def population_indices(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, n_
 
 @torch.no_grad()
 def reweight_samples(samples: np.ndarray, sky: np.ndarray, stats, ratio: PriorRatio, n_out: int,
-                     generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     generator: torch.Generator | None = None, from_network: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Population-prior samples [B, n_out, 5] (physical units) from samples [B, S, 5] under the training mix as
-    simulated (a baseline trained on the same training set, or ``FlowPosterior`` with prior "simulation"), and the
-    ESS per star. Rows with non-finite samples are returned as they are."""
+    simulated (a baseline trained on the same training set; or, ``from_network``, the network's own posterior,
+    ``FlowPosterior`` with prior "simulation", which then takes its age recalibration too), and the ESS per star.
+    Rows with non-finite samples are returned as they are."""
     from ysocensus.model.tokens import theta_to_model
 
     th = torch.as_tensor(np.asarray(samples, np.float32))
     idx, ess = population_indices(ratio, theta_to_model(th, stats).float(),
-                                  torch.as_tensor(np.asarray(sky, np.float32)), n_out, generator, tilted=False)
+                                  torch.as_tensor(np.asarray(sky, np.float32)), n_out, generator, tilted=False,
+                                  from_network=from_network)
     out = torch.gather(th, 1, idx[..., None].expand(-1, -1, th.shape[-1])).numpy()
     bad = ~np.isfinite(np.asarray(samples)).all((1, 2))
     if bad.any():

@@ -68,6 +68,28 @@ def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None):
     return model, summary
 
 
+def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_path) -> dict:
+    """Fit the network's age recalibration (``model.recalibration``) on the validation split's detected stars,
+    sampled as ``infer`` will sample them, and attach it to ``prior_ratio``; → its summary."""
+    import pyarrow.parquet as pq
+
+    from ysocensus.model.estimator import FlowPosterior
+    from ysocensus.model.recalibration import fit_from_posterior
+
+    t0 = time.monotonic()
+    samp = cfg["sampling"]
+    post = FlowPosterior(net.eval(), stats, n_steps=samp["n_steps"], method=samp["method"],
+                         rows_per_batch=samp["rows_per_batch"], prior_ratio=prior_ratio,
+                         time_power=samp["time_power"], anchors=anchors)
+    table = pq.read_table(val_path)
+    table = table.filter(table.column("survey_mask").to_numpy() > 0)
+    corr, summary = fit_from_posterior(post, table, float(cfg["training"]["age_recalibration_dex"]), cfg["seed"])
+    prior_ratio.age_correction = corr
+    summary["seconds"] = round(time.monotonic() - t0, 1)
+    log.info("age recalibration: %s", summary)
+    return summary
+
+
 #: written into ``<logs>/checkpoints`` when a run has finished and exported its model
 FINISHED = "finished.json"
 RUN_CONFIG = "run_config.json"
@@ -177,6 +199,9 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
     prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
                                                                 float(cfg["training"]["importance_power"]), cfg["seed"],
                                                                 tilt)
+    if prior_ratio is not None and float(cfg["training"]["age_recalibration_dex"]) > 0:
+        summary["age_recalibration"] = fit_age_recalibration(module.ema, dm.stats, prior_ratio, anchors, cfg,
+                                                             Path(training_dir) / "val.parquet")
     save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio)
     io.write_json({"fingerprint": model_fingerprint(cfg), "steps": summary["steps"]}, ckpt_dir / FINISHED)
     out = Path(checkpoint_path).parent

@@ -158,7 +158,7 @@ def reliability(p: np.ndarray, label: np.ndarray, weights: np.ndarray | None = N
     """Calibration of a probability (e.g. P(young)), not only its ranking (AUC): the expected number of positives
     Σ w·p against the number found Σ w·label, their ratio, and the z-score of the difference under the hypothesis
     that p is calibrated (variance Σ w² p (1 − p), independent stars), overall and per bin of p (the table of a
-    reliability diagram: stars, mean p, fraction positive)."""
+    reliability diagram: stars, their effective number (Kish), mean p, fraction positive)."""
     p, label = np.asarray(p, float), np.asarray(label, bool)
     w = np.ones(len(p)) if weights is None else np.asarray(weights, float)
     ok = np.isfinite(p)
@@ -172,6 +172,7 @@ def reliability(p: np.ndarray, label: np.ndarray, weights: np.ndarray | None = N
         m = idx == k
         if m.any():
             out["bins"].append({"p_lo": float(edges[k]), "p_hi": float(edges[k + 1]), "n_stars": int(m.sum()),
+                                "n_effective": float(w[m].sum() ** 2 / (w[m] ** 2).sum()),
                                 "mean_p": float(np.average(p[m], weights=w[m])),
                                 "fraction_positive": float(np.average(label[m], weights=w[m]))})
     return out

@@ -103,13 +103,16 @@ def p_young_reliability(p_young: dict, directory: Path, plt) -> None:
     ax.plot([0, 1], [0, 1], color="k", lw=0.6)
     for j, (name, r) in enumerate(sets):
         b = r["bins"]
-        ax.plot([x["mean_p"] for x in b], [x["fraction_positive"] for x in b], marker="o", color=f"C{j}",
-                label=f"{name}: expected {r['expected']:.4g}, found {r['observed']:.4g} (z = {r['z']:.1f})")
+        mp = np.array([x["mean_p"] for x in b])
+        # ±1σ of the fraction found if P(young) is calibrated (binomial, effective number of stars in the bin)
+        sd = np.sqrt(mp * (1 - mp) / np.array([x.get("n_effective", x["n_stars"]) for x in b]))
+        ax.errorbar(mp, [x["fraction_positive"] for x in b], yerr=sd, marker="o", color=f"C{j}", capsize=2,
+                    label=f"{name}: expected {r['expected']:.4g}, found {r['observed']:.4g} (z = {r['z']:.1f})")
         for x in b:
             ax.annotate(str(x["n_stars"]), (x["mean_p"], x["fraction_positive"]), fontsize=6, color=f"C{j}",
                         xytext=(3, -8), textcoords="offset points")
     ax.set(xlabel="mean P(young) in bin", ylabel="fraction truly young", xlim=(0, 1), ylim=(0, 1),
-           title="Is P(young) a probability? (stars per bin annotated)")
+           title="Is P(young) a probability? (stars per bin; bars: ±1σ if it is)")
     ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     fig.savefig(directory / "p_young_reliability.png", dpi=110)

@@ -211,6 +211,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
 
     ess = post.last_ess if post.last_ess is not None else np.full(len(truth), np.nan)
     out["prior"] = {"posterior": post.describe()["prior"], "oversample": post.oversample,
+                    "age_recalibration": post.describe()["age_recalibration"],
                     "ess_median": float(np.nanmedian(ess)), "ess_below_8_fraction": float(np.mean(ess < 8))}
 
     # held-out stars as simulated (young stars represented): P(young), young ages, the network's own calibration
@@ -230,7 +231,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
         # the population posterior is these same samples resampled by the prior ratio (what sample_tokens
         # does with oversample 1), so the stars need not be sampled twice
         s_pop, _ = reweight_samples(s_sim, sim["_arrays"].sky, post.stats, post.prior_ratio,
-                                    int(vcfg["n_samples"]), g)
+                                    int(vcfg["n_samples"]), g, from_network=True)
     else:
         s_pop, _ = post.sample_tokens(sim["_arrays"], int(vcfg["n_samples"]), g)
     out["as_simulated"] = {"test_set": "test (held-out stars as simulated), posterior under the training mix",
