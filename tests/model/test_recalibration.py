@@ -58,6 +58,18 @@ def test_em_leaves_a_right_posterior_alone_and_uses_the_weights():
     assert odds(corr_w) == pytest.approx(np.log(2.0), abs=0.2) and odds(corr_w) == pytest.approx(odds(corr_d), abs=0.2)
 
 
+def test_bins_outside_the_range_keep_factor_one():
+    props, truth, _, _ = _prior_shift()
+    edges = age_edges(truth, 0.1)
+    corr, summary = fit_age_correction(props, np.zeros_like(props), truth, np.ones(len(truth)), edges,
+                                       age_range=(6.0, 8.0))
+    lf = corr.log_factor(np.array([YOUNG, OLD]))
+    assert lf[1] == 0.0 and lf[0] != 0.0  # the old class is outside the range: c = 1 there
+    assert summary["bins_fitted"] == int(np.sum((edges[:-1] >= 6.0 - 1e-9) & (edges[1:] <= 8.0 + 1e-9)))
+    # the young bin alone carries the whole odds correction
+    assert np.exp(lf[0]) == pytest.approx((0.3 / 0.7) / (0.15 / 0.85), rel=0.1)
+
+
 def test_bins_without_truths_are_capped_and_bad_stars_left_out():
     props, truth, _, _ = _prior_shift(n=2000)
     props[:, :4] = 11.0  # proposals past every truth: that bin has no truth and its factor goes to the cap
@@ -69,6 +81,10 @@ def test_bins_without_truths_are_capped_and_bad_stars_left_out():
     assert summary["stars"] == 1998 and summary["stars_left_out"] == 2 and summary["converged"]
     assert corr.log_factor(np.array([11.0]))[0] == pytest.approx(-MAX_LOG_FACTOR)
     assert summary["bins_at_cap"] >= 1
+    # no usable star at all: no correction (c = 1), and the summary says so
+    none, summary = fit_age_correction(props[:3], np.full((3, props.shape[1]), -np.inf), truth[:3], np.ones(3),
+                                       age_edges(truth[1:], 0.1))
+    assert not any(none.log_c) and summary["stars"] == 0 and not summary["converged"]
 
 
 def test_age_correction_lookup_numpy_and_torch_agree_and_validates():

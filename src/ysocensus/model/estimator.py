@@ -18,9 +18,10 @@ young-enriched mix (``training.importance_power`` < 1). With a ``PriorRatio`` at
 ``prior="population"`` (the default), samples are importance-resampled to the posterior under the
 Galactic population (``ysocensus.model.prior_ratio``): ``oversample`` × n proposals per star are drawn,
 weighted by the prior ratio (times the network's age recalibration, ``ysocensus.model.recalibration``, when
-the model has one) and n of them resampled; ``last_ess`` keeps the effective sample size of each star's weights. ``prior="simulation"`` returns the posterior under the training mix as simulated: the
-network's own, resampled by 1/λ where it was trained with a field tilt (``prior_ratio.FieldTilt``). ``log_prob`` is always the
-network's density (the population posterior's normaliser is not computed).
+the model has one) and n of them resampled; ``last_ess`` keeps the effective sample size of each star's
+weights. ``prior="simulation"`` returns the posterior under the training mix as simulated: the network's own,
+resampled by 1/λ where it was trained with a field tilt (``prior_ratio.FieldTilt``). ``log_prob`` is always
+the network's density (the population posterior's normaliser is not computed).
 """
 
 from __future__ import annotations
@@ -168,17 +169,18 @@ class FlowPosterior:
     @torch.no_grad()
     def proposals(self, arrays, n_draw: int, generator: torch.Generator | None = None):
         """The network's own proposals, before any resampling, for the age recalibration
-        (``model.recalibration``): log10 age [B, n_draw] and their log prior ratio to the population [B, n_draw]
-        (−inf for stars with nothing observed or no finite sky position, and for non-finite proposals)."""
+        (``model.recalibration``): log10 age [B, n_draw] and their log prior ratio to the population [B, n_draw],
+        without the recalibration (−inf for stars with nothing observed or no finite sky position, and for
+        non-finite proposals)."""
+        from ysocensus.model.prior_ratio import log_weights
+
         t, state, nothing = self._prepared(arrays)
         B = len(arrays)
         log_age = np.full((B, n_draw), np.nan, np.float64)
         log_w = np.full((B, n_draw), -np.inf, np.float64)
         sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
         for sl, z, cond in self._draws(t, state, n_draw, generator):
-            zz = torch.nan_to_num(z)
-            lr = self.prior_ratio.to(z.device)(zz, cond.sky[:, None, :].to(z.dtype), True)
-            lr = torch.where(torch.isfinite(z).all(-1), lr, torch.full_like(lr, -np.inf))
+            lr = log_weights(self.prior_ratio, z, cond.sky, from_network=False)
             log_age[sl] = theta_from_model(z.float().cpu(), self.stats)[..., 0].numpy()
             log_w[sl] = lr.double().cpu().numpy()
         log_w[nothing.numpy() | ~sky_ok] = -np.inf

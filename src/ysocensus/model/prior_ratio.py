@@ -28,7 +28,7 @@ the rest. The zone must hold (almost) only field stars (``check_zone``). Measure
 untilted samples of ambiguous stars now drop at 50 Myr as the truths do, Σ P(young) 175–180 for the 241, every
 calibration target still met. The rest of the gap is the network's own error in its age prior, measured on
 held-out stars and removed by the age recalibration (``model.recalibration``), which ``population_indices`` adds to
-the ratio for the network's own samples: Σ P(young) 232 for the 241.
+the ratio for the network's own samples: Σ P(young) 231.5 for the 241.
 """
 
 from __future__ import annotations
@@ -268,6 +268,22 @@ def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None 
 
 
 @torch.no_grad()
+def log_weights(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, prior: str = "population",
+                tilted: bool = True, from_network: bool = True) -> torch.Tensor:
+    """log importance weights [B, S] of proposals z [B, S, 5] to ``prior`` (``population_indices``: the arguments'
+    meaning), −inf where a proposal is not finite."""
+    zz = torch.nan_to_num(z)
+    ratio = ratio.to(z.device)
+    if prior == "population":
+        log_r = ratio(zz, sky[:, None, :].to(z.dtype), tilted)
+        if from_network:
+            log_r = log_r + ratio.log_age_correction(zz)
+    else:
+        log_r = ratio.log_untilt(zz)
+    return torch.where(torch.isfinite(z).all(-1), log_r, torch.full_like(log_r, -math.inf))
+
+
+@torch.no_grad()
 def population_indices(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, n_out: int,
                        generator: torch.Generator | None = None, prior: str = "population",
                        tilted: bool = True, from_network: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,15 +293,7 @@ def population_indices(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, n_
     ``from_network``: the proposals are this network's (tilted or untilted), so the population posterior takes
     its age recalibration (``model.recalibration``); False for another estimator's samples.
     Proposals with a non-finite θ get no weight. The uniforms are drawn on the CPU (same draws on any device)."""
-    zz = torch.nan_to_num(z)
-    ratio = ratio.to(z.device)
-    if prior == "population":
-        log_r = ratio(zz, sky[:, None, :].to(z.dtype), tilted)
-        if from_network:
-            log_r = log_r + ratio.log_age_correction(zz)
-    else:
-        log_r = ratio.log_untilt(zz)
-    log_r = torch.where(torch.isfinite(z).all(-1), log_r, torch.full_like(log_r, -math.inf))
+    log_r = log_weights(ratio, z, sky, prior, tilted, from_network)
     idx, ess = resample(log_r.cpu(), n_out, generator)
     return idx.to(z.device), ess
 

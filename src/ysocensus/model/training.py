@@ -83,7 +83,9 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
                          time_power=samp["time_power"], anchors=anchors)
     table = pq.read_table(val_path)
     table = table.filter(table.column("survey_mask").to_numpy() > 0)
-    corr, summary = fit_from_posterior(post, table, float(cfg["training"]["age_recalibration_dex"]), cfg["seed"])
+    tr = cfg["training"]
+    corr, summary = fit_from_posterior(post, table, float(tr["age_recalibration_dex"]), cfg["seed"],
+                                       tuple(map(float, tr["age_recalibration_range"])))
     prior_ratio.age_correction = corr
     summary["seconds"] = round(time.monotonic() - t0, 1)
     log.info("age recalibration: %s", summary)
