@@ -131,11 +131,10 @@ class FlowPosterior:
                       keep: np.ndarray | None = None, full_sequence: bool = False,
                       n_steps: int | None = None, method: str | None = None):
         """Samples [B, S, 5] (physical θ) and a status array for token arrays (``tokens.TokenArrays``)."""
-        t, state, nothing = self._prepared(arrays, keep)
+        t, state, nothing, sky_ok = self._prepared(arrays, keep)
         B = len(arrays)
         out = np.full((B, n_samples, N_THETA), np.nan, np.float32)
         ess = np.full(B, float(n_samples), np.float32)
-        sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
         # population: the prior ratio; simulation: undo the field tilt the network was trained with (if any)
         reweight = self.prior_ratio is not None and (self.prior == "population" or self.prior_ratio.tilt is not None)
         n_draw = n_samples * (self.oversample if reweight else 1)
@@ -151,12 +150,13 @@ class FlowPosterior:
 
     def _prepared(self, arrays, keep=None):
         """Torch views of token arrays and the posterior states (the truth, if the arrays carry it, is never
-        conditioned on); → (tensors, state, nothing-observed mask)."""
+        conditioned on); → (tensors, state, nothing-observed mask, finite-sky mask)."""
         t = arrays.torch()
         measured = t["measured"].clone()  # a copy: arrays.torch() shares the caller's memory
         measured[:, :N_THETA] = False
         state, nothing = self._states(measured, keep)
-        return t, state, nothing
+        sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
+        return t, state, nothing, sky_ok
 
     def _draws(self, t, state, n_draw, generator, full_sequence=False, n_steps=None, method=None):
         """(row slice, network proposals z [b, n_draw, 5] standardised, conditioning) per batch of stars."""
@@ -174,11 +174,10 @@ class FlowPosterior:
         non-finite proposals)."""
         from ysocensus.model.prior_ratio import log_weights
 
-        t, state, nothing = self._prepared(arrays)
+        t, state, nothing, sky_ok = self._prepared(arrays)
         B = len(arrays)
         log_age = np.full((B, n_draw), np.nan, np.float64)
         log_w = np.full((B, n_draw), -np.inf, np.float64)
-        sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
         for sl, z, cond in self._draws(t, state, n_draw, generator):
             lr = log_weights(self.prior_ratio, z, cond.sky, from_network=False)
             log_age[sl] = theta_from_model(z.float().cpu(), self.stats)[..., 0].numpy()

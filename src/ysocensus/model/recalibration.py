@@ -176,6 +176,6 @@ def fit_from_posterior(post, table, bin_dex: float, seed: int,
     truth = table.column(io.PARAMETERS[0]).to_numpy().astype(float)  # log10 age [yr]
     weights = table.column("weight").to_numpy().astype(float)
     corr, summary = fit_age_correction(log_age, log_w, truth, weights, age_edges(truth, bin_dex), post.young_log10_age,
-                                       tuple(age_range))
+                                       age_range)
     summary["table_rows"] = int(table.num_rows)
     return corr, summary

@@ -210,8 +210,9 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     out["max_coverage_error_all"] = float(max(v["max_coverage_error"] for v in out["parameters"].values()))
 
     ess = post.last_ess if post.last_ess is not None else np.full(len(truth), np.nan)
-    out["prior"] = {"posterior": post.describe()["prior"], "oversample": post.oversample,
-                    "age_recalibration": post.describe()["age_recalibration"],
+    described = post.describe()
+    out["prior"] = {"posterior": described["prior"], "oversample": post.oversample,
+                    "age_recalibration": described["age_recalibration"],
                     "ess_median": float(np.nanmedian(ess)), "ess_below_8_fraction": float(np.mean(ess < 8))}
 
     # held-out stars as simulated (young stars represented): P(young), young ages, the network's own calibration
