@@ -11,7 +11,9 @@ from ysocensus import io
 def posterior_frame(n=4):
     data = {"source_id": np.arange(n, dtype=np.int64), "status": ["ok"] * n,
             "n_samples": np.full(n, 64, dtype=np.int32), "p_young": np.linspace(0, 1, n),
-            "p_young_2": np.linspace(0, 0.5, n), "note": [None] * n}
+            "p_young_2": np.linspace(0, 0.5, n), "ess": np.full(n, 64.0, np.float32),
+            "conditioning": ["gaia:measured;tmass:marginalised;wise:marginalised;lamost:marginalised"] * n,
+            "note": [None] * n}
     for p in io.PARAMETERS:
         for q in io.QUANTILES:
             data[f"{p}_q{q}"] = np.full(n, float(q))

@@ -49,7 +49,8 @@ def _infer(args: argparse.Namespace) -> int:
     opts = InferOptions(n_samples=args.n_samples, batch_size=args.batch_size,
                         young_threshold_myr=args.young_threshold_myr, second_threshold_myr=second,
                         save_samples=args.save_samples, seed=args.seed,
-                        on_invalid="raise" if args.strict else "flag", fill_errors=not args.no_fill_errors,
+                        on_invalid="raise" if args.strict else "flag", fill_errors=args.fill_errors,
+                        searched=tuple(s for part in args.searched for s in part.split(",") if s),
                         carry=tuple(args.carry), progress=not args.no_progress,
                         sample_unobserved=not args.skip_unobserved)
     sampler = load_sampler(args.model, device=args.device, threads=args.threads,
@@ -120,8 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
   AllWISE    w1mpro..w4mpro with w1sigmpro..w4sigmpro
   LAMOST     teff_lamost, logg_lamost, feh_lamost, ewli, ewha with teff_err_lamost, logg_err_lamost,
              feh_err_lamost, ewli_err, ewha_err
-Any survey may be absent or null per row; a missing uncertainty comes from the survey's error model
-(ysocensus.inference.error_models) and the row's 'note' says so. Other columns are ignored (--carry
+Any survey may be absent or null per row. A survey whose columns are absent, or null for a star, is
+not conditioned on (marginalised), unless its ID column is present (tmass_id, allwise_id, obsid, ...)
+or --searched names it: then "no values" is read as "searched and not detected". A value without its
+uncertainty is read as a value alone (the model was trained to); no uncertainty is invented unless
+--fill-errors asks for the survey error models. The 'conditioning' column says, per star and survey,
+which rule applied; 'ess' is the effective sample size of the population correction (status low_ess
+when it is below 10). Other columns are ignored (--carry
 copies them to the output). A row with bad input (non-numeric, inf, uncertainty <= 0, sentinel
 magnitudes, no position) gets status invalid_input and a note naming the column (--strict: stop with
 an error naming column and rows); a row with nothing observed gets status prior_only. The output is
@@ -140,8 +146,12 @@ written atomically: an interrupted run leaves no partial file.""")
                    help="where the raw samples go (default: OUTPUT with _samples before the suffix)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of flagging it")
-    p.add_argument("--no-fill-errors", action="store_true",
-                   help="do not fill missing uncertainties from error models (such values are then unused)")
+    p.add_argument("--fill-errors", action="store_true",
+                   help="fill missing uncertainties from the survey error models (default: values without an "
+                        "uncertainty are read without one)")
+    p.add_argument("--searched", nargs="+", default=[], metavar="SURVEY",
+                   help="surveys (gaia tmass wise lamost) cross-matched for every row: a star without their values is "
+                        "a non-detection, not a gap (default: only surveys whose ID column is in the catalog)")
     p.add_argument("--skip-unobserved", action="store_true",
                    help="do not sample rows with nothing observed (status prior_only, null quantiles)")
     p.add_argument("--carry", nargs="+", default=[], metavar="COLUMN",

@@ -152,6 +152,10 @@ CATALOG = TableSchema("catalog", tuple(_CATALOG_VALUES))
 
 #: order of the bits of ``survey_mask``: bit i set when MEASUREMENT_BITS[i] is not null
 MEASUREMENT_BITS = ("parallax",) + MAGNITUDES + LAMOST_LABELS
+#: sampler-input column (not in any file) of per-row "searched" bits in MEASUREMENT_BITS order: a null
+#: measurement that was searched for is a non-detection, one that was not is marginalised
+#: (``inference.catalog.survey_rules``); absent means every measurement was searched, as in the simulation
+SEARCHED_MASK = "searched_mask"
 
 # ---------------------------------------------------------------------------------------------
 # Posteriors: results/posteriors/chunk_{chunk}.parquet, exactly one row per catalog row.
@@ -159,11 +163,12 @@ MEASUREMENT_BITS = ("parallax",) + MAGNITUDES + LAMOST_LABELS
 #: inferred parameters, named after their truth columns in POPULATION
 PARAMETERS = ("log10_age_yr", "initial_mass_msun", "feh", "distance_pc", "av_mag")
 QUANTILES = (16, 50, 84)
-POSTERIOR_STATUS = ("ok", "prior_only", "invalid_input")
+POSTERIOR_STATUS = ("ok", "prior_only", "invalid_input", "low_ess")
 
 _POSTERIOR = [
     _c("source_id", I64, "", "same source_id as the catalog row"),
-    _c("status", STR, "", "one of io.POSTERIOR_STATUS: ok, prior_only (nothing observed), invalid_input"),
+    _c("status", STR, "", "one of io.POSTERIOR_STATUS: ok, prior_only (nothing observed), invalid_input, "
+                          "low_ess (importance weights too uneven to trust: ess below infer.min_ess)"),
     _c("n_samples", I32, "", "posterior samples drawn"),
 ]
 for _p in PARAMETERS:
@@ -174,6 +179,14 @@ _POSTERIOR.append(_c("p_young", F32, "", "posterior probability that the age is 
 _POSTERIOR.append(_c("p_young_2", F32, "",
                      "posterior probability that the age is below the optional second threshold "
                      "(config infer.second_threshold_myr, default 10 Myr; null when not configured)", True))
+_POSTERIOR.append(_c("ess", F32, "",
+                     "effective sample size (Kish) of the importance weights of the proposals behind the samples "
+                     "(the posterior corrected to the Galactic population); null where the samples are the "
+                     "network's own draws", True))
+_POSTERIOR.append(_c("conditioning", STR, "",
+                     "per survey, the rule applied: measured, measured_no_sigma (values read without their "
+                     "uncertainty), not_detected (searched, not seen) or marginalised (not conditioned on); "
+                     "see ysocensus.inference.catalog", True))
 _POSTERIOR.append(_c("note", STR, "",
                      "why a row was not inferred, or which uncertainties came from a survey error model "
                      "(ysocensus.inference.error_models); null when there is nothing to say", True))

@@ -105,20 +105,52 @@ def test_null_source_id_is_an_error_naming_rows():
         prepare(table)
 
 
-def test_missing_uncertainty_columns_are_filled_from_error_models_and_noted():
+def test_missing_uncertainties_are_not_invented_unless_asked():
     frame = make_catalog(200, all_null_rows=0).drop(columns=list(io.TMASS_ERRORS) + ["parallax_error"])
     batch = prepare(_table(frame))
     have_j = frame["j_m"].notna().to_numpy()
-    assert np.isfinite(batch.columns["j_msigcom"][have_j]).all()
-    assert np.isnan(batch.columns["j_msigcom"][~have_j]).all()
-    np.testing.assert_allclose(batch.columns["j_msigcom"][have_j],
+    # the value is used, its σ stays unknown (the model reads it as a value alone), and the row says so
+    assert np.isnan(batch.columns["j_msigcom"]).all() and not batch.filled
+    assert (batch.columns["survey_mask"][have_j] & (1 << io.MEASUREMENT_BITS.index("j_m"))).all()
+    row = np.flatnonzero(have_j)[0]
+    assert "tmass:measured_no_sigma" in batch.conditioning[row]
+    # filled from the survey error models only on request (fill_errors), and noted
+    filled = prepare(_table(frame), fill_errors=True)
+    np.testing.assert_allclose(filled.columns["j_msigcom"][have_j],
                                error_models.tmass_sigma("j_m", frame["j_m"].to_numpy()[have_j]), rtol=1e-6)
-    assert set(batch.filled) == set(io.TMASS_ERRORS) | {"parallax_error"}
-    note = batch.note_column()[np.flatnonzero(have_j)[0]]
-    assert "uncertainty from error model" in note and "j_msigcom" in note
-    # unfilled when asked not to: the values are then unusable and say so
-    raw = prepare(_table(frame), fill_errors=False)
-    assert not raw.filled and "j_m without uncertainty" in raw.note_column()[np.flatnonzero(have_j)[0]]
+    assert set(filled.filled) == set(io.TMASS_ERRORS) | {"parallax_error"}
+    assert "uncertainty from error model" in filled.note_column()[row]
+
+
+def _rules(batch, survey):
+    return np.array([dict(p.split(":") for p in c.split(";"))[survey] for c in batch.conditioning])
+
+
+def test_a_survey_the_catalog_lacks_is_marginalised_not_read_as_a_non_detection():
+    from ysocensus.inference.catalog import SURVEY_VALUES
+
+    frame = make_catalog(100, all_null_rows=0)
+    gaia_only = frame.drop(columns=[c for s in ("tmass", "wise", "lamost") for c in SURVEY_VALUES[s]]
+                           + list(io.TMASS_ERRORS) + list(io.WISE_ERRORS) + list(io.LAMOST_ERRORS))
+    batch = prepare(_table(gaia_only))
+    bits = batch.columns[io.SEARCHED_MASK]
+    for s in ("tmass", "wise", "lamost"):
+        assert (_rules(batch, s) == "marginalised").all()
+        for c in SURVEY_VALUES[s]:
+            assert not (bits & (1 << io.MEASUREMENT_BITS.index(c))).any()
+    # the columns present but null for a star: never cross-matched, also marginalised ...
+    frame.loc[:9, list(io.TMASS_BANDS)] = np.nan
+    batch = prepare(_table(frame))
+    assert (_rules(batch, "tmass")[:10] == "marginalised").all()
+    # ... unless the cross-match was done: the survey's ID column is there, or the user says so
+    with_id = frame.assign(tmass_id=["x"] * 10 + [None] * 90)
+    assert (_rules(prepare(_table(with_id)), "tmass")[:10] == "not_detected").all()
+    declared = prepare(_table(frame), searched=("tmass",))
+    assert (_rules(declared, "tmass")[:10] == "not_detected").all()
+    j = io.MEASUREMENT_BITS.index("j_m")
+    assert (declared.columns[io.SEARCHED_MASK][:10] & (1 << j)).all()
+    with pytest.raises(ValueError, match="unknown survey"):
+        prepare(_table(frame), searched=("2mass",))
 
 
 def test_error_models_are_monotonic_and_positive():

@@ -125,7 +125,7 @@ def test_guidance_leaves_out_the_disk_bands_by_default():
 def test_row_groups_are_contiguous_homogeneous_and_cover_the_batch():
     from ysocensus.model.flow import FEW_LATENT, OBSERVED_BUCKETS, row_groups
     from ysocensus.model.masks import MaskMix, sample_condition_states
-    from ysocensus.model.tokens import LATENT, OBSERVED
+    from ysocensus.model.tokens import LATENT, is_observed
 
     b = random_batch(400, seed=11)
     state = sample_condition_states(b["measured"], MaskMix(), torch.Generator().manual_seed(12))
@@ -134,7 +134,7 @@ def test_row_groups_are_contiguous_homogeneous_and_cover_the_batch():
     s = state[order]
     assert groups[0].start == 0 and groups[-1].stop == 400
     assert all(a.stop == c.start for a, c in zip(groups[:-1], groups[1:]))
-    n_lat, n_obs = (s == LATENT).sum(1), (s == OBSERVED).sum(1)
+    n_lat, n_obs = (s == LATENT).sum(1), is_observed(s).sum(1)
     bucket = torch.bucketize(n_obs, torch.as_tensor(OBSERVED_BUCKETS))
     for g in groups:
         assert len(set((n_lat[g] > FEW_LATENT).tolist())) == 1 and len(set(bucket[g].tolist())) == 1

@@ -1,8 +1,9 @@
 import torch
 
 from model_helpers import random_batch
-from ysocensus.model.masks import MaskMix, survey_states, sample_condition_states
-from ysocensus.model.tokens import DROPPED, LATENT, MISSING, N_THETA, OBSERVED, SKY_INDEX, SURVEY_TOKENS
+from ysocensus.model.masks import MaskMix, posterior_states, survey_states, sample_condition_states
+from ysocensus.model.tokens import (DROPPED, LATENT, MISSING, N_THETA, OBSERVED, SKY_INDEX, SURVEY_TOKENS, VALUE_ONLY,
+                                    is_observed)
 
 
 def test_condition_masks_respect_measurements():
@@ -14,11 +15,40 @@ def test_condition_masks_respect_measurements():
     assert ((st == LATENT).sum(1) >= 1).all()
     assert ((st[:, :N_THETA] == LATENT).sum(1) >= 1).all()
     kinds = {int(k) for k in torch.unique(st)}
-    assert kinds == {LATENT, OBSERVED, MISSING, DROPPED}
+    assert kinds == {LATENT, OBSERVED, MISSING, DROPPED, VALUE_ONLY}
     # some examples condition on nothing but the sky (the prior), some predict an observable
     x = st[:, N_THETA:SKY_INDEX]
-    assert ((x == OBSERVED).sum(1) == 0).any()
+    assert (is_observed(x).sum(1) == 0).any()
     assert (x == LATENT).any()
+
+
+def test_uncertainties_are_withheld_often_enough_to_learn_values_alone():
+    """Every σ withheld in about sigma_drop_all of the examples (literature tables without error columns),
+    each group's σ in about sigma_drop_group of the rest; only observed x tokens, never θ or the sky."""
+    b = random_batch(20000, seed=3, p_measured=1.0)
+    mix = MaskMix(posterior=1.0, survey_drop=0.0, random_subset=0.0, predict_x=0.0, prior=0.0)
+    st = sample_condition_states(b["measured"], mix, torch.Generator().manual_seed(3))
+    x = st[:, N_THETA:SKY_INDEX]
+    assert not (st[:, :N_THETA] == VALUE_ONLY).any() and not (st[:, SKY_INDEX] == VALUE_ONLY).any()
+    all_withheld = (x == VALUE_ONLY).all(1).float().mean().item()
+    expected = mix.sigma_drop_all + (1 - mix.sigma_drop_all) * mix.sigma_drop_group ** 5  # 5 groups
+    assert abs(all_withheld - expected) < 0.015
+    none = (x == OBSERVED).all(1).float().mean().item()
+    assert abs(none - (1 - mix.sigma_drop_all) * (1 - mix.sigma_drop_group) ** 5) < 0.015
+
+
+def test_posterior_states_marginalise_what_was_not_searched_and_read_values_without_sigma():
+    m = torch.zeros(3, SKY_INDEX + 1, dtype=torch.bool)
+    t = SURVEY_TOKENS["tmass"][0]
+    w = SURVEY_TOKENS["wise"][0]
+    m[:, t] = True
+    sig = torch.ones_like(m)
+    sig[1, t] = False
+    searched = torch.ones_like(m)
+    searched[2, w] = False
+    st = posterior_states(m, sig, searched)
+    assert st[0, t] == OBSERVED and st[1, t] == VALUE_ONLY
+    assert st[0, w] == MISSING and st[2, w] == DROPPED
 
 
 def test_survey_states_drop_other_surveys():

@@ -16,6 +16,22 @@ A complex forms stars in two ways:
     centres Gaussian around the complex centre (sigma = half the complex radius), Plummer profiles of
     radius ``plummer_radius_pc`` truncated at 10 radii, one age per cluster (uniform in log age over the
     complex's range) with an internal spread ``age_spread_dex``.
+Literature associations (``population.young.literature_associations``): every association, moving group and
+nearby cluster within ~500 pc of the BANYAN Sigma compilation (Gagne et al. 2018, ApJ 856, 23: centre XYZ and
+spatial covariance from its model file, ages and bona fide member counts from its Table 1), plus census
+additions where BANYAN has no group (Lupus 3: Comeron 2008, Galli et al. 2020), read from
+``ysocensus/data/young_associations.csv`` (sources, licence and commits in ``young_associations.SOURCES.md``).
+Each becomes a distributed association only (no clusters), an isotropic Gaussian with sigma = sqrt of the mean
+eigenvalue of BANYAN's XYZ covariance, ages uniform in log age over its literature range, and a stellar mass
+from the documented rule ``members x M_tot / N(m > member_mass_min_msun)`` for a Kroupa (2001) IMF (bona fide
+BANYAN members taken as complete above 0.5 Msun: 2.40 Msun formed per member; see ``member_mass_factor``).
+Groups whose literature age exceeds ``max_age_myr`` (Hyades, Coma Ber, UMa core, chi1 For at the default 200
+Myr) or whose centre lies beyond ``max_distance_pc`` are left out, as is a group whose ``covered_by`` complex of
+``COMPLEXES`` is selected (Taurus, rho Oph, US, UCL, LCC, CrA: that complex already carries it, with its
+cloud and clusters). Only star-forming regions carry a cloud (``cloud_av_mag`` > 0); moving groups have none.
+They come after the Radcliffe Wave clouds, so adding them changes no earlier cluster's id or random stream.
+A ``young`` mapping without the ``literature_associations`` key (one that did not pass the schema) has none.
+
 The Radcliffe Wave (Alves et al. 2020) is a chain of ``n_clouds`` small complexes spaced evenly along a
 polyline through anchor points (heliocentric x, y, z in pc: Canis Major, Orion, Perseus, Cepheus, Cygnus),
 which gives its ~2.7 kpc length and ~160 pc vertical undulation.
@@ -27,8 +43,11 @@ same way in every tile and each tile keeps the stars that fall inside it.
 
 from __future__ import annotations
 
+import csv
+import functools
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -45,7 +64,7 @@ COMPLEXES: dict[str, tuple] = {
     "ophiuchus":             (353.0, 17.0, 138.0, 4.0, 300.0, (5.7, 6.5), 10.0, 4.0),
     "lupus":                 (339.0, 16.0, 158.0, 6.0, 150.0, (6.0, 6.7), 3.0, 6.0),
     "chamaeleon":            (297.0, -15.0, 190.0, 5.0, 250.0, (6.0, 6.7), 4.0, 5.0),
-    "corona_australis":      (0.0, -18.0, 152.0, 3.0, 100.0, (5.8, 6.5), 6.0, 3.0),
+    "corona_australis":      (359.9, -17.7, 152.0, 3.0, 100.0, (5.8, 6.5), 6.0, 3.0),
     "upper_scorpius":        (352.0, 20.0, 143.0, 20.0, 2500.0, (6.9, 7.2), 0.5, 15.0),
     "upper_centaurus_lupus": (331.0, 12.0, 140.0, 30.0, 3000.0, (7.1, 7.3), 0.2, 20.0),
     "lower_centaurus_crux":  (300.0, 5.0, 115.0, 25.0, 2000.0, (7.0, 7.2), 0.2, 20.0),
@@ -78,6 +97,7 @@ class Complex:
     cloud_av_mag: float
     cloud_radius_pc: float
     feh: float = 0.0
+    distributed_only: bool = False   # literature associations: the whole mass in the distributed association
 
     @property
     def distance(self) -> float:
@@ -95,6 +115,72 @@ def xyz_to_lbd(x, y, z):
     l = np.rad2deg(np.arctan2(y, x)) % 360.0
     b = np.rad2deg(np.arcsin(np.clip(z / np.maximum(d, 1e-12), -1, 1)))
     return l, b, d
+
+
+#: the literature catalogue shipped with the package
+ASSOCIATIONS_CSV = Path(__file__).resolve().parent.parent / "data" / "young_associations.csv"
+_LIT_FLOAT = ("x_pc", "y_pc", "z_pc", "l_deg", "b_deg", "distance_pc", "sigma_x_pc", "sigma_y_pc", "sigma_z_pc",
+              "sigma_pc", "age_myr", "age_min_myr", "age_max_myr", "member_mass_min_msun", "cloud_av_mag",
+              "cloud_radius_pc")
+
+
+@functools.lru_cache(maxsize=None)
+def _read_literature(path: str) -> tuple[dict, ...]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    out = []
+    for r in rows:
+        r = dict(r)
+        for k in _LIT_FLOAT:
+            r[k] = float(r[k])
+        r["n_members"] = int(r["n_members"])
+        if not 0 < r["age_min_myr"] <= r["age_myr"] <= r["age_max_myr"] or r["sigma_pc"] <= 0 or r["n_members"] < 1:
+            raise ValueError(f"{path}: bad row {r['name']!r}")
+        out.append(r)
+    names = [r["name"] for r in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: duplicate names")
+    return tuple(out)
+
+
+def literature_associations(path=None) -> list[dict]:
+    """The rows of ``data/young_associations.csv`` (numbers as floats, ``n_members`` as int)."""
+    return [dict(r) for r in _read_literature(str(path or ASSOCIATIONS_CSV))]
+
+
+def _kroupa_xi(m):
+    m = np.asarray(m, np.float64)
+    return np.where(m < 0.08, (0.08 / 0.5) ** -1.3 * (m / 0.08) ** -0.3,
+                    np.where(m < 0.5, (m / 0.5) ** -1.3, (m / 0.5) ** -2.3))
+
+
+def member_mass_factor(m_min: float, mass_range=(0.08, 100.0)) -> float:
+    """Stellar mass formed (over ``mass_range``) per star above ``m_min`` for a Kroupa (2001) IMF (slopes 0.3,
+    1.3, 2.3 with breaks at 0.08 and 0.5 Msun): 2.40 Msun for m_min = 0.5, 0.415 Msun for m_min = 0.03."""
+    def integral(f, a, b):
+        x = np.geomspace(a, b, 20001)
+        y = f(x) * x  # d/dln m
+        return float(np.sum((y[1:] + y[:-1]) * np.diff(np.log(x))) / 2)
+
+    mass = integral(lambda m: m * _kroupa_xi(m), *mass_range)
+    n = integral(_kroupa_xi, float(m_min), mass_range[1])
+    return mass / n
+
+
+def literature_complexes(lit: Mapping, selected: set, feh: float = 0.0) -> list[Complex]:
+    """Complexes from the literature catalogue for the ``young.literature_associations`` settings."""
+    max_age = float(lit.get("max_age_myr", 200.0))
+    max_d = float(lit.get("max_distance_pc", 500.0))
+    out = []
+    for r in literature_associations(lit.get("path")):
+        if r["age_myr"] > max_age or r["distance_pc"] > max_d or (r["covered_by"] and r["covered_by"] in selected):
+            continue
+        mass = r["n_members"] * member_mass_factor(r["member_mass_min_msun"])
+        ages = (float(np.log10(r["age_min_myr"] * 1e6)), float(np.log10(r["age_max_myr"] * 1e6)))
+        out.append(Complex(r["name"], r["x_pc"], r["y_pc"], r["z_pc"], r["sigma_pc"], mass, ages,
+                           r["cloud_av_mag"], r["cloud_radius_pc"] if r["cloud_av_mag"] > 0 else r["sigma_pc"],
+                           feh, distributed_only=True))
+    return out
 
 
 def complexes_from_config(young: Mapping) -> list[Complex]:
@@ -128,6 +214,13 @@ def complexes_from_config(young: Mapping) -> list[Complex]:
             out.append(Complex(f"radcliffe_wave_{k:02d}", *map(float, xyz[k]), wave.get("cloud_radius_pc", 15.0),
                                wave.get("stellar_mass_msun", 150.0), tuple(wave.get("log10_age_yr", (6.0, 7.0))),
                                wave.get("cloud_av_mag", 1.5), wave.get("cloud_radius_pc", 15.0), feh))
+    lit = young.get("literature_associations")
+    if lit is not None and lit.get("enabled", True):
+        taken = {c.name for c in out}
+        for c in literature_complexes(lit, set(names), feh):
+            if c.name in taken:
+                raise ValueError(f"population.young: literature association {c.name!r} clashes with a complex name")
+            out.append(c)
     return out
 
 
@@ -172,6 +265,9 @@ def build_clusters(young: Mapping, seed: int) -> Clusters:
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
             int(seed), spawn_key=(STAGES["population"], CATALOGUE_KEY, key))))
         lo, hi = c.log10_age_yr
+        if c.distributed_only:  # literature association: no clusters
+            rows.append((ci * 1000, c.name, 0, c.x, c.y, c.z, c.radius_pc, c.stellar_mass_msun, lo, hi, 0.0, c.feh))
+            continue
         rows.append((ci * 1000, c.name, 0, c.x, c.y, c.z, c.radius_pc, f_dist * c.stellar_mass_msun, lo, hi, 0.0, c.feh))
         m_cl_total = (1 - f_dist) * c.stellar_mass_msun
         top = min(m_hi, max(m_cl_total, m_lo * 1.0001))

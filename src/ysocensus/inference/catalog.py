@@ -14,6 +14,20 @@ first rows; with ``on_invalid="raise"`` the first such problem raises :class:`In
 and rows. What counts as invalid: a non-numeric entry in a numeric column, ±inf anywhere, an uncertainty
 ≤ 0, a magnitude outside −5…35 (sentinels such as 99.99), a LAMOST Teff ≤ 0, a position that is null or
 outside its range. A NaN in a measurement or uncertainty is read as null (missing), the catalog convention.
+
+What a catalog lacks is not what a survey did not see. Per star and survey (``SURVEY_RULES``, reported in the
+``conditioning`` column):
+
+- ``measured``: at least one of the survey's values is present; its null bands are non-detections, as the
+  survey publishes them (a 2MASS source without Ks, a Gaia source without a parallax).
+- ``measured_no_sigma``: the same, with at least one value given without its uncertainty: that value is read
+  without it (``tokens.VALUE_ONLY``); no uncertainty is invented for it.
+- ``not_detected``: every value null, and the user says the cross-match was done: the survey's ID column is
+  in the catalog (``SURVEY_ID_COLUMNS``, e.g. ``tmass_id`` / ``designation`` of the Gaia archive's 2MASS
+  neighbourhood table) or the survey is named in ``searched``. Read as "searched and not seen".
+- ``marginalised``: every value null and no sign that the survey was searched (a literature table without
+  2MASS, a star never cross-matched), or the survey's columns are absent: not conditioned on at all. A
+  value column absent from the file is marginalised for every row, band by band.
 """
 
 from __future__ import annotations
@@ -40,11 +54,28 @@ POSITIONS = (("l", "b"), ("ra", "dec"))
 #: measurement and uncertainty columns, in io.MEASUREMENT_BITS order
 VALUES = io.MEASUREMENT_BITS
 ERRORS = tuple(error_models.ERROR_OF[v] for v in VALUES)
+ERROR_OF_VALUE = dict(zip(VALUES, ERRORS))
 #: alternative Gaia uncertainty columns accepted and converted to flux_over_error
 GAIA_ALTERNATIVES = {foe: (f"{m}_error", m.replace("_mag", "_flux"), m.replace("_mag", "_flux_error"))
                      for m, foe in zip(io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)}
 _ALT_COLUMNS = tuple(c for alts in GAIA_ALTERNATIVES.values() for c in alts)
-KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS))
+#: columns whose presence says a survey was cross-matched for every row (a null ID: searched, not found)
+SURVEY_ID_COLUMNS = {
+    "gaia": ("gaia_source_id", "gaia_dr3_source_id", "dr3_source_id", "dr2_source_id"),
+    "tmass": ("tmass_id", "tmass_designation", "designation_2mass", "original_ext_source_id", "tmass_oid",
+              "_2mass", "2mass"),
+    "wise": ("allwise_id", "allwise_designation", "designation_allwise", "allwise_oid", "allwise", "wise_id"),
+    "lamost": ("obsid", "lamost_obsid", "lamost_id"),
+}
+_ID_COLUMNS = tuple(c for cols in SURVEY_ID_COLUMNS.values() for c in cols)
+#: the rule applied per star and survey (module docstring), as written in the ``conditioning`` column
+SURVEY_RULES = ("measured", "measured_no_sigma", "not_detected", "marginalised")
+#: each survey's value columns, in io.MEASUREMENT_BITS order
+SURVEY_VALUES = {"gaia": ("parallax",) + io.GAIA_BANDS, "tmass": io.TMASS_BANDS, "wise": io.WISE_BANDS,
+                 "lamost": io.LAMOST_LABELS}
+assert set(SURVEY_VALUES) == set(io.SURVEYS) and sum(map(len, SURVEY_VALUES.values())) == len(VALUES)
+KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS
+                            + _ID_COLUMNS))
 #: plausible apparent magnitudes; anything outside is taken for a sentinel. The bright end leaves room
 #: for red supergiants of nearby OB associations (Antares: K = -4.1; the simulator makes K = -6 at 100 pc)
 _MAG_RANGE = (-12.0, 35.0)
@@ -213,6 +244,7 @@ class PreparedBatch:
     notes: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (text, row mask)
     filled: dict[str, np.ndarray] = field(default_factory=dict)        # error column -> rows filled
     carry: dict[str, pa.Array] = field(default_factory=dict)
+    conditioning: np.ndarray | None = None   # str [n]: the rule applied per survey (SURVEY_RULES)
 
     @property
     def n(self) -> int:
@@ -299,11 +331,57 @@ def _as_source_id(table: pa.Table, where: str, offset: int) -> np.ndarray:
     return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def survey_rules(table_columns: Sequence[str], values: dict[str, np.ndarray], errors: dict[str, np.ndarray],
+                 searched: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Which measurements were searched for, per row, and the rule applied per survey (module docstring).
+
+    ``table_columns``: the catalog's (lower-case) columns; ``values`` / ``errors``: float arrays (NaN = null)
+    per value / uncertainty column; ``searched``: surveys the user declares cross-matched for every row.
+    Returns the ``tokens.SEARCHED_COLUMN`` bits (int32, io.MEASUREMENT_BITS order) and, per survey, the
+    index into SURVEY_RULES of each row.
+    """
+    unknown = sorted(set(searched) - set(io.SURVEYS))
+    if unknown:
+        raise ValueError(f"searched: unknown survey(s) {unknown}; choose from {list(io.SURVEYS)}")
+    n = len(next(iter(values.values())))
+    bits = np.zeros(n, np.int32)
+    rules = {}
+    for s, cols in SURVEY_VALUES.items():
+        present = [c for c in cols if c in table_columns]
+        has_value = np.zeros(n, bool)
+        no_sigma = np.zeros(n, bool)
+        for c in cols:
+            has_value |= np.isfinite(values[c])
+            no_sigma |= np.isfinite(values[c]) & ~np.isfinite(errors[ERROR_OF_VALUE[c]])
+        declared = s in searched or any(c in table_columns for c in SURVEY_ID_COLUMNS[s])
+        row_searched = has_value | declared
+        for c in present:
+            bits |= np.where(row_searched, np.int32(1 << VALUES.index(c)), np.int32(0))
+        rule = np.full(n, SURVEY_RULES.index("marginalised"), np.int8)
+        rule[row_searched & bool(present)] = SURVEY_RULES.index("not_detected")
+        rule[has_value] = SURVEY_RULES.index("measured")
+        rule[has_value & no_sigma] = SURVEY_RULES.index("measured_no_sigma")
+        rules[s] = rule
+    return bits, rules
+
+
+def conditioning_column(rules: dict[str, np.ndarray]) -> np.ndarray:
+    """``gaia:measured;tmass:marginalised;…`` per row (object array)."""
+    out = None
+    for s in io.SURVEYS:
+        part = np.asarray([f"{s}:{r}" for r in SURVEY_RULES], dtype=object)[rules[s]]
+        out = part if out is None else out + ";" + part
+    return out
+
+
 def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid: str = "flag",
-            fill_errors: bool = True, carry: Sequence[str] = ()) -> PreparedBatch:
+            fill_errors: bool = False, carry: Sequence[str] = (), searched: Sequence[str] = ()) -> PreparedBatch:
     """Validate one batch and convert it to sampler input (see module docstring for the rules).
 
     ``offset`` is the index of the batch's first row in the file (rows in messages count from 0).
+    ``fill_errors``: fill missing uncertainties from the survey error models (``inference.error_models``)
+    instead of reading those values without one (off by default: a filled σ is a guess the network would read
+    as a measurement). ``searched``: surveys cross-matched for every row (``survey_rules``).
     """
     if on_invalid not in ("flag", "raise"):
         raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")
@@ -378,17 +456,18 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
         cols[c] = f[c]
     if fill_errors:
         batch.filled = error_models.fill(cols, n)
-    # a value whose uncertainty is still unknown (e.g. parallax without G) is unusable: say so
+    # a value without its uncertainty is read as a value alone (tokens.VALUE_ONLY)
     usable = np.zeros(n, bool)
     mask = np.zeros(n, np.int32)
-    for i, (v, e) in enumerate(zip(VALUES, ERRORS)):
-        ok = np.isfinite(cols[v]) & np.isfinite(cols[e])
-        lost = np.isfinite(cols[v]) & ~ok & ~invalid
-        if lost.any():
-            batch.notes.append((f"{v} without uncertainty (not used)", lost))
+    for i, v in enumerate(VALUES):
+        ok = np.isfinite(cols[v])
         usable |= ok
         mask |= np.where(ok, np.int32(1 << i), np.int32(0))
     cols["survey_mask"] = mask
+    bits, rules = survey_rules(table.column_names, {c: cols[c] for c in VALUES}, {c: cols[c] for c in ERRORS},
+                               searched)
+    cols[io.SEARCHED_MASK] = bits
+    batch.conditioning = conditioning_column(rules)
     batch.observed = usable & ~invalid
     if (~usable & ~invalid).any():
         batch.notes.append(("nothing observed", ~usable & ~invalid))

@@ -46,7 +46,9 @@ class InferOptions:
     seed: int = 0
     stream: int = 0
     on_invalid: str = "flag"
-    fill_errors: bool = True
+    fill_errors: bool = False
+    searched: tuple[str, ...] = ()
+    min_ess: float = 10.0
     sample_unobserved: bool = True
     carry: tuple[str, ...] = ()
     progress: bool = False
@@ -57,6 +59,8 @@ class InferOptions:
         names = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in dict(section).items() if k in names}
         kw.update(over)
+        if "searched" in kw:
+            kw["searched"] = tuple(kw["searched"])
         return cls(seed=seed, **kw)
 
 
@@ -112,7 +116,7 @@ def _samples_schema(n_samples: int) -> pa.Schema:
     return pa.schema(fields, metadata={"ysocensus.schema": "posterior_samples"})
 
 
-def _summary_columns(prepared, result_samples, result_status, todo, opts) -> dict[str, np.ndarray]:
+def _summary_columns(prepared, result, todo, opts) -> dict[str, np.ndarray]:
     n = prepared.n
     young = summaries.log10_age_threshold(opts.young_threshold_myr)
     second = (summaries.log10_age_threshold(opts.second_threshold_myr)
@@ -120,7 +124,13 @@ def _summary_columns(prepared, result_samples, result_status, todo, opts) -> dic
     cols: dict[str, np.ndarray] = {}
     status = np.full(n, "invalid_input", dtype=object)
     n_samples = np.zeros(n, np.int32)
-    summ = summaries.summarise(result_samples, young, second) if result_samples is not None else None
+    result_samples = None if result is None else result.samples
+    result_status = None if result is None else result.status
+    summ = (summaries.summarise(result_samples, young, second, result.proposals, result.log_weights)
+            if result is not None else None)
+    ess = np.full(n, np.nan, np.float32)
+    if result is not None and result.ess is not None:
+        ess[todo] = result.ess
     for name in [f"{p}_q{q}" for p in io.PARAMETERS for q in io.QUANTILES] + ["p_young", "p_young_2"]:
         col = np.full(n, np.nan, np.float32)
         if summ is not None:
@@ -128,6 +138,7 @@ def _summary_columns(prepared, result_samples, result_status, todo, opts) -> dic
         cols[name] = col
     if result_samples is not None:
         st = np.asarray(result_status, dtype=object)
+        st = np.where((st == "ok") & (ess[todo] < opts.min_ess), "low_ess", st)
         st = np.where(prepared.observed[todo], st, "prior_only")
         status[todo] = st
         n_samples[todo] = np.where(st == "invalid_input", 0, result_samples.shape[1])
@@ -136,6 +147,8 @@ def _summary_columns(prepared, result_samples, result_status, todo, opts) -> dic
     cols["source_id"] = prepared.columns["source_id"]
     cols["status"] = status
     cols["n_samples"] = n_samples
+    cols["ess"] = ess
+    cols["conditioning"] = prepared.conditioning
     cols["note"] = prepared.note_column()
     return cols
 
@@ -180,7 +193,8 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
             writer = samples_writer = None
             offset = 0
             for i, table in enumerate(reader):
-                prepared = prepare(table, str(catalog), offset, opts.on_invalid, opts.fill_errors, reader.carry)
+                prepared = prepare(table, str(catalog), offset, opts.on_invalid, opts.fill_errors, reader.carry,
+                                   opts.searched)
                 todo = ~prepared.invalid
                 if not opts.sample_unobserved:
                     todo &= prepared.observed
@@ -191,8 +205,7 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                     result = sampler.sample(batch, opts.n_samples, seed)
                     if len(result.status) != int(todo.sum()):
                         raise RuntimeError(f"sampler returned {len(result.status)} rows for {int(todo.sum())}")
-                cols = _summary_columns(prepared, None if result is None else result.samples,
-                                        None if result is None else result.status, todo, opts)
+                cols = _summary_columns(prepared, result, todo, opts)
                 out = io.to_table(cols, io.POSTERIOR, str(output))
                 for name, arr in prepared.carry.items():
                     out = out.append_column(name, arr)

@@ -64,7 +64,11 @@ class ModelSampler:
         status = getattr(self.estimator, "last_status", None)
         if status is None or len(status) != n:
             status = np.full(n, "ok", dtype=object)
-        return SampleResult(samples, np.asarray(status, dtype=object))
+        props = getattr(self.estimator, "last_proposals", None)
+        log_w = getattr(self.estimator, "last_log_weights", None)
+        ess = getattr(self.estimator, "last_ess", None)
+        return SampleResult(samples, np.asarray(status, dtype=object), props, log_w if props is not None else None,
+                            ess if props is not None else None)
 
     def describe(self) -> dict:
         d = {"model": self.path, "device": str(self.device), "n_steps": self.n_steps, "method": self.method}

@@ -28,14 +28,32 @@ from ysocensus import io
 
 @dataclass
 class SampleResult:
-    """Posterior samples of a batch: ``samples`` [n, S, P] float32 (physical units), ``status`` [n] str."""
+    """Posterior samples of a batch: ``samples`` [n, S, P] float32 (physical units), ``status`` [n] str.
+
+    A sampler that importance-resamples proposals (a posterior corrected to another prior) may also return
+    every proposal, ``proposals`` [n, K, P], with its ``log_weights`` [n, K] (probabilities such as P(young) are
+    then taken from all K weighted proposals) and ``ess`` [n], the effective sample size of the weights."""
 
     samples: np.ndarray
     status: np.ndarray
+    proposals: np.ndarray | None = None
+    log_weights: np.ndarray | None = None
+    ess: np.ndarray | None = None
 
     def __post_init__(self):
         self.samples = np.asarray(self.samples, dtype=np.float32)
         self.status = np.asarray(self.status, dtype=object)
+        n = self.samples.shape[0] if self.samples.ndim == 3 else -1
+        if (self.proposals is None) != (self.log_weights is None):
+            raise ValueError("proposals and log_weights come together")
+        if self.proposals is not None:
+            self.proposals = np.asarray(self.proposals, np.float32)
+            self.log_weights = np.asarray(self.log_weights, np.float32)
+            if self.proposals.shape[:1] != (n,) or self.log_weights.shape != self.proposals.shape[:2]:
+                raise ValueError(f"proposals {self.proposals.shape} and log_weights {self.log_weights.shape} "
+                                 f"do not match {n} stars")
+        if self.ess is not None:
+            self.ess = np.asarray(self.ess, np.float32)
         if self.samples.ndim != 3 or self.samples.shape[2] != len(io.PARAMETERS):
             raise ValueError(f"samples must be [n_stars, n_samples, {len(io.PARAMETERS)}], "
                              f"got {self.samples.shape}")

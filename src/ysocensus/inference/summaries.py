@@ -2,7 +2,10 @@
 
 Quantiles use linear interpolation between order statistics (numpy's default ``method="linear"``), from
 one sort along the sample axis; non-finite samples are ignored (a star whose samples of a parameter are
-all non-finite gets NaN). ``p_young`` is the fraction of finite age samples below the threshold.
+all non-finite gets NaN). ``p_young`` is the fraction of finite age samples below the threshold, or, where the
+sampler drew importance-weighted proposals (a posterior corrected to the Galactic population), the weighted
+fraction of all proposals below it: the resampled draws keep only n of them, so a young star whose young
+proposals carry little weight would otherwise round to 0 or 1 in steps of 1/n.
 """
 
 from __future__ import annotations
@@ -59,16 +62,38 @@ def probability_below(samples: np.ndarray, threshold: float, index: int = AGE_IN
     return np.where(n_ok > 0, p, np.nan).astype(np.float32)
 
 
+def weighted_probability_below(values: np.ndarray, log_weights: np.ndarray, threshold: float) -> np.ndarray:
+    """Σ w·[value < threshold] / Σ w per star over proposals ``values`` [n, K] with ``log_weights`` [n, K];
+    NaN where no proposal has a finite value and weight."""
+    v = np.asarray(values, np.float64)
+    lw = np.where(np.isfinite(v), np.asarray(log_weights, np.float64), -np.inf)
+    ok = np.isfinite(lw).any(1)
+    top = np.where(ok, np.max(np.where(np.isfinite(lw), lw, -np.inf), axis=1, initial=-np.inf), 0.0)
+    w = np.where(np.isfinite(lw), np.exp(lw - top[:, None]), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (w * (v < threshold)).sum(1) / w.sum(1)
+    return np.where(ok, p, np.nan).astype(np.float32)
+
+
 def summarise(samples: np.ndarray, young_log10_age: float,
-              second_log10_age: float | None = None) -> dict[str, np.ndarray]:
-    """POSTERIOR columns ``<param>_q16/_q50/_q84``, ``p_young`` and ``p_young_2`` (NaN if not configured)."""
+              second_log10_age: float | None = None, proposals: np.ndarray | None = None,
+              log_weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """POSTERIOR columns ``<param>_q16/_q50/_q84``, ``p_young`` and ``p_young_2`` (NaN if not configured).
+
+    With ``proposals`` [n, K, P] and their ``log_weights`` [n, K], P(young) is the weighted fraction of the
+    proposals (see the module docstring); the quantiles are always the samples'."""
     q = quantiles(samples)
     out = {}
     for j, p in enumerate(io.PARAMETERS):
         for k, qq in enumerate(io.QUANTILES):
             out[f"{p}_q{qq}"] = q[k, :, j]
-    out["p_young"] = probability_below(samples, young_log10_age)
+
+    def below(threshold):
+        if proposals is None:
+            return probability_below(samples, threshold)
+        return weighted_probability_below(np.asarray(proposals)[:, :, AGE_INDEX], log_weights, threshold)
+
+    out["p_young"] = below(young_log10_age)
     n = samples.shape[0]
-    out["p_young_2"] = (probability_below(samples, second_log10_age) if second_log10_age is not None
-                        else np.full(n, np.nan, np.float32))
+    out["p_young_2"] = below(second_log10_age) if second_log10_age is not None else np.full(n, np.nan, np.float32)
     return out

@@ -25,7 +25,7 @@ from ysocensus.model.anchors import from_config as anchors_from_config
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.model.tokens import VARIABLE_NAMES, Normalisation, fingerprint_dict
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the VALUE_ONLY state (network.value_only_emb)
 
 
 class CheckpointError(RuntimeError):

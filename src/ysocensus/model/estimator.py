@@ -36,7 +36,8 @@ from ysocensus.model import sampler
 from ysocensus.model.masks import posterior_states
 from ysocensus.model.network import FlowTransformer, latent_slots
 from ysocensus.model.tokens import (DROPPED, N_THETA, N_X, OBSERVABLES, OBSERVED, SKY_INDEX, Normalisation,
-                                    log_abs_det_model_per_phys, theta_from_model, theta_to_model, tokenize)
+                                    is_observed, log_abs_det_model_per_phys, theta_from_model, theta_to_model,
+                                    tokenize)
 
 _GAIA_SIGMA = 2.5 / np.log(10.0)
 
@@ -103,23 +104,24 @@ class FlowPosterior:
         self._default_x = None
 
     # ---------------------------------------------------------------------------------- tokens
-    def _states(self, measured: torch.Tensor, keep: np.ndarray | None = None):
-        """Posterior states; stars with nothing observed are conditioned on (l, b) only."""
-        state = posterior_states(measured)
+    def _states(self, measured: torch.Tensor, keep: np.ndarray | None = None, sigma_known=None, searched=None):
+        """Posterior states (``masks.posterior_states``); stars with nothing observed are conditioned on (l, b)
+        only."""
+        state = posterior_states(measured, sigma_known, searched)
         nothing = ~measured[:, N_THETA:SKY_INDEX].any(1)
         if nothing.any():
             state[nothing, N_THETA:SKY_INDEX] = DROPPED
         if keep is not None:  # condition only on a subset of tokens (others dropped)
             k = torch.as_tensor(keep, dtype=torch.bool)
-            drop = ~k.expand_as(measured) & (state != 0)
+            drop = ~k.expand_as(measured) & is_observed(state)
             drop[:, SKY_INDEX] = False
-            state = torch.where(drop & (state == 1), torch.tensor(DROPPED, dtype=torch.int8), state)
+            state = torch.where(drop, torch.tensor(DROPPED, dtype=torch.int8), state)
         return state, nothing
 
     def _conditioning(self, values, logsig, sky, state, device) -> sampler.Conditioning:
         """The sampler's view of a batch of stars: observed values only, latent θ slots, their anchors."""
         lat_idx, lat_ok = latent_slots(state, N_THETA)
-        values = values * (state == OBSERVED)
+        values = values * is_observed(state)
         c = s = None
         if self.anchors is not None:
             c, s = self.anchors.affine(values, logsig, state, lat_idx, lat_ok)
@@ -138,11 +140,17 @@ class FlowPosterior:
         # population: the prior ratio; simulation: undo the field tilt the network was trained with (if any)
         reweight = self.prior_ratio is not None and (self.prior == "population" or self.prior_ratio.tilt is not None)
         n_draw = n_samples * (self.oversample if reweight else 1)
+        props = np.full((B, n_draw, N_THETA), np.nan, np.float32) if reweight else None
+        log_w = np.full((B, n_draw), -np.inf, np.float32) if reweight else None
         for sl, z, cond in self._draws(t, state, n_draw, generator, full_sequence, n_steps, method):
             if reweight:
-                z, ess[sl] = self._resample(z, cond.sky, n_samples, generator)
+                props[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
+                z, ess[sl], log_w[sl] = self._resample(z, cond.sky, n_samples, generator)
             out[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
         self.last_ess = ess
+        # every weighted proposal, for probabilities taken from the weights (``inference.summaries``); None when
+        # the samples are the network's own draws
+        self.last_proposals, self.last_log_weights = props, log_w
         status = np.where(nothing.numpy(), "prior_only", "ok").astype(object)
         status[~sky_ok] = "invalid_input"
         out[~sky_ok] = np.nan
@@ -154,7 +162,9 @@ class FlowPosterior:
         t = arrays.torch()
         measured = t["measured"].clone()  # a copy: arrays.torch() shares the caller's memory
         measured[:, :N_THETA] = False
-        state, nothing = self._states(measured, keep)
+        opt = {k: None if getattr(arrays, k, None) is None else torch.as_tensor(getattr(arrays, k))
+               for k in ("sigma_known", "searched")}
+        state, nothing = self._states(measured, keep, **opt)
         sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
         return t, state, nothing, sky_ok
 
@@ -187,12 +197,15 @@ class FlowPosterior:
 
     @torch.no_grad()
     def _resample(self, z: torch.Tensor, sky: torch.Tensor, n: int, generator):
-        """Resample n of the proposals z [b, S, 5] to ``self.prior`` (``prior_ratio.population_indices``);
-        → (z [b, n, 5], ESS [b])."""
-        from ysocensus.model.prior_ratio import population_indices
+        """Resample n of the proposals z [b, S, 5] to ``self.prior`` (``prior_ratio.log_weights``, systematic
+        resampling); → (z [b, n, 5], ESS [b], log weights [b, S])."""
+        from ysocensus.model.prior_ratio import log_weights, resample
 
-        idx, ess = population_indices(self.prior_ratio, z, sky, n, generator, self.prior)
-        return torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1])), ess.numpy()
+        log_w = log_weights(self.prior_ratio, z, sky, self.prior).cpu()
+        idx, ess = resample(log_w, n, generator)
+        idx = idx.to(z.device)
+        return (torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1])), ess.numpy(),
+                log_w.float().numpy())
 
     @contextmanager
     def using_prior(self, prior: str):
@@ -258,7 +271,8 @@ class FlowPosterior:
         arrays = tokenize(flat_to_frame(xs), self.stats)
         t = arrays.torch()
         t["measured"][:, :N_THETA] = False
-        state, _ = self._states(t["measured"])
+        state, _ = self._states(t["measured"], None, torch.as_tensor(arrays.sigma_known),
+                                torch.as_tensor(arrays.searched))
         B = len(arrays)
         if theta.dim() == 2 and B == 1:
             th = theta[None]  # [1, n, 5]

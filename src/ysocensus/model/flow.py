@@ -32,7 +32,7 @@ import torch
 
 from ysocensus.model.anchors import features, from_anchored, latent_map, to_anchored
 from ysocensus.model.network import FlowTransformer, affine_theta_slots, latent_slots
-from ysocensus.model.tokens import LATENT, N_THETA, OBSERVED
+from ysocensus.model.tokens import LATENT, N_THETA, OBSERVED, is_observed
 
 
 @dataclass
@@ -90,7 +90,7 @@ def row_groups(state: torch.Tensor):
     random-subset masks). Contiguous groups keep every per-group tensor a view (no gathers, and none in the
     backward pass)."""
     n_lat = (state == LATENT).sum(1)
-    n_obs = (state == OBSERVED).sum(1)
+    n_obs = is_observed(state).sum(1)
     bounds = torch.as_tensor(OBSERVED_BUCKETS, device=state.device)
     key = (n_lat > FEW_LATENT).long() * (len(OBSERVED_BUCKETS) + 1) + torch.bucketize(n_obs, bounds)
     counts = torch.bincount(key).tolist()

@@ -12,6 +12,12 @@ The state of every token (``tokens.LATENT/OBSERVED/MISSING/DROPPED``) is drawn p
 - ``prior``: every x dropped, so a star with nothing observed gets p(θ | l, b), the prior along its line
   of sight.
 
+On top of every kind, uncertainties are withheld (``VALUE_ONLY``): all of a star's σ with probability
+``sigma_drop_all``, otherwise each group's (Gaia photometry, parallax, 2MASS, WISE, LAMOST) with probability
+``sigma_drop_group``. Literature tables often give magnitudes and parallaxes without their errors, and a
+simulated σ is only as honest as its error model; withholding it often enough keeps the posterior from the
+values alone calibrated, and lets a user's catalog without σ columns be answered without inventing them.
+
 A dropped (marginalised) token is not the same as a missing one: "not measured" carries information
 (too faint, outside the footprint), "not conditioned on" carries none. The sky token is always observed.
 """
@@ -24,7 +30,7 @@ import torch
 
 from ysocensus.io import SURVEYS
 from ysocensus.model.tokens import (DROPPED, LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, PARALLAX_TOKEN,
-                                    SKY_INDEX, SURVEY_TOKENS)
+                                    SKY_INDEX, SURVEY_TOKENS, VALUE_ONLY, is_observed)
 
 #: groups dropped together by the survey_drop masks
 DROP_GROUPS = {
@@ -38,21 +44,31 @@ DROP_GROUPS = {
 class MaskMix:
     """Probabilities of each kind of condition mask (normalised when drawn)."""
 
-    posterior: float = 0.65
-    survey_drop: float = 0.15
+    posterior: float = 0.55
+    survey_drop: float = 0.25
     random_subset: float = 0.1
     predict_x: float = 0.07
     prior: float = 0.03
     theta_observed_prob: float = 0.15  # in random_subset masks: chance that each θ is conditioned on
+    sigma_drop_all: float = 0.25  # on top of any kind: every σ withheld (VALUE_ONLY)
+    sigma_drop_group: float = 0.2  # otherwise: each DROP_GROUPS group's σ withheld
 
     def to_dict(self):
         return asdict(self)
 
 
-def posterior_states(measured: torch.Tensor) -> torch.Tensor:
-    """θ latent, measured x observed, the rest missing, the sky observed: [B, N] int8."""
-    state = torch.where(measured, torch.tensor(OBSERVED, dtype=torch.int8),
-                        torch.tensor(MISSING, dtype=torch.int8))
+def posterior_states(measured: torch.Tensor, sigma_known: torch.Tensor | None = None,
+                     searched: torch.Tensor | None = None) -> torch.Tensor:
+    """θ latent; measured x observed (``VALUE_ONLY`` where ``sigma_known`` is False); unmeasured x missing
+    where ``searched`` (default) and dropped where not; the sky observed: [B, N] int8."""
+    i8 = dict(dtype=torch.int8, device=measured.device)
+    absent = torch.tensor(MISSING, **i8)
+    if searched is not None:
+        absent = torch.where(searched, absent, torch.tensor(DROPPED, **i8))
+    seen = torch.tensor(OBSERVED, **i8)
+    if sigma_known is not None:
+        seen = torch.where(sigma_known, seen, torch.tensor(VALUE_ONLY, **i8))
+    state = torch.where(measured, seen, absent)
     state[:, :N_THETA] = LATENT
     state[:, SKY_INDEX] = OBSERVED
     return state
@@ -60,7 +76,15 @@ def posterior_states(measured: torch.Tensor) -> torch.Tensor:
 
 def drop(state: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
     """Mark observed tokens in ``which`` [B, N] bool as dropped (marginalised)."""
-    return torch.where(which & (state == OBSERVED), torch.tensor(DROPPED, dtype=torch.int8), state)
+    return torch.where(which & is_observed(state), torch.tensor(DROPPED, dtype=torch.int8), state)
+
+
+def withhold_sigma(state: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """Mark OBSERVED x tokens in ``which`` [B, N] bool as observed without their σ (``VALUE_ONLY``)."""
+    which = which.clone()
+    which[:, :N_THETA] = False
+    which[:, SKY_INDEX] = False
+    return torch.where(which & (state == OBSERVED), torch.tensor(VALUE_ONLY, dtype=torch.int8), state)
 
 
 def survey_states(measured: torch.Tensor, groups: tuple[str, ...]) -> torch.Tensor:
@@ -116,7 +140,7 @@ def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: tor
     # predict_x: some measured x latent
     px = kind == 3
     if px.any():
-        which = (rand(B, N) < 0.3) & is_x & (state == OBSERVED)
+        which = (rand(B, N) < 0.3) & is_x & is_observed(state)
         sub = torch.where(which, torch.tensor(LATENT, dtype=torch.int8, device=dev), state)
         state = torch.where(px[:, None], sub, state)
 
@@ -124,4 +148,11 @@ def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: tor
     pr = kind == 4
     if pr.any():
         state = torch.where(pr[:, None], drop(state, is_x.expand(B, N)), state)
+
+    # uncertainties withheld: all of them, or group by group
+    if mix.sigma_drop_all > 0 or mix.sigma_drop_group > 0:
+        which = (rand(B, 1) < mix.sigma_drop_all).expand(B, N).clone()
+        for idx in DROP_GROUPS.values():
+            which[:, list(idx)] |= (rand(B, 1) < mix.sigma_drop_group)
+        state = withhold_sigma(state, which)
     return state

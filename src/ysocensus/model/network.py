@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ysocensus.model.tokens import LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, SKY_INDEX, SURVEY_TOKENS
+from ysocensus.model.tokens import (LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, SKY_INDEX, SURVEY_TOKENS,
+                                    VALUE_ONLY, is_observed)
 
 #: range of the affine head's log s (standardised θ): from parallax-sharp distances (s ≈ 0.01) to 2.7× the prior
 LOG_S_MIN, LOG_S_MAX = -6.0, 1.0
@@ -194,6 +195,7 @@ class FlowTransformer(nn.Module):
         self.id_emb = nn.Parameter(torch.randn(N_TOKENS, d))
         self.obs_state = nn.Parameter(torch.randn(d) * 0.3)  # state embedding "observed"
         self.missing_emb = nn.Parameter(torch.randn(N_TOKENS, d) * 0.3)  # state "missing", per variable
+        self.value_only_emb = nn.Parameter(torch.randn(N_TOKENS, d) * 0.3)  # state "value only" (σ not given)
         self.sky = nn.Linear(4, d)
         self.lat_value_w = nn.Parameter(torch.randn(N_TOKENS, dl) * 0.3)
         self.lat_id_emb = nn.Parameter(torch.randn(N_TOKENS, dl))  # includes the state "latent"
@@ -219,7 +221,9 @@ class FlowTransformer(nn.Module):
     # ------------------------------------------------------------------------------------------ embed
     def embed_observed(self, values, logsig, sky, state) -> torch.Tensor:
         """[B, N, d] embeddings of every position as if observed (only OBSERVED ones are ever used)."""
-        h = values[..., None] * self.value_w + logsig[..., None] * self.sigma_w + self.id_emb + self.obs_state
+        value_only = (state == VALUE_ONLY)[..., None]
+        h = (values[..., None] * self.value_w + torch.where(value_only, 0.0, logsig[..., None]) * self.sigma_w
+             + self.id_emb + self.obs_state + value_only.to(values.dtype) * self.value_only_emb)
         missing = (state == MISSING).to(h.dtype)
         sky_h = self.sky(sky) + missing @ self.missing_emb  # what is absent, told through the sky token
         return torch.cat([h[:, :SKY_INDEX], (h[:, SKY_INDEX] + sky_h)[:, None]], 1)
@@ -254,7 +258,7 @@ class FlowTransformer(nn.Module):
         batch's largest observed count: the others take no part in attention, so they are not computed (a
         Gaia+2MASS+WISE star observes 12 of the 22 tokens, and θ is never observed at inference).
         """
-        order, obs_ok = packed_positions(state == OBSERVED)
+        order, obs_ok = packed_positions(is_observed(state))
         h = self.embed_observed(values, logsig, sky, state)
         h = torch.gather(h, 1, order[..., None].expand(-1, -1, h.shape[-1]))
         bias = _neg_bias(obs_ok, h.dtype)[:, None, None, :]  # [B,1,1,M]
@@ -323,7 +327,7 @@ def affine_rows(state: torch.Tensor, which: str) -> torch.Tensor:
     """[B] bool: the rows of condition ``state`` [B, N] that the affine head applies to (``AFFINE_ROWS``)."""
     if which == "all":
         return torch.ones(state.shape[0], dtype=torch.bool, device=state.device)
-    return (state[:, list(SURVEY_TOKENS["lamost"])] == OBSERVED).any(1)
+    return is_observed(state[:, list(SURVEY_TOKENS["lamost"])]).any(1)
 
 
 def affine_theta_slots(cache: ObservationCache, lat_idx, lat_ok) -> torch.Tensor:

@@ -10,12 +10,16 @@ source of truth for column names):
 - the sky position (l, b), one token that is always observed (sin/cos features), since the prior depends
   on direction.
 
-Each token is in one of four states (``LATENT``, ``OBSERVED``, ``MISSING``, ``DROPPED``). ``MISSING``
-means "the survey did not measure it" (not at random: detection limits, footprints); missing tokens take
-no part in attention or in the loss, but which variables are missing is told to the model through the
-always-observed sky token (a learned embedding per missing variable is added to it). ``DROPPED`` means
-"measured but not conditioned on" (marginalised: a condition mask that answers p(θ | a subset of x)); a
-dropped token is invisible and tells nothing.
+Each token is in one of five states (``LATENT``, ``OBSERVED``, ``VALUE_ONLY``, ``MISSING``, ``DROPPED``).
+``MISSING`` means "the survey searched and did not measure it" (not at random: detection limits, footprints);
+missing tokens take no part in attention or in the loss, but which variables are missing is told to the
+model through the always-observed sky token (a learned embedding per missing variable is added to it).
+``DROPPED`` means "not conditioned on" (marginalised): a survey the catalog was never cross-matched with, a
+column it does not carry, or a condition mask that answers p(θ | a subset of x); a dropped token is invisible
+and tells nothing. ``VALUE_ONLY`` is observed without its uncertainty (literature tables rarely carry Gaia
+flux errors): the value is read, its log σ is not (the network learns the precision a value of that kind
+typically has from the training mix, where every survey's σ is withheld at random), so a missing σ is never
+invented and then read as information.
 """
 
 from __future__ import annotations
@@ -30,8 +34,16 @@ import torch
 
 from ysocensus import io
 
-LATENT, OBSERVED, MISSING, DROPPED = 0, 1, 2, 3
-STATE_NAMES = ("latent", "observed", "missing", "dropped")
+LATENT, OBSERVED, MISSING, DROPPED, VALUE_ONLY = 0, 1, 2, 3, 4
+STATE_NAMES = ("latent", "observed", "missing", "dropped", "value_only")
+#: batch column of per-star "searched" bits (io.MEASUREMENT_BITS order): a measurement that is null and not
+#: searched is marginalised (DROPPED) instead of read as a non-detection (MISSING); absent = all searched
+SEARCHED_COLUMN = io.SEARCHED_MASK
+
+
+def is_observed(state):
+    """Tokens conditioned on (with or without their uncertainty)."""
+    return (state == OBSERVED) | (state == VALUE_ONLY)
 
 _GAIA_SIGMA = 2.5 / math.log(10.0)  # σ_mag = 2.5/ln10 / (flux / flux error)
 
@@ -281,7 +293,7 @@ def _raw_arrays(frame) -> dict[str, np.ndarray]:
             sig = err * _derivative(v, val)
             y = _forward(v, val)
             ok = np.isfinite(y) & np.isfinite(sig) & (sig > 0)
-            xs.append(np.where(ok, y, np.nan))
+            xs.append(np.where(np.isfinite(y), y, np.nan))  # a value without a usable σ is still a value
             ls.append(np.where(ok, np.log(np.where(ok, sig, 1.0)), np.nan))
         x = np.stack(xs, -1) if n else np.zeros((0, N_X))
         logsig = np.stack(ls, -1) if n else np.zeros((0, N_X))
@@ -292,9 +304,11 @@ def _raw_arrays(frame) -> dict[str, np.ndarray]:
 class TokenArrays:
     """Per-star token arrays (numpy or torch), standardised.
 
-    ``values`` [B, N_TOKENS] (0 where unknown), ``logsig`` [B, N_TOKENS] (0 for θ and the sky),
-    ``sky`` [B, 4] (sin l, cos l, sin b, cos b), ``measured`` [B, N_TOKENS] bool (θ: truth known;
-    x: the survey measured it; sky: always), ``weight`` [B] loss weights (1 if absent).
+    ``values`` [B, N_TOKENS] (0 where unknown), ``logsig`` [B, N_TOKENS] (0 for θ and the sky, and where
+    the σ is not given), ``sky`` [B, 4] (sin l, cos l, sin b, cos b), ``measured`` [B, N_TOKENS] bool (θ: truth
+    known; x: the survey measured it; sky: always), ``weight`` [B] loss weights (1 if absent),
+    ``sigma_known`` [B, N_TOKENS] bool (a measured x came with its σ; None: all), ``searched`` [B, N_TOKENS]
+    bool (an unmeasured x was searched for: a non-detection, not a gap in the catalog; None: all).
     """
 
     values: np.ndarray
@@ -303,6 +317,8 @@ class TokenArrays:
     measured: np.ndarray
     weight: np.ndarray
     sky_ok: np.ndarray | None = None  # [B] bool: (l, b) finite (the sky features are 0 where not)
+    sigma_known: np.ndarray | None = None
+    searched: np.ndarray | None = None
 
     def __len__(self):
         return len(self.values)
@@ -312,15 +328,16 @@ class TokenArrays:
                 ("values", "logsig", "sky", "measured", "weight")}
 
     def subset(self, idx) -> "TokenArrays":
-        return TokenArrays(*(getattr(self, k)[idx] for k in ("values", "logsig", "sky", "measured", "weight")),
-                           None if self.sky_ok is None else self.sky_ok[idx])
+        opt = (None if getattr(self, k) is None else getattr(self, k)[idx] for k in ("sky_ok", "sigma_known", "searched"))
+        return TokenArrays(*(getattr(self, k)[idx] for k in ("values", "logsig", "sky", "measured", "weight")), *opt)
 
 
 def tokenize(frame, stats: Normalisation, weight_column: str | None = None) -> TokenArrays:
     """Catalog rows (plus truth θ columns where present) → standardised token arrays.
 
     ``frame`` is a pyarrow table, a pandas DataFrame or a dict of arrays with the catalog columns;
-    the truth columns ``io.PARAMETERS`` are optional (absent at inference).
+    the truth columns ``io.PARAMETERS`` are optional (absent at inference). A value whose σ is null is
+    measured with ``sigma_known`` False; ``SEARCHED_COLUMN`` (if present) gives ``searched``.
     """
     n = _nrows(frame)
     raw = _raw_arrays(frame)
@@ -333,18 +350,26 @@ def tokenize(frame, stats: Normalisation, weight_column: str | None = None) -> T
     measured[:, :N_THETA] = ok
     xv = (raw["x"] - np.asarray(stats.x_mean)) / np.asarray(stats.x_std)
     lv = (raw["logsig"] - np.asarray(stats.logsig_mean)) / np.asarray(stats.logsig_std)
-    ok = np.isfinite(xv) & np.isfinite(lv)
+    ok = np.isfinite(xv)
+    sig_ok = ok & np.isfinite(lv)
     values[:, N_THETA:SKY_INDEX] = np.where(ok, xv, 0.0)
-    logsig[:, N_THETA:SKY_INDEX] = np.where(ok, lv, 0.0)
+    logsig[:, N_THETA:SKY_INDEX] = np.where(sig_ok, lv, 0.0)
     measured[:, N_THETA:SKY_INDEX] = ok
     measured[:, SKY_INDEX] = True
+    sigma_known = measured.copy()
+    sigma_known[:, N_THETA:SKY_INDEX] = sig_ok
+    searched = np.ones((n, N_TOKENS), bool)
+    bits = _col(frame, SEARCHED_COLUMN, n)
+    if np.isfinite(bits).any():
+        bits = np.where(np.isfinite(bits), bits, -1).astype(np.int64)  # null: searched everywhere
+        searched[:, N_THETA:SKY_INDEX] = (bits[:, None] >> np.arange(N_X)[None, :]) & 1 == 1
     l = np.deg2rad(_col(frame, "l", n))
     b = np.deg2rad(_col(frame, "b", n))
     sky = np.stack([np.sin(l), np.cos(l), np.sin(b), np.cos(b)], -1).astype(np.float32)
     sky_ok = np.isfinite(sky).all(1)
     sky = np.nan_to_num(sky)
     w = _col(frame, weight_column, n) if weight_column else np.ones(n)
-    return TokenArrays(values, logsig, sky, measured, np.asarray(w, np.float32), sky_ok)
+    return TokenArrays(values, logsig, sky, measured, np.asarray(w, np.float32), sky_ok, sigma_known, searched)
 
 
 def observed_magnitudes(frame) -> dict[str, np.ndarray]:

@@ -7,8 +7,12 @@ G ≤ 13, 79 µas at 17, 282 µas at 19, 938 µas at 20.5) and mean-magnitude un
 continued. The curves are tabulated once (0.01 mag steps) and interpolated.
 
 Reported uncertainties follow the archive: ``parallax_error`` (mas) and
-``phot_*_mean_flux_over_error`` = 1 / (σ_mag · ln10 / 2.5). Variability of the source inflates the
-epoch scatter and so the error of the mean: σ² = σ_phot² + σ_var² / n_epochs.
+``phot_*_mean_flux_over_error`` = 1 / (σ_mag · ln10 / 2.5). The archive's mean-flux error is the scatter
+of the epoch fluxes divided by the square root of their number (Riello et al. 2021, §3; Evans et al. 2018),
+so variability of the source enters both the mean and its error as σ_var / √n: for G, n is the number of
+per-CCD measurements (``phot_g_n_obs`` ≈ ``ccd_per_transit`` × transits), for BP and RP the number of
+transits (``phot_bp_n_obs``). The number of transits depends on the scanning law and differs from star to
+star: log-normal with median ``n_transits_median`` (≈ 40 over DR3's 34 months) and ``n_transits_sigma_ln``.
 
 Selection (DR3 numbers): sources from G ≈ 3 (brighter stars are largely missing) to G ≈ 21
 (completeness falls steeply at 20.5–21 in uncrowded fields; Fabricius et al. 2021, Cantat-Gaudin et al.
@@ -29,7 +33,8 @@ from ysocensus.surveys.selection import detection_probability
 DEFAULTS = dict(g_bright=3.0, g_faint=20.9, g_faint_width=0.12,
                 bprp_faint=20.3, bprp_faint_width=0.35,
                 parallax_faint=20.6, parallax_faint_width=0.3,
-                n_epochs=40)
+                n_transits_median=40.0, n_transits_sigma_ln=0.35, n_transits_range=(10.0, 250.0),
+                ccd_per_transit=8.5)
 _BANDS = ("g", "bp", "rp")
 
 
@@ -59,15 +64,29 @@ def parallax_error(g) -> np.ndarray:
     return (parallax_uncertainty(np.atleast_1d(g), release="dr3") / 1000.0).astype(np.float32)
 
 
+def n_observations(z_transits: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """Number of epoch measurements averaged into the mean magnitude, (N, 3) for G, BP, RP: per-CCD for G,
+    per-transit for BP/RP, from one standard normal per star (``z_transits``) for its number of transits."""
+    p = dict(DEFAULTS, **(params or {}))
+    lo, hi = p["n_transits_range"]
+    transits = np.clip(p["n_transits_median"] * np.exp(p["n_transits_sigma_ln"] * np.asarray(z_transits, np.float64)),
+                       lo, hi)
+    return np.stack([transits * p["ccd_per_transit"], transits, transits], -1).astype(np.float32)
+
+
 def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndarray | None,
-            z: np.ndarray, u: np.ndarray, keep: np.ndarray, params: dict | None = None) -> dict:
+            z: np.ndarray, u: np.ndarray, keep: np.ndarray, params: dict | None = None,
+            z_transits: np.ndarray | None = None) -> dict:
     """Gaia measurements of stars with true magnitudes (N, 3) in G, BP, RP and true parallax (mas).
 
     ``z`` (4, N) standard normals (G, BP, RP, parallax noise), ``u`` (3, N) uniforms (G detection,
     BP/RP availability, parallax solution), ``keep`` (N,) bool (footprint / random loss / photometry
-    exists). Returns archive columns (float arrays, NaN = null) and the boolean mask ``detected``.
+    exists), ``var_sigma`` (N, 3) rms variability (mag) or None, ``z_transits`` (N,) standard normals for
+    the number of transits (None: the median everywhere). Returns archive columns (float arrays, NaN = null)
+    and the boolean mask ``detected``.
     """
     p = dict(DEFAULTS, **(params or {}))
+    n_obs = n_observations(np.zeros(len(true_mags)) if z_transits is None else z_transits, p)
     g = true_mags[:, 0]
     p_det = detection_probability(g, p["g_faint"], p["g_faint_width"]) * (g >= p["g_bright"])
     det = keep & (u[0] < p_det)
@@ -79,7 +98,7 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
         have = det if j == 0 else has_bprp
         sig = magnitude_error(band, true_mags[:, j])
         if var_sigma is not None:
-            sig = np.sqrt(sig**2 + var_sigma[:, j] ** 2 / np.float32(p["n_epochs"]))
+            sig = np.sqrt(sig**2 + var_sigma[:, j] ** 2 / n_obs[:, j])
         mag = np.where(have, true_mags[:, j] + sig * z[j], np.nan).astype(np.float32)
         out[name] = mag
         foe = np.float32(1.0) / (sig * np.float32(np.log(10.0) / 2.5))

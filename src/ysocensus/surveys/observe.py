@@ -17,8 +17,9 @@ Per star (vectorised over the chunk, no loop over stars):
    is added in every band (parallax unchanged; LAMOST labels stay the primary's). Companions outside
    the models (e.g. below the grid's lowest mass) add nothing.
 3. YSO tracers (``ysocensus.stars.tracers``): disk IR excess for ``has_disk``, Hα and Li 6708 EWs,
-   variability that inflates noise and reported errors (Gaia: σ_var/√n_epochs, 2MASS: σ_var,
-   AllWISE: σ_var/√2).
+   variability that moves the measured values (Gaia mean magnitudes: σ_var/√n over the star's per-CCD or
+   per-transit count, which the archive's mean-flux error carries too; 2MASS single epoch: σ_var; AllWISE two
+   epochs: σ_var/√2 — their reported errors are measurement errors only, as those catalogs publish them).
 4. Surveys (``gaia``, ``tmass``, ``wise``, ``lamost``): errors, noise, detection limits, footprint,
    then a configurable random loss per survey (``random_loss``), drawn independently per star.
 5. ``survey_mask``: bit i set when ``io.MEASUREMENT_BITS[i]`` is not null (the missingness pattern).
@@ -59,7 +60,7 @@ INPUT_COLUMNS = ("source_id", "tile", "l", "b", "distance_pc", "log10_age_yr", "
 # slots of the per-tile random blocks (never renumber; spare slots for later additions)
 N_NORMAL, N_UNIFORM = 24, 24
 ZS = dict(gaia=slice(0, 4), tmass=slice(4, 7), wise=slice(7, 11), lamost=slice(11, 16), disk_alpha=16,
-          disk_rk=17, variability=18, halpha=slice(19, 21), lithium=21)
+          disk_rk=17, variability=18, halpha=slice(19, 21), lithium=21, gaia_transits=22)
 US = dict(gaia=slice(0, 3), tmass=slice(3, 6), wise=slice(6, 10), lamost=slice(10, 12), binary=12,
           binary_q=13, accretor=14, loss_gaia=15, loss_tmass=16, loss_wise=17, loss_lamost=18)
 
@@ -229,7 +230,7 @@ def observe_population(pop: Mapping[str, np.ndarray], bc: BCGrid, isochrones=Non
     keep = {s: has_phot & (u[US[f"loss_{s}"]] >= np.float32(loss[s])) for s in io.SURVEYS}
     vg = var[:, :3] if var is not None else None
     g = gaia.observe(mags[:, :3], 1000.0 / dist.astype(np.float64), vg, z[ZS["gaia"]], u[US["gaia"]],
-                     keep["gaia"], cfg["gaia"])
+                     keep["gaia"], cfg["gaia"], z_transits=z[ZS["gaia_transits"]])
     t = tmass.observe(mags[:, 3:6], var[:, 3:6] if var is not None else None, z[ZS["tmass"]], u[US["tmass"]],
                       keep["tmass"], cfg["tmass"])
     w = wise.observe(mags[:, 6:10], np.asarray(pop["b"]), var[:, 6:10] if var is not None else None,

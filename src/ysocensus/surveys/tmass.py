@@ -11,7 +11,9 @@ errors (kept, with σ ≥ ``saturated_error``).
 Selection: each band is detected with a logistic completeness (99% at the band limit, width 0.15 mag,
 so 50% ≈ 0.7 mag fainter, where SNR ≈ 5); a band that is not detected is null (the PSC lists an
 upper limit there, not a magnitude). The source itself is in the PSC when at least one band is
-detected. Single epoch: variability enters at full amplitude, noise and reported error alike.
+detected. Single epoch: variability moves the magnitude at full amplitude, but the reported ``*_msigcom``
+is the measurement's own error (photon noise, flat-fielding, zero point; Cutri et al. 2003 §IV.4) and does
+not know about it.
 """
 
 from __future__ import annotations
@@ -50,9 +52,8 @@ def observe(true_mags: np.ndarray, var_sigma: np.ndarray | None, z: np.ndarray, 
         m50 = m50_from_limit(p["limits"][band], p["completeness_at_limit"], p["width"])
         det = keep & (u[j] < detection_probability(true_mags[:, j], m50, p["width"]))
         sig = magnitude_error(band, true_mags[:, j], p).astype(np.float32)
-        if var_sigma is not None:
-            sig = np.sqrt(sig**2 + var_sigma[:, j] ** 2)
-        out[NAMES[j]] = np.where(det, true_mags[:, j] + sig * z[j], np.nan).astype(np.float32)
+        scatter = sig if var_sigma is None else np.sqrt(sig**2 + var_sigma[:, j] ** 2)
+        out[NAMES[j]] = np.where(det, true_mags[:, j] + scatter * z[j], np.nan).astype(np.float32)
         out[ERRORS[j]] = np.where(det, sig, np.nan).astype(np.float32)
         any_det |= det
     out["detected"] = any_det

@@ -15,7 +15,9 @@ Selection: per band, a logistic completeness with 50% at the 5σ limit (width 0.
 without a detection is null (AllWISE gives a 2σ upper limit in w?mpro with a null w?sigmpro;
 here the magnitude itself is null). The source is in the catalog when at least one band is
 detected. The w?mpro of AllWISE fits all single exposures of (mostly) two epochs ~6 months apart,
-so variability enters with σ_var / sqrt(2).
+so variability moves the magnitude by σ_var / sqrt(2); the reported ``w?sigmpro`` is the profile-fit
+measurement error and carries no variability term (Cutri et al. 2013, §II.1.c; variability is flagged
+separately in ``var_flg``).
 """
 
 from __future__ import annotations
@@ -65,9 +67,8 @@ def observe(true_mags: np.ndarray, b_deg: np.ndarray, var_sigma: np.ndarray | No
     for j, band in enumerate(_BANDS):
         det = keep & (u[j] < detection_probability(true_mags[:, j], limit(band, b_deg, p), p["width"]))
         sig = magnitude_error(band, true_mags[:, j], b_deg, p).astype(np.float32)
-        if var_sigma is not None:
-            sig = np.sqrt(sig**2 + var_sigma[:, j] ** 2 / np.float32(p["n_epochs"]))
-        out[NAMES[j]] = np.where(det, true_mags[:, j] + sig * z[j], np.nan).astype(np.float32)
+        scatter = sig if var_sigma is None else np.sqrt(sig**2 + var_sigma[:, j] ** 2 / np.float32(p["n_epochs"]))
+        out[NAMES[j]] = np.where(det, true_mags[:, j] + scatter * z[j], np.nan).astype(np.float32)
         out[ERRORS[j]] = np.where(det, sig, np.nan).astype(np.float32)
         any_det |= det
     out["detected"] = any_det
