@@ -21,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/maps.smk"
 include: "workflow/rules/peers.smk"
+include: "workflow/rules/real.smk"
 
 
 rule all:

@@ -99,10 +99,16 @@ def test_infer_real_style_catalog_with_ra_dec_and_missing_errors(tmp_path, doubl
     assert cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(out), "--carry", "RUWE",
                      "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "j_msigcom" in printed and "error models" in printed
+    # no 2MASS errors: the magnitudes are read without them, nothing is invented; no WISE or LAMOST columns:
+    # marginalised, not read as non-detections
+    assert "tmass marginalised 30, measured_no_sigma 50" in printed and "wise marginalised 80" in printed
     import pyarrow.parquet as pq
     table = pq.read_table(out)
     assert table.num_rows == 80 and "ruwe" in table.column_names
-    notes = table.column("note").to_pylist()
+    cond = table.column("conditioning").to_pylist()
     has_j = frame["J_M"].notna().to_numpy()
+    assert all("tmass:measured_no_sigma" in cond[i] and "wise:marginalised" in cond[i] for i in np.flatnonzero(has_j))
+    # asked for: uncertainties filled from the survey error models, and the notes say so
+    assert cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(out), "--fill-errors", "--no-progress"]) == 0
+    notes = pq.read_table(out).column("note").to_pylist()
     assert all("j_msigcom" in notes[i] for i in np.flatnonzero(has_j))

@@ -59,6 +59,10 @@ def _infer(args: argparse.Namespace) -> int:
     report = infer_catalog(args.catalog, args.output, sampler, opts, samples_output=args.samples_output)
     print(f"{args.output}: {report.rows} rows ({', '.join(f'{k} {v}' for k, v in sorted(report.status.items()))}) "
           f"in {report.seconds:.1f} s, {report.stars_per_s:.0f} stars/s")
+    if report.conditioning:
+        print("conditioning (rows per survey and rule; see the 'conditioning' column): " + "; ".join(
+            f"{s} " + ", ".join(f"{r} {n}" for r, n in sorted(rules.items()))
+            for s, rules in report.conditioning.items()))
     if report.filled_errors:
         print("uncertainties filled from survey error models (see the 'note' column): "
               + ", ".join(f"{k} ({v} rows)" for k, v in sorted(report.filled_errors.items())))

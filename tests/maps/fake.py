@@ -37,6 +37,8 @@ def fake_posteriors(population: pd.DataFrame, seed: int = 0, observed_fraction: 
         post[f"{p}_q16"], post[f"{p}_q50"], post[f"{p}_q84"] = lo, med, hi
     post["p_young"] = ndtr((np.log10(50e6) - post["log10_age_yr_q50"]) / age_sigma)
     post["p_young_2"] = ndtr((7.0 - post["log10_age_yr_q50"]) / age_sigma)
+    post["ess"] = np.full(n, np.nan, np.float32)
+    post["conditioning"] = np.array(["gaia:measured;tmass:measured;wise:measured;lamost:not_detected"] * n, dtype=object)
     post["note"] = np.array([None] * n, dtype=object)
     if n > 2:
         post["status"][-1] = "invalid_input"

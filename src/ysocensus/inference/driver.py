@@ -71,6 +71,7 @@ class InferReport:
     rows: int = 0
     status: dict = field(default_factory=dict)
     filled_errors: dict = field(default_factory=dict)
+    conditioning: dict = field(default_factory=dict)  # survey -> rule -> rows (inference.catalog.SURVEY_RULES)
     seconds: float = 0.0
 
     @property
@@ -265,6 +266,14 @@ def _count(report: InferReport, cols, prepared) -> None:
         report.status[str(s)] = report.status.get(str(s), 0) + int(c)
     for name, mask in prepared.filled.items():
         report.filled_errors[name] = report.filled_errors.get(name, 0) + int(mask.sum())
+    if prepared.conditioning is not None and prepared.n:
+        parts = np.char.split(prepared.conditioning.astype(str), ";")
+        for row in zip(*parts.tolist()):
+            survey = row[0].split(":")[0]
+            rules, counts = np.unique([r.split(":", 1)[1] for r in row], return_counts=True)
+            d = report.conditioning.setdefault(survey, {})
+            for r, c in zip(rules, counts):
+                d[str(r)] = d.get(str(r), 0) + int(c)
 
 
 def read_report(path: str | Path) -> dict:

@@ -31,7 +31,9 @@ from ysocensus.model import config as mconfig
 from ysocensus.model.prior_ratio import reweight_samples
 from ysocensus.model.tokens import N_THETA, SKY_INDEX, survey_combination_names, tokenize
 from ysocensus.model.trainset import COMPANION
+from ysocensus.inference.summaries import probability_below, weighted_probability_below
 from ysocensus.validation import calibration as cal
+from ysocensus.validation.degradations import DEGRADATIONS, degrade
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,56 @@ def p_young_metrics(samples_sim, samples_pop, truth, status, weights, threshold)
     res["auc"] = res["as_simulated"]["auc"]
     res["purity_at_completeness_0.9"] = res["as_simulated"]["purity_at_completeness_0.9"]
     return res
+
+
+def p_young_of_last_call(post, samples, threshold) -> np.ndarray:
+    """P(age < threshold) of the stars of ``post``'s last sampling call: from the weights of all its proposals
+    where it importance-resampled them (what ``ysocensus infer`` writes), else from the samples."""
+    if getattr(post, "last_proposals", None) is not None:
+        return weighted_probability_below(post.last_proposals[..., 0], post.last_log_weights, threshold)
+    return probability_below(samples, threshold)
+
+
+def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float, seed: int,
+                 min_group: int) -> dict:
+    """The population posterior on catalogs as users supply them (``validation.degradations``), beside the full
+    columns: calibration on the unweighted population sample (overall and worst survey combination with at
+    least ``min_group`` stars) and P(young) on held-out stars as simulated (young stars represented; AUC
+    population-weighted and unweighted, the fraction of young stars called young at P >= 0.5, the median
+    |Δ log age| of young stars)."""
+    pop_s = random_rows(pop, n_stars, seed + 2)
+    test_s = random_rows(test, n_stars, seed + 3)
+    w = test_s.column("weight").to_numpy().astype(float)
+    out = {"n_stars": n_stars, "young_threshold_log10_age": threshold, "variants": {}}
+    for name in ("full",) + DEGRADATIONS:
+        tp = pop_s if name == "full" else degrade(pop_s, name)
+        r = evaluate(post, tp, n_samples, seed=seed, min_group=min_group)
+        combos = {c: max(v["max_coverage_error"] for v in g["parameters"].values())
+                  for c, g in r["by_survey_combination"].items() if g.get("meets_min_group")}
+        worst = max(combos, key=combos.get) if combos else None
+        tt = test_s if name == "full" else degrade(test_s, name)
+        s, st = post.sample_tokens(tokenize(tt, post.stats), n_samples, torch.Generator().manual_seed(seed + 4))
+        p = p_young_of_last_call(post, s, threshold)
+        truth = cal.truth_array(tt)
+        ok = (st == "ok") & np.isfinite(p)
+        young = truth[:, 0] < threshold
+        med = np.nanmedian(s[..., 0], axis=1)
+        out["variants"][name] = {
+            "calibration": {"n_stars": r["n_stars"], "n_prior_only": r["n_prior_only"],
+                            "max_coverage_error": float(max(v["max_coverage_error"] for v in r["overall"]["parameters"].values())),
+                            "by_parameter": {k: v["max_coverage_error"] for k, v in r["overall"]["parameters"].items()},
+                            "noise_floor_p90": r["overall"]["noise_floor"]["all_parameters_p90"],
+                            "worst_survey_combination": worst,
+                            "worst_survey_combination_error": None if worst is None else combos[worst],
+                            "by_survey_combination": combos},
+            "p_young": {"n_stars": int(ok.sum()), "n_young": int((ok & young).sum()),
+                        "auc_population_weighted": cal.roc_auc(p[ok], young[ok], w[ok]),
+                        "auc_unweighted": cal.roc_auc(p[ok], young[ok], None),
+                        "called_young_of_young": float(np.mean(p[ok & young] >= 0.5)) if (ok & young).any() else None,
+                        "called_young_of_old": float(np.mean(p[ok & ~young] >= 0.5)) if (ok & ~young).any() else None,
+                        "young_median_abs_log_age_error": float(np.median(np.abs(med[ok & young] - truth[ok & young, 0])))
+                        if (ok & young).any() else None}}
+    return out
 
 
 def widths_table(post, table, n_samples: int, seed: int, max_stars: int) -> dict:
@@ -248,6 +300,9 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     out["p_young"]["test_population"] = {
         "n_stars": int(ok_pop.sum()), "n_young": int((ok_pop & young).sum()),
         "reliability": cal.reliability((samples[ok_pop, :, 0] < cfg["young_log10_age"]).mean(1), young[ok_pop])}
+    if int(vcfg["degraded_stars"]) > 0:
+        out["as_users_supply"] = users_supply(post, pop, test, int(vcfg["degraded_stars"]), int(vcfg["n_samples"]),
+                                              cfg["young_log10_age"], cfg["seed"], int(vcfg["min_stars_per_group"]))
     yt = tr_t[:, 0] < cfg["young_log10_age"]
     if yt.any():
         a = cal.accuracy(np.nanmedian(s_sim[yt, :, 0], 1), tr_t[yt, 0])

@@ -1,0 +1,719 @@
+"""Real stars through the user's code path: the workflow's ``validate_real`` stage (issue 21, item 5).
+
+Members of known young associations (ρ Oph, Corona Australis, β Pic, UCL; ``ysocensus/data/real/*.csv``,
+provenance and licences in ``data/real/SOURCES.md``) and, where shipped, members of ≥ 300 Myr open clusters
+(``old_clusters.csv``, the negatives) are written as catalogs with Gaia-archive column names, one catalog
+per source file with only the columns that source publishes. Each catalog goes through
+:func:`ysocensus.inference.infer_catalog` with :func:`ysocensus.inference.model_adapter.load_sampler`,
+the same calls ``ysocensus infer`` makes. Then the output posterior is scored against the literature
+group ages.
+
+Variants of the input columns (``VARIANTS``):
+
+- ``as_published``: every column the literature gives, including the uncertainties it gives;
+- ``no_sigma``: every uncertainty column removed, so only magnitudes and parallax are left. The driver
+  then does with the missing σ whatever ``ysocensus infer`` does by default.
+
+Labels: a row is *young* when its group age ``age_myr`` is below ``young_threshold_myr``, and *old* when
+it is at or above the threshold. Rows without a literature age are *unlabelled*: they are inferred and
+listed per group, but they take no part in the young/old metrics. Only rows with ``status == "ok"`` enter
+the metrics. Every other status is counted, but not scored.
+
+Nothing here imports Lightning or torch. The model is loaded only by :func:`run_real_validation` when no
+sampler is passed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ysocensus import io
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("as_published", "no_sigma")
+#: the literature-side columns every shipped file must have
+REQUIRED_COLUMNS = ("source_id", "ra", "dec", "parallax", "phot_g_mean_mag", "phot_bp_mean_mag",
+                    "phot_rp_mean_mag", "group", "age_myr")
+#: ages (Myr) of the isochrones drawn on the colour–magnitude diagram
+CMD_AGES_MYR = (2, 10, 25, 100, 1000, 4000)
+#: 2.5 / ln 10: σ(mag) = this / (flux / σ_flux)
+_MAG_PER_FOE = 2.5 / math.log(10.0)
+
+_GAIA = dict(zip(("G", "BP", "RP"), io.GAIA_BANDS))
+_GAIA_FOE = dict(zip(("G", "BP", "RP"), io.GAIA_FLUX_OVER_ERROR))
+#: shared schema → 2MASS catalog columns (value, error), by band letter of ``jhk_source``
+_TMASS = {"J": ("j_m", "j_err", "j_m", "j_msigcom"),
+          "H": ("h_m", "h_err", "h_m", "h_msigcom"),
+          "K": ("ks_m", "ks_err", "ks_m", "ks_msigcom")}
+#: shared schema → AllWISE catalog columns
+_WISE = {f"w{i}": (f"w{i}", f"w{i}_err", f"w{i}mpro", f"w{i}sigmpro") for i in range(1, 5)}
+#: catalog uncertainty columns (dropped by the no_sigma variant)
+SIGMA_COLUMNS = (("parallax_error",) + tuple(io.GAIA_FLUX_OVER_ERROR) + tuple(io.TMASS_ERRORS)
+                 + tuple(io.WISE_ERRORS))
+
+DEFINITIONS = {
+    "young": "a member whose literature group age age_myr < young_threshold_myr",
+    "old": "a member whose literature group age age_myr >= young_threshold_myr (the old-cluster negatives)",
+    "unlabelled": "a member without a literature age (e.g. Sco OB2 diffuse/unassigned): inferred and listed per "
+                  "group, not in the young/old metrics",
+    "scored rows": "only rows with status 'ok' enter the metrics; rows with any other status (prior_only, "
+                   "invalid_input, low_ess, ...) are counted in 'status' and 'n_not_ok' (per group too) and excluded",
+    "auc_p_young": "area under the ROC curve of p_young, young vs old members (Mann-Whitney U / (n_young n_old), "
+                   "ties counted one half); null without both classes",
+    "young_called_young": "fraction of young members with p_young >= 0.5",
+    "old_called_young": "fraction of old members with p_young >= 0.5",
+    "median_abs_dlog_age": "median over young members with a literature age of |log10_age_yr_q50 - log10(age_myr 1e6)| "
+                           "(dex)",
+    "age_inside_16_84": "fraction of young members whose log10(group age in yr) lies inside "
+                        "[log10_age_yr_q16, log10_age_yr_q84]",
+    "groups": "per literature group (all statuses in 'rows', metrics over status ok): median p_young, fraction "
+              "called young, median |dlog age|, fraction of group ages inside the 16-84 % interval, median "
+              "posterior distance distance_pc_q50 against median 1000/parallax (pc) and the median of their ratio",
+    "variants": "as_published: every column the literature gives, incl. its uncertainties; no_sigma: every "
+                "uncertainty column removed (magnitudes and parallax only), the driver's default handling applies",
+    "catalog": "one catalog per source file, Gaia archive column names; J/H/Ks only where jhk_source is 2MASS "
+               "(VHS/FourStar left null); columns no row of a file provides are absent",
+}
+#: issue 21 "done when" on the real members
+TARGETS = {"auc_p_young": (">=", 0.95), "young_called_young": (">=", 0.85),
+           "median_abs_dlog_age": ("<=", 0.20), "age_inside_16_84": (">=", 0.50)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the shipped members
+# ---------------------------------------------------------------------------------------------
+def data_files() -> list:
+    """The shipped member files (``ysocensus/data/real/*.csv``, via importlib.resources), sorted by name."""
+    root = resources.files("ysocensus") / "data" / "real"
+    return sorted((p for p in root.iterdir() if p.name.endswith(".csv")), key=lambda p: p.name)
+
+
+def read_members(source, name: str | None = None) -> pd.DataFrame:
+    """One member file in the shared schema (a path or an importlib Traversable); adds ``file``.
+
+    Fails naming the file when a column of :data:`REQUIRED_COLUMNS` is missing.
+    """
+    name = name or getattr(source, "name", str(source))
+    with (source.open("r") if hasattr(source, "open") and not isinstance(source, (str, os.PathLike))
+          else open(source)) as fh:
+        frame = pd.read_csv(fh, dtype={"source_id": "int64", "jhk_source": "string", "phot_flags": "string",
+                                       "group": "string", "subgroup": "string"})
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {missing} of the real-member schema (data/real/SOURCES.md)")
+    frame["file"] = name
+    frame["age_myr"] = pd.to_numeric(frame["age_myr"], errors="coerce")
+    return frame
+
+
+def load_members(files: Iterable | None = None) -> pd.DataFrame:
+    """Every shipped member file (or ``files``), concatenated, with a ``file`` column."""
+    files = data_files() if files is None else list(files)
+    if not files:
+        raise FileNotFoundError("no real-member files (ysocensus/data/real/*.csv)")
+    return pd.concat([read_members(f) for f in files], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalog a user would have
+# ---------------------------------------------------------------------------------------------
+def parse_flags(text) -> dict[str, str]:
+    """``"G_err=0.00122;BP_err=0.00472"`` → ``{"G_err": "0.00122", ...}`` (entries without '=' skipped)."""
+    if text is None or (isinstance(text, float) and math.isnan(text)) or text is pd.NA:
+        return {}
+    out = {}
+    for part in str(text).split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def tmass_bands(jhk_source) -> dict[str, bool]:
+    """Which of J/H/K are 2MASS according to ``jhk_source``: ``"2MASS"`` (all three), or per band
+    ``"J:VHS;H:2MASS;K:2MASS"``; anything else (empty, VHS, FS18, ...) is not 2MASS."""
+    if jhk_source is None or jhk_source is pd.NA or (isinstance(jhk_source, float) and math.isnan(jhk_source)):
+        return dict.fromkeys("JHK", False)
+    s = str(jhk_source).strip()
+    if s.upper() == "2MASS":
+        return dict.fromkeys("JHK", True)
+    per = {k.strip().upper()[:1]: v.strip().upper() for k, v in
+           (p.split(":", 1) for p in s.split(";") if ":" in p)}
+    return {b: per.get(b, "") == "2MASS" for b in "JHK"}
+
+
+def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
+
+
+def gaia_flux_over_error(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Gaia ``phot_*_mean_flux_over_error`` per band: the archive column where given, else from a σ in mag
+    (``phot_*_mean_mag_error`` or ``G_err=``/``BP_err=``/``RP_err=`` in ``phot_flags``) as 2.5/ln 10 / σ."""
+    flags = [parse_flags(t) for t in (frame["phot_flags"] if "phot_flags" in frame.columns
+                                      else [None] * len(frame))]
+    out = {}
+    for band, foe_name in _GAIA_FOE.items():
+        foe = _num(frame, foe_name)
+        sigma = _num(frame, _GAIA[band].replace("_mag", "_mag_error"))
+        from_flags = np.array([float(f.get(f"{band}_err", "nan") or "nan") for f in flags], np.float64)
+        sigma = np.where(np.isfinite(sigma), sigma, from_flags)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alt = np.where(np.isfinite(sigma) & (sigma > 0), _MAG_PER_FOE / sigma, np.nan)
+        out[foe_name] = np.where(np.isfinite(foe), foe, alt)
+    return out
+
+
+def catalog_frame(members: pd.DataFrame, variant: str = "as_published") -> pd.DataFrame:
+    """The catalog a user would pass to ``ysocensus infer`` for these members (Gaia archive names).
+
+    Gaia G/BP/RP, parallax, position and source_id as given; ``phot_*_mean_flux_over_error`` from the
+    file (:func:`gaia_flux_over_error`); 2MASS ``j_m/h_m/ks_m`` + ``*_msigcom`` only for bands whose
+    ``jhk_source`` says 2MASS; AllWISE ``w*mpro`` + ``w*sigmpro``. A column that no row provides is absent
+    (a missing value is NaN, written as null). ``variant="no_sigma"`` drops every uncertainty column.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r} is not one of {VARIANTS}")
+    n = len(members)
+    cols: dict[str, np.ndarray] = {"source_id": members["source_id"].to_numpy(np.int64)}
+    for c in ("ra", "dec") + io.GAIA_BANDS:
+        cols[c] = _num(members, c)
+    cols.update(gaia_flux_over_error(members))
+    cols["parallax"] = _num(members, "parallax")
+    cols["parallax_error"] = _num(members, "parallax_error")
+    is_2mass = pd.DataFrame([tmass_bands(s) for s in (members["jhk_source"] if "jhk_source" in members.columns
+                                                       else [None] * n)], columns=list("JHK"))
+    for band, (val, err, out_val, out_err) in _TMASS.items():
+        keep = is_2mass[band].to_numpy(bool) if n else np.zeros(0, bool)
+        cols[out_val] = np.where(keep, _num(members, val), np.nan)
+        cols[out_err] = np.where(keep, _num(members, err), np.nan)
+    for val, err, out_val, out_err in _WISE.values():
+        cols[out_val] = _num(members, val)
+        cols[out_err] = _num(members, err)
+    frame = pd.DataFrame(cols, index=members.index)
+    present = [c for c in frame.columns if c in ("source_id", "ra", "dec") or frame[c].notna().any()]
+    frame = frame[present]
+    if variant == "no_sigma":
+        frame = frame.drop(columns=[c for c in SIGMA_COLUMNS if c in frame.columns])
+    return frame.reset_index(drop=True)
+
+
+def write_catalog(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a catalog as Parquet (``.parquet``, NaN written as null) or CSV (``.csv``, empty fields)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False, na_rep="")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------
+def auc(positive: Sequence[float], negative: Sequence[float]) -> float | None:
+    """P(score of a positive > score of a negative), ties counted one half (Mann-Whitney); None if a class
+    is empty."""
+    pos = np.asarray(positive, np.float64)
+    neg = np.asarray(negative, np.float64)
+    pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
+    if pos.size == 0 or neg.size == 0:
+        return None
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([pos, neg]))
+    u = ranks[:pos.size].sum() - pos.size * (pos.size + 1) / 2.0
+    return float(u / (pos.size * neg.size))
+
+
+def interval_coverage(truth, lo, hi) -> float | None:
+    """Fraction of finite rows with lo <= truth <= hi; None when there is none."""
+    truth, lo, hi = (np.asarray(x, np.float64) for x in (truth, lo, hi))
+    ok = np.isfinite(truth) & np.isfinite(lo) & np.isfinite(hi)
+    if not ok.any():
+        return None
+    return float(np.mean((lo[ok] <= truth[ok]) & (truth[ok] <= hi[ok])))
+
+
+def _f(x) -> float | None:
+    """JSON-safe float (None for NaN/inf/None)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _median(x) -> float | None:
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return _f(np.median(x)) if x.size else None
+
+
+def _frac(mask) -> float | None:
+    mask = np.asarray(mask, bool)
+    return _f(mask.mean()) if mask.size else None
+
+
+def labels(age_myr, young_threshold_myr: float) -> np.ndarray:
+    """'young' / 'old' / 'unlabelled' from the literature group age."""
+    age = np.asarray(age_myr, np.float64)
+    return np.where(~np.isfinite(age), "unlabelled", np.where(age < young_threshold_myr, "young", "old"))
+
+
+def score(table: pd.DataFrame, young_threshold_myr: float = 50.0, score_column: str = "p_young",
+          age_column: str = "log10_age_yr_q50") -> dict:
+    """The metrics of one variant from a joined table (members + posterior columns).
+
+    ``table`` needs ``group``, ``age_myr``, ``parallax``, ``status`` and ``score_column``; the age metrics
+    use ``log10_age_yr_q16/q50/q84`` where present (``age_column`` for the point estimate), the distance
+    metrics ``distance_pc_q50``; ``ess`` and ``conditioning`` are summarised when present.
+    """
+    t = table.reset_index(drop=True)
+    status = t["status"].astype(str).to_numpy()
+    ok = status == "ok"
+    lab = labels(t["age_myr"], young_threshold_myr)
+    p = _num(t, score_column)
+    log_age_true = np.log10(_num(t, "age_myr") * 1e6)
+    q50 = _num(t, age_column)
+    q16, q84 = _num(t, "log10_age_yr_q16"), _num(t, "log10_age_yr_q84")
+    dlog = np.abs(q50 - log_age_true)
+    inside = (q16 <= log_age_true) & (log_age_true <= q84)
+    young, old = ok & (lab == "young"), ok & (lab == "old")
+    has_interval = np.isfinite(q16) & np.isfinite(q84) & np.isfinite(log_age_true)
+    plx = _num(t, "parallax")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_plx = np.where(plx > 0, 1000.0 / plx, np.nan)
+    d_post = _num(t, "distance_pc_q50")
+    out = {
+        "n_rows": int(len(t)),
+        "status": {k: int(v) for k, v in sorted(pd.Series(status).value_counts().items())},
+        "n_not_ok": int((~ok).sum()),
+        "n_young": int(young.sum()), "n_old": int(old.sum()),
+        "n_unlabelled": int((ok & (lab == "unlabelled")).sum()),
+        "auc_p_young": auc(p[young], p[old]),
+        "young_called_young": _frac(p[young] >= 0.5),
+        "old_called_young": _frac(p[old] >= 0.5),
+        "median_abs_dlog_age": _median(dlog[young]),
+        "age_inside_16_84": _frac(inside[young & has_interval]) if (young & has_interval).any() else None,
+        "median_p_young_young": _median(p[young]),
+        "median_p_young_old": _median(p[old]),
+    }
+    ess = _num(t, "ess") if "ess" in t.columns else None
+    if ess is not None:
+        out["median_ess_young"] = _median(ess[young])
+        out["median_ess_old"] = _median(ess[old])
+    if "conditioning" in t.columns:
+        out["conditioning"] = {str(k): int(v) for k, v in t["conditioning"].astype(str).value_counts().items()}
+    groups = {}
+    for name, idx in t.groupby("group", sort=False, dropna=False).indices.items():
+        g_ok = ok[idx]
+        sel = idx[g_ok]
+        age = _num(t.iloc[idx], "age_myr")
+        g = {
+            "file": ",".join(sorted(set(t["file"].iloc[idx].astype(str)))) if "file" in t.columns else None,
+            "age_myr": _median(age),
+            "label": str(labels([_median(age) if _median(age) is not None else np.nan], young_threshold_myr)[0]),
+            "rows": int(idx.size), "ok": int(g_ok.sum()),
+            "status": {k: int(v) for k, v in sorted(pd.Series(status[idx]).value_counts().items())},
+            "median_p_young": _median(p[sel]),
+            "called_young": _frac(p[sel] >= 0.5),
+            "median_abs_dlog_age": _median(dlog[sel]),
+            "age_inside_16_84": _frac(inside[sel][has_interval[sel]]) if has_interval[sel].any() else None,
+            "median_log10_age_yr_q50": _median(q50[sel]),
+            "median_distance_pc_q50": _median(d_post[sel]),
+            "median_parallax_distance_pc": _median(d_plx[sel]),
+            "median_distance_ratio": _median(d_post[sel] / d_plx[sel]),
+        }
+        if ess is not None:
+            g["median_ess"] = _median(ess[sel])
+        groups["(none)" if name is None or name is pd.NA or (isinstance(name, float) and math.isnan(name))
+               else str(name)] = g
+    out["groups"] = groups
+    return out
+
+
+def targets_met(metrics: Mapping) -> dict:
+    """Issue 21's targets on the real members: value, target and whether it is met."""
+    out = {}
+    for key, (op, target) in TARGETS.items():
+        v = metrics.get(key)
+        met = None if v is None else (v >= target if op == ">=" else v <= target)
+        out[key] = {"value": v, "target": f"{op} {target}", "met": met}
+    return out
+
+
+def compare_variants(with_sigma: Mapping, without: Mapping) -> dict:
+    """Is each headline metric with the published σ at least as good as without (issue 21)?"""
+    better_high = ("auc_p_young", "young_called_young", "age_inside_16_84")
+    better_low = ("median_abs_dlog_age", "old_called_young")
+    out = {}
+    for key in better_high + better_low:
+        a, b = with_sigma.get(key), without.get(key)
+        ok = None if a is None or b is None else (a >= b if key in better_high else a <= b)
+        out[key] = {"as_published": a, "no_sigma": b, "at_least_as_good": ok}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the members through the user's code path
+# ---------------------------------------------------------------------------------------------
+def infer_options(n_samples: int, seed: int, young_threshold_myr: float, stream: int = 0, **over):
+    """``InferOptions`` as ``ysocensus infer`` builds them (only the fields this version knows)."""
+    from ysocensus.inference import InferOptions
+
+    names = {f.name for f in dataclasses.fields(InferOptions)}
+    kw = dict(n_samples=int(n_samples), seed=int(seed), young_threshold_myr=float(young_threshold_myr),
+              stream=int(stream), progress=False, on_invalid="flag")
+    kw.update(over)
+    return InferOptions(**{k: v for k, v in kw.items() if k in names})
+
+
+def run_members(members: pd.DataFrame, sampler, variant: str, n_samples: int, seed: int,
+                young_threshold_myr: float, workdir: str | Path, catalog_format: str = "parquet",
+                **options) -> tuple[pd.DataFrame, dict]:
+    """Infer every member, one catalog per source file, and join the posteriors to the members.
+
+    Returns (members with the posterior columns, {file: {"columns": [...], "report": InferReport dict}}).
+    """
+    import pyarrow.parquet as pq
+
+    from ysocensus.inference import infer_catalog
+
+    workdir = Path(workdir)
+    parts, info = [], {}
+    for k, (name, sub) in enumerate(members.groupby("file", sort=True)):
+        cat = catalog_frame(sub, variant)
+        stem = f"{variant}_{Path(name).stem}"
+        cat_path = write_catalog(cat, workdir / f"{stem}.{catalog_format}")
+        out_path = workdir / f"{stem}_posterior.parquet"
+        opts = infer_options(n_samples, seed, young_threshold_myr, stream=k, **options)
+        report = infer_catalog(cat_path, out_path, sampler, opts)
+        post = pq.read_table(out_path).to_pandas()
+        if len(post) != len(sub) or not np.array_equal(post["source_id"].to_numpy(np.int64),
+                                                       sub["source_id"].to_numpy(np.int64)):
+            raise RuntimeError(f"{out_path}: posterior rows do not match the {len(sub)} catalog rows of {name}")
+        post = post.drop(columns=["source_id"]).set_index(sub.index)
+        post.columns = [c if c not in sub.columns else f"post_{c}" for c in post.columns]
+        parts.append(pd.concat([sub, post], axis=1))
+        rep = report.to_dict() if hasattr(report, "to_dict") else dict(vars(report))
+        info[name] = {"rows": int(len(sub)), "columns": list(cat.columns), "report": rep}
+        log.info("%s %s: %d rows, %s", variant, name, len(sub), rep.get("status"))
+    return pd.concat(parts).sort_index(), info
+
+
+def score_sagitta(members: pd.DataFrame, young_threshold_myr: float) -> dict | str:
+    """Sagitta (``baselines.sagitta``) on the as_published columns of the same stars, or why not."""
+    from ysocensus.baselines import sagitta
+
+    why = sagitta.available()
+    if why is not None:
+        return "not installed"
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    cat = catalog_frame(members, "as_published")
+    gal = SkyCoord(ra=cat["ra"].to_numpy() * u.deg, dec=cat["dec"].to_numpy() * u.deg, frame="icrs").galactic
+    cat = cat.assign(l=gal.l.deg, b=gal.b.deg)
+    inputs = {}
+    for s, ours in sagitta.COLUMNS.items():
+        v = _num(cat, ours)
+        inputs[s] = sagitta.gaia_mag_error(v) if ours in io.GAIA_FLUX_OVER_ERROR else v
+    pred = sagitta.SagittaModel().predict(inputs)
+    table = members.reset_index(drop=True).assign(status="ok", sagitta_pms=pred["pms"], sagitta_age=pred["age"])
+    out = score(table, young_threshold_myr, score_column="sagitta_pms", age_column="sagitta_age")
+    out["note"] = ("Sagitta's PMS probability in place of p_young, its age regression (log10 yr, range 6-8) in "
+                   "place of the median; it gives no interval, so age_inside_16_84 is null")
+    out["age_inside_16_84"] = None
+    for g in out["groups"].values():
+        g["age_inside_16_84"] = None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+def isochrone_cmd(isochrones, bc, ages_myr: Sequence[float] = CMD_AGES_MYR, feh: float = 0.0,
+                  av: float = 0.0) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """{age Myr: (BP−RP, M_G)} of the model's isochrones (``IsochroneGrid`` + ``BCGrid``), ordered by mass."""
+    logm = np.asarray(isochrones.axes["log10_mass"], np.float64)
+    out = {}
+    for age in ages_myr:
+        q = isochrones.interpolate(np.full(logm.size, math.log10(age * 1e6)), logm, np.full(logm.size, feh))
+        ok = np.isfinite(q["log10_teff"]) & np.isfinite(q["logg"]) & np.isfinite(q["log10_lum_lsun"])
+        if not ok.any():
+            continue
+        mags = bc.absolute_magnitudes(10.0 ** q["log10_teff"][ok], q["logg"][ok], q["log10_lum_lsun"][ok],
+                                      np.full(ok.sum(), feh), np.full(ok.sum(), av))
+        g, bp, rp = (mags[:, list(bc.bands).index(b)] for b in io.GAIA_BANDS)
+        out[float(age)] = (np.asarray(bp - rp, np.float64), np.asarray(g, np.float64))
+    return out
+
+
+def _group_order(table: pd.DataFrame) -> list[str]:
+    ages = table.groupby("group", dropna=False)["age_myr"].median()
+    return sorted(ages.index.astype(str), key=lambda g: (not np.isfinite(ages.get(g, np.nan)),
+                                                         ages.get(g, np.inf), g))
+
+
+def _colours(groups: Sequence[str]) -> dict[str, tuple]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
+    return {g: cmap(i % cmap.N) for i, g in enumerate(groups)}
+
+
+def _group_age(table: pd.DataFrame, group: str) -> float | None:
+    return _median(table.loc[table["group"].astype(str) == group, "age_myr"])
+
+
+def _label(group: str, table: pd.DataFrame) -> str:
+    age = _group_age(table, group)
+    return f"{group} ({age:g} Myr)" if age is not None else f"{group} (no age)"
+
+
+def figure_p_young(tables: Mapping[str, pd.DataFrame], path: str | Path, young_threshold_myr: float,
+                   dpi: int = 130) -> None:
+    """(a) P(young) per group, one panel per variant: boxes + the stars, young groups left, old right."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next(iter(tables.values()))
+    order = _group_order(first)
+    colours = _colours(order)
+    fig, axes = plt.subplots(len(tables), 1, figsize=(max(7.0, 0.9 * len(order) + 3), 3.6 * len(tables)),
+                             squeeze=False, sharex=True)
+    rng = np.random.default_rng(0)
+    for ax, (variant, t) in zip(axes[:, 0], tables.items()):
+        t = t[t["status"].astype(str) == "ok"]
+        data = [_num(t[t["group"].astype(str) == g], "p_young") for g in order]
+        ax.boxplot([d[np.isfinite(d)] if np.isfinite(d).any() else [np.nan] for d in data],
+                   positions=np.arange(len(order)), widths=0.6, showfliers=False)
+        for i, (g, d) in enumerate(zip(order, data)):
+            ax.scatter(i + rng.uniform(-0.22, 0.22, d.size), d, s=6, alpha=0.5, color=colours[g], lw=0)
+        ax.axhline(0.5, color="r", lw=1, ls="--", label="called young: P(young) ≥ 0.5")
+        n_young = sum(1 for g in order if (_group_age(first, g) or np.inf) < young_threshold_myr)
+        if 0 < n_young < len(order):
+            ax.axvline(n_young - 0.5, color="0.5", lw=0.8)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel(f"P(age < {young_threshold_myr:g} Myr)")
+        ax.set_title(f"{variant}: {int((t['status'].astype(str) == 'ok').sum())} stars with status ok")
+        ax.legend(loc="center right", fontsize=8)
+    axes[-1, 0].set_xticks(np.arange(len(order)), [_label(g, first) for g in order], rotation=30, ha="right",
+                           fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def figure_age(tables: Mapping[str, pd.DataFrame], path: str | Path, young_threshold_myr: float,
+               dpi: int = 130) -> None:
+    """(b) inferred log age (median, 16–84 % bars) against the literature group age, one panel per variant."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next(iter(tables.values()))
+    order = _group_order(first)
+    colours = _colours(order)
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.6 * len(tables), 6.2), squeeze=False, sharey=True)
+    rng = np.random.default_rng(1)
+    lims = (5.5, 10.3)
+    for ax, (variant, t) in zip(axes[0], tables.items()):
+        t = t[(t["status"].astype(str) == "ok") & np.isfinite(_num(t, "age_myr"))]
+        for g in order:
+            s = t[t["group"].astype(str) == g]
+            if s.empty:
+                continue
+            x = np.log10(_num(s, "age_myr") * 1e6) + rng.uniform(-0.04, 0.04, len(s))
+            q50 = _num(s, "log10_age_yr_q50")
+            lo, hi = q50 - _num(s, "log10_age_yr_q16"), _num(s, "log10_age_yr_q84") - q50
+            ax.errorbar(x, q50, yerr=[np.clip(lo, 0, None), np.clip(hi, 0, None)], fmt="o", ms=2.5, lw=0.5,
+                        alpha=0.5, color=colours[g], label=_label(g, first))
+        ax.plot(lims, lims, color="k", lw=1, label="one to one")
+        thr = math.log10(young_threshold_myr * 1e6)
+        ax.axhline(thr, color="r", lw=0.8, ls="--", label=f"{young_threshold_myr:g} Myr")
+        ax.set(xlim=lims, ylim=lims, xlabel="literature group age log10(age / yr)",
+               ylabel="inferred log10(age / yr): median, 16–84 %", title=variant)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    ncols = min(4, len(names))
+    fig.legend(handles, names, loc="lower center", ncols=ncols, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.045 * math.ceil(len(names) / ncols) + 0.02, 1, 1))
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def figure_cmd(members: pd.DataFrame, path: str | Path, isochrones: Mapping | None = None,
+               dpi: int = 130, young_threshold_myr: float = 50.0) -> None:
+    """(c) the members on the absolute CMD (M_G = G + 5 log10(ϖ/100), ϖ in mas) with the model's isochrones."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = _group_order(members)
+    colours = _colours(order)
+    fig, ax = plt.subplots(figsize=(7.5, 7.5))
+    if isochrones:
+        cmap = matplotlib.colormaps["viridis"]
+        for i, (age, (x, y)) in enumerate(sorted(isochrones.items())):
+            ax.plot(x, y, color=cmap(i / max(1, len(isochrones) - 1)), lw=1.2,
+                    label=f"model {age:g} Myr ([Fe/H] 0, A_V 0)")
+    for g in order:
+        s = members[members["group"].astype(str) == g]
+        plx = _num(s, "parallax")
+        ok = plx > 0
+        mg = _num(s, "phot_g_mean_mag")[ok] + 5.0 * np.log10(plx[ok] / 100.0)
+        col = (_num(s, "phot_bp_mean_mag") - _num(s, "phot_rp_mean_mag"))[ok]
+        age = _group_age(members, g)
+        ax.scatter(col, mg, s=8, alpha=0.7, color=colours[g], lw=0, marker="s" if age and age >= young_threshold_myr else "o",
+                   label=f"{_label(g, members)}, {ok.sum()}")
+    ax.set(xlim=(-0.5, 5.0), ylim=(16.0, -4.0), xlabel="BP − RP (mag)",
+           ylabel="M_G = G + 5 log10(ϖ / 100 mas) (mag)",
+           title="real members (no extinction correction)" + ("" if isochrones else "; no isochrone grids given"))
+    ax.legend(fontsize=7, loc="lower left", ncols=1, markerscale=1.5)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+def run_real_validation(model_path: str | Path | None, output_json: str | Path, figure_dir: str | Path,
+                        n_samples: int = 64, seed: int = 0, young_threshold_myr: float = 50.0,
+                        variants: Sequence[str] = VARIANTS, isochrones: str | Path | None = None,
+                        bc_grid: str | Path | None = None, figures: Mapping[str, str | Path] | None = None,
+                        sampler=None, device: str = "auto", threads: int | None = None,
+                        n_steps: int | None = None, method: str | None = None,
+                        rows_per_batch: int | None = None, prior: str | None = None,
+                        catalog_format: str = "parquet", files: Iterable | None = None,
+                        sagitta: bool = True, dpi: int = 130) -> dict:
+    """Real members through ``infer_catalog`` for each variant; metrics to ``output_json``, figures.
+
+    ``figures`` maps ``p_young``, ``age``, ``cmd`` to PNG paths (default ``figure_dir/real_<name>.png``).
+    ``isochrones``/``bc_grid``: the workflow's ``results/models/isochrones.npz`` and ``bc_grid.npz``; the CMD
+    has no isochrones without them. ``sampler`` replaces the model (tests); otherwise the checkpoint is
+    loaded with ``load_sampler`` exactly as ``ysocensus infer`` does. Returns the JSON dict.
+    """
+    variants = list(variants)
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not variants:
+        raise ValueError(f"variants {bad or variants} must be a non-empty subset of {VARIANTS}")
+    figure_dir = Path(figure_dir)
+    paths = {k: Path(v) for k, v in (figures or {}).items()}
+    for k in ("p_young", "age", "cmd"):
+        paths.setdefault(k, figure_dir / f"real_{k}.png")
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    members = load_members(files)
+    if sampler is None:
+        from ysocensus.inference.model_adapter import load_sampler
+
+        sampler = load_sampler(model_path, device=device, threads=threads, n_steps=n_steps, method=method,
+                               rows_per_batch=rows_per_batch, prior=prior)
+    tables, out_variants = {}, {}
+    with tempfile.TemporaryDirectory(prefix="validate_real_") as tmp:
+        for v in variants:
+            table, info = run_members(members, sampler, v, n_samples, seed, young_threshold_myr, tmp,
+                                      catalog_format=catalog_format)
+            tables[v] = table
+            m = score(table, young_threshold_myr)
+            m["targets"] = targets_met(m)
+            m["catalogs"] = info
+            out_variants[v] = m
+            log.info("%s: AUC %s, young called young %s, median |dlog age| %s, inside 16-84 %s", v,
+                     m["auc_p_young"], m["young_called_young"], m["median_abs_dlog_age"], m["age_inside_16_84"])
+    result = {
+        "definitions": DEFINITIONS,
+        "young_threshold_myr": float(young_threshold_myr),
+        "n_samples": int(n_samples), "seed": int(seed),
+        "model": str(model_path) if model_path is not None else None,
+        "sampler": _jsonable(sampler.describe()) if hasattr(sampler, "describe") else None,
+        "files": {name: {"rows": int(len(s)), "groups": {str(k): int(c) for k, c in
+                                                         s["group"].astype(str).value_counts().items()}}
+                  for name, s in members.groupby("file")},
+        "variants": out_variants,
+    }
+    if "as_published" in out_variants and "no_sigma" in out_variants:
+        result["sigma_vs_no_sigma"] = compare_variants(out_variants["as_published"], out_variants["no_sigma"])
+    result["sagitta"] = "not run (validate_real.sagitta: false)"
+    if sagitta:
+        try:
+            result["sagitta"] = score_sagitta(members, young_threshold_myr)
+        except Exception as exc:  # a broken optional baseline must not cost the validation
+            log.warning("Sagitta failed: %s: %s", type(exc).__name__, exc)
+            result["sagitta"] = f"failed: {type(exc).__name__}: {exc}"
+    # figures
+    figure_p_young(tables, paths["p_young"], young_threshold_myr, dpi)
+    figure_age(tables, paths["age"], young_threshold_myr, dpi)
+    iso = None
+    if isochrones is not None and bc_grid is not None:
+        from ysocensus.stars.bolometric import load_bc_grid
+        from ysocensus.stars.tracks import IsochroneGrid
+
+        iso = isochrone_cmd(IsochroneGrid.load(isochrones), load_bc_grid(bc_grid))
+    figure_cmd(members, paths["cmd"], iso, dpi, young_threshold_myr)
+    result["figures"] = {k: str(p) for k, p in paths.items()}
+    result["isochrones_myr"] = sorted(iso) if iso else None
+    output_json = Path(output_json)
+    output_json.parent.mkdir(parents=True, exist_ok=True)
+    tmp_json = output_json.with_name(output_json.name + ".part")
+    tmp_json.write_text(json.dumps(_jsonable(result), indent=2))
+    os.replace(tmp_json, output_json)
+    return result
+
+
+def _jsonable(x):
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        return _f(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if x is pd.NA:
+        return None
+    return x
+
+
+def run_rule(model: str, isochrones: str | None, bc_grid: str | None, output_json: str,
+             figures: Mapping[str, str], section: Mapping, infer: Mapping, seed: int, threads: int,
+             log_files=None) -> dict:
+    """Entry point of the workflow's ``validate_real`` rule (``scripts/validate_real.py``).
+
+    ``section`` is the validated ``validate_real`` config section; the threshold and the sampler's solver
+    and device come from the ``infer`` section, so the real stars see the settings the census uses.
+    """
+    from ysocensus.logs import configure
+
+    configure(log_files)
+    seed = int(section["seed"]) if section.get("seed") is not None else int(seed)
+    return run_real_validation(
+        model, output_json, Path(output_json).parent, n_samples=int(section["n_samples"]), seed=seed,
+        young_threshold_myr=float(infer["young_threshold_myr"]), variants=section["variants"],
+        isochrones=isochrones, bc_grid=bc_grid, figures=figures, device=infer.get("device", "auto"),
+        threads=int(threads), n_steps=infer.get("ode_steps"), method=infer.get("ode_method"),
+        rows_per_batch=infer.get("rows_per_batch"), prior=section.get("prior"),
+        catalog_format=section["catalog_format"], sagitta=bool(section["sagitta"]), dpi=int(section["dpi"]))

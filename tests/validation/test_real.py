@@ -1,0 +1,363 @@
+"""validate_real (issue 21): the shipped real members, the catalog a user would have, the metrics.
+
+Fast: no Lightning, no trained model (a stand-in sampler goes through the real inference driver).
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from ysocensus import io
+from ysocensus.validation import real
+
+YOUNG_FILES = {  # file: rows (data/real/SOURCES.md)
+    "rhoOph_Canovas2019_gaiadr2.csv": 391,
+    "CrA_EsplinLuhman2022_gaiaedr3.csv": 378,
+    "BPMG_MiretRoig2020_gaiadr3.csv": 26,
+    "ScoCen_UCL1box_Damiani2019_x_gaiaedr3.csv": 181,
+}
+
+
+def _file(name):
+    return next(f for f in real.data_files() if f.name == name)
+
+
+# ------------------------------------------------------------------ shipped data
+def test_shipped_files_parse_with_required_columns():
+    files = real.data_files()
+    names = {f.name for f in files}
+    assert set(YOUNG_FILES) <= names
+    for f in files:
+        frame = real.read_members(f)
+        assert len(frame) > 0, f.name
+        for c in real.REQUIRED_COLUMNS:
+            assert c in frame.columns, (f.name, c)
+        assert frame["source_id"].dtype == np.int64
+        assert frame["group"].notna().all(), f.name
+        if f.name in YOUNG_FILES:
+            assert len(frame) == YOUNG_FILES[f.name]
+            labelled = frame["age_myr"].dropna()
+            assert (labelled < 50).all(), f.name
+        elif f.name == "old_clusters.csv":
+            assert (frame["age_myr"] >= 300).all()
+        # every row can be written as a catalog the driver reads
+        cat = real.catalog_frame(frame)
+        assert len(cat) == len(frame)
+        assert {"source_id", "ra", "dec", *io.GAIA_BANDS, "parallax"} <= set(cat.columns)
+
+
+def test_provenance_and_licences_ship_with_the_data():
+    from importlib import resources
+
+    root = resources.files("ysocensus") / "data" / "real"
+    names = {p.name for p in root.iterdir()}
+    assert "SOURCES.md" in names
+    for lic in ("LICENSE_hectorcanovas_data_mining_Gaia_DR2_MIT.txt", "COPYING_olivares-j_Kalkayotl_GPLv3.txt",
+                "LICENSE_vsquicciarini_madys_MIT.txt"):
+        assert lic in names
+    text = (root / "SOURCES.md").read_text()
+    for name in YOUNG_FILES:
+        assert name in text
+    assert "not shipped" in text.lower()
+
+
+def test_load_members_concatenates_every_file():
+    members = real.load_members()
+    assert set(YOUNG_FILES) <= set(members["file"])
+    assert len(members) >= sum(YOUNG_FILES.values())
+
+
+# ------------------------------------------------------------------ catalog writer
+@pytest.mark.parametrize("text, expected", [
+    ("2MASS", dict(J=True, H=True, K=True)),
+    ("J:VHS;H:2MASS;K:2MASS", dict(J=False, H=True, K=True)),
+    ("J:VHS;H:FS18;K:VHS", dict(J=False, H=False, K=False)),
+    ("J:;H:;K:", dict(J=False, H=False, K=False)),
+    (None, dict(J=False, H=False, K=False)),
+    (float("nan"), dict(J=False, H=False, K=False)),
+])
+def test_tmass_bands(text, expected):
+    assert real.tmass_bands(text) == expected
+
+
+def test_no_2mass_values_taken_from_vhs_rows():
+    members = real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))
+    cat = real.catalog_frame(members)
+    src = members["jhk_source"].astype(str)
+    for band, value, error, out_value, out_error in (("J", "j_m", "j_err", "j_m", "j_msigcom"),
+                                                      ("H", "h_m", "h_err", "h_m", "h_msigcom"),
+                                                      ("K", "ks_m", "ks_err", "ks_m", "ks_msigcom")):
+        tmass = src.str.contains(f"{band}:2MASS").to_numpy()
+        other = src.str.contains(f"{band}:VHS|{band}:FS").to_numpy()
+        assert other.any() and tmass.any()
+        assert cat.loc[other, out_value].isna().all(), band
+        assert cat.loc[other, out_error].isna().all(), band
+        np.testing.assert_array_equal(cat.loc[tmass, out_value].to_numpy(), members.loc[tmass, value].to_numpy())
+        np.testing.assert_array_equal(cat.loc[tmass, out_error].to_numpy(), members.loc[tmass, error].to_numpy())
+
+
+def test_gaia_errors_from_phot_flags():
+    members = real.read_members(_file("BPMG_MiretRoig2020_gaiadr3.csv"))
+    cat = real.catalog_frame(members)
+    flags = real.parse_flags(members["phot_flags"].iloc[0])
+    for band, col in (("G", "phot_g_mean_flux_over_error"), ("BP", "phot_bp_mean_flux_over_error"),
+                      ("RP", "phot_rp_mean_flux_over_error")):
+        assert cat[col].notna().all()
+        assert cat[col].iloc[0] == pytest.approx(2.5 / math.log(10) / float(flags[f"{band}_err"]))
+
+
+def test_archive_flux_over_error_wins_and_mag_error_converts():
+    members = pd.DataFrame({
+        "source_id": [1, 2, 3], "ra": [10.0] * 3, "dec": [-20.0] * 3, "parallax": [5.0] * 3,
+        "phot_g_mean_mag": [12.0] * 3, "phot_bp_mean_mag": [12.5] * 3, "phot_rp_mean_mag": [11.4] * 3,
+        "phot_g_mean_flux_over_error": [500.0, np.nan, np.nan],
+        "phot_g_mean_mag_error": [0.5, 0.01, np.nan],
+        "phot_flags": ["G_err=0.1", "G_err=0.1", "G_err=0.02"],
+        "group": ["x"] * 3, "age_myr": [10.0] * 3,
+    })
+    foe = real.catalog_frame(members)["phot_g_mean_flux_over_error"].to_numpy()
+    np.testing.assert_allclose(foe, [500.0, 108.57362, 54.286810], rtol=1e-6)
+
+
+def test_catalog_has_only_the_columns_a_source_provides(tmp_path):
+    members = real.read_members(_file("BPMG_MiretRoig2020_gaiadr3.csv"))
+    cat = real.catalog_frame(members)
+    assert set(cat.columns) == {"source_id", "ra", "dec", *io.GAIA_BANDS, *io.GAIA_FLUX_OVER_ERROR,
+                                "parallax", "parallax_error"}
+    bare = real.catalog_frame(members, "no_sigma")
+    assert set(bare.columns) == {"source_id", "ra", "dec", *io.GAIA_BANDS, "parallax"}
+    oph = real.catalog_frame(real.read_members(_file("rhoOph_Canovas2019_gaiadr2.csv")), "no_sigma")
+    assert not set(real.SIGMA_COLUMNS) & set(oph.columns)
+    assert {"j_m", "w1mpro"} <= set(oph.columns)
+    # Parquet keeps the absent columns absent and writes missing values as null
+    path = real.write_catalog(real.catalog_frame(real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))),
+                              tmp_path / "cra.parquet")
+    table = pq.read_table(path)
+    assert "phot_g_mean_flux_over_error" not in table.column_names
+    assert table.column("j_m").null_count > 0
+    assert table.column("source_id").type == "int64"
+    csv = real.write_catalog(bare, tmp_path / "bpmg.csv")
+    assert pd.read_csv(csv).columns.tolist() == bare.columns.tolist()
+
+
+def test_unknown_variant_is_an_error():
+    with pytest.raises(ValueError, match="variant"):
+        real.catalog_frame(real.read_members(_file("BPMG_MiretRoig2020_gaiadr3.csv")), "no_photometry")
+
+
+# ------------------------------------------------------------------ metrics
+def test_auc_known_answers():
+    assert real.auc([0.9, 0.8, 0.7], [0.1, 0.2]) == 1.0
+    assert real.auc([0.1, 0.2], [0.9, 0.8, 0.7]) == 0.0
+    assert real.auc([0.5, 0.5], [0.5, 0.5, 0.5]) == 0.5
+    assert real.auc([1.0, 0.0], [0.5]) == 0.5
+    assert real.auc([], [0.1]) is None
+    assert real.auc([0.3, np.nan], [0.1]) == 1.0
+
+
+def test_auc_matches_pairwise_count():
+    rng = np.random.default_rng(3)
+    pos = rng.integers(0, 5, 40) / 4.0
+    neg = rng.integers(0, 5, 30) / 4.0
+    pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert real.auc(pos, neg) == pytest.approx(pairs)
+
+
+def test_interval_coverage():
+    assert real.interval_coverage([1, 2, 3, 4], [0, 2.5, 2, 5], [2, 3, 3, 6]) == 0.5
+    assert real.interval_coverage([1, np.nan], [0, 0], [2, 2]) == 1.0
+    assert real.interval_coverage([np.nan], [0], [1]) is None
+
+
+def _table():
+    """4 young (2 Myr), 3 old (1 Gyr), 1 unlabelled, 1 young with status invalid_input."""
+    return pd.DataFrame({
+        "file": ["a"] * 5 + ["b"] * 3 + ["a"],
+        "group": ["Y", "Y", "Y", "Y", "U", "O", "O", "O", "Y"],
+        "age_myr": [2.0, 2.0, 2.0, 2.0, np.nan, 1000.0, 1000.0, 1000.0, 2.0],
+        "parallax": [10.0] * 5 + [5.0] * 3 + [10.0],
+        "status": ["ok"] * 8 + ["invalid_input"],
+        "p_young": [0.9, 0.8, 0.6, 0.2, 0.7, 0.1, 0.3, 0.6, np.nan],
+        "log10_age_yr_q16": [6.0, 6.2, 6.5, 7.0, 6.0, 8.5, 8.0, 7.5, np.nan],
+        "log10_age_yr_q50": [6.3, 6.5, 6.8, 7.8, 6.5, 9.0, 8.5, 7.6, np.nan],
+        "log10_age_yr_q84": [6.6, 6.9, 7.0, 8.5, 7.0, 9.5, 9.0, 7.7, np.nan],
+        "distance_pc_q50": [110.0, 100.0, 90.0, 100.0, 100.0, 200.0, 220.0, 200.0, np.nan],
+    })
+
+
+def test_score_known_answers():
+    m = real.score(_table(), young_threshold_myr=50.0)
+    assert m["n_rows"] == 9 and m["n_not_ok"] == 1
+    assert m["status"] == {"invalid_input": 1, "ok": 8}
+    assert (m["n_young"], m["n_old"], m["n_unlabelled"]) == (4, 3, 1)
+    # young 0.9 0.8 0.6 0.2 vs old 0.1 0.3 0.6: 9 wins + 1 tie (0.6) + ... of 12 pairs
+    pos, neg = np.array([0.9, 0.8, 0.6, 0.2]), np.array([0.1, 0.3, 0.6])
+    expected = ((pos[:, None] > neg).sum() + 0.5 * (pos[:, None] == neg).sum()) / 12
+    assert m["auc_p_young"] == pytest.approx(expected)
+    assert m["young_called_young"] == 0.75
+    assert m["old_called_young"] == pytest.approx(1 / 3)
+    dlog = np.abs(np.array([6.3, 6.5, 6.8, 7.8]) - math.log10(2e6))
+    assert m["median_abs_dlog_age"] == pytest.approx(np.median(dlog))
+    assert m["age_inside_16_84"] == 0.5          # 6.301 inside [6.0, 6.6] and [6.2, 6.9] only
+    g = m["groups"]
+    assert set(g) == {"Y", "U", "O"}
+    assert g["Y"]["rows"] == 5 and g["Y"]["ok"] == 4 and g["Y"]["label"] == "young"
+    assert g["O"]["label"] == "old" and g["U"]["label"] == "unlabelled"
+    assert g["O"]["median_parallax_distance_pc"] == 200.0
+    assert g["O"]["median_distance_ratio"] == pytest.approx(1.0)
+    assert g["Y"]["median_distance_pc_q50"] == 100.0
+    assert "median_ess_young" not in m and "conditioning" not in m
+
+
+def test_score_uses_ess_and_conditioning_when_present():
+    t = _table().assign(ess=[40.0, 30, 20, 10, 5, 60, 60, 60, np.nan], conditioning="gaia")
+    m = real.score(t)
+    assert m["median_ess_young"] == 25.0
+    assert m["conditioning"] == {"gaia": 9}
+    assert m["groups"]["O"]["median_ess"] == 60.0
+
+
+def test_targets_and_variant_comparison():
+    t = real.targets_met({"auc_p_young": 0.96, "young_called_young": 0.5, "median_abs_dlog_age": 0.1,
+                          "age_inside_16_84": None})
+    assert t["auc_p_young"]["met"] and not t["young_called_young"]["met"]
+    assert t["median_abs_dlog_age"]["met"] and t["age_inside_16_84"]["met"] is None
+    c = real.compare_variants({"auc_p_young": 0.9, "median_abs_dlog_age": 0.3},
+                              {"auc_p_young": 0.8, "median_abs_dlog_age": 0.2})
+    assert c["auc_p_young"]["at_least_as_good"] is True
+    assert c["median_abs_dlog_age"]["at_least_as_good"] is False
+
+
+# ------------------------------------------------------------------ end to end, stand-in sampler
+class _Sampler:
+    """Young where the star lies above a line in M_G vs BP-RP: a stand-in for the trained model."""
+
+    def __init__(self):
+        self.columns = []
+
+    def sample(self, batch, n_samples, seed):
+        from ysocensus.inference import SampleResult
+
+        self.columns.append(sorted(k for k, v in batch.items()
+                                   if isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.isfinite(v).any()))
+        rng = np.random.default_rng(seed)
+        n = len(batch["source_id"])
+        plx = batch["parallax"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mg = batch["phot_g_mean_mag"] + 5 * np.log10(plx / 100)
+        col = batch["phot_bp_mean_mag"] - batch["phot_rp_mean_mag"]
+        young = np.nan_to_num(mg < 2.4 * col + 1.5).astype(bool)
+        s = np.zeros((n, n_samples, len(io.PARAMETERS)), np.float32)
+        s[..., 0] = np.where(young, 6.6, 9.0)[:, None] + 0.2 * rng.standard_normal((n, n_samples))
+        s[..., 1], s[..., 2], s[..., 4] = 0.5, 0.0, 0.3
+        s[..., 3] = np.where(plx > 0, 1000 / plx, 300)[:, None]
+        return SampleResult(s, np.full(n, "ok", object))
+
+    def describe(self):
+        return {"model": "stand-in"}
+
+
+def _old_file(tmp_path):
+    """A tiny old-cluster file in the shared schema: Hyades-like main-sequence stars at 47 pc."""
+    col = np.linspace(0.6, 2.8, 12)
+    mg = 2.4 * col + 2.5  # 1 mag below the stand-in sampler's young/old line
+    plx = np.full(col.size, 21.3)
+    g = mg - 5 * np.log10(plx / 100)
+    frame = pd.DataFrame({
+        "source_id": np.arange(col.size) + 10**15, "ra": 66.0, "dec": 16.0, "parallax": plx,
+        "parallax_error": 0.05, "phot_g_mean_mag": g, "phot_bp_mean_mag": g + 0.4 * col,
+        "phot_rp_mean_mag": g - 0.6 * col, "phot_g_mean_flux_over_error": 1000.0,
+        "phot_bp_mean_flux_over_error": 300.0, "phot_rp_mean_flux_over_error": 400.0,
+        "group": "Hyades", "age_myr": 650.0,
+    })
+    path = tmp_path / "old_clusters.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_run_real_validation_through_the_driver(tmp_path):
+    files = [_file("BPMG_MiretRoig2020_gaiadr3.csv"), _file("CrA_EsplinLuhman2022_gaiaedr3.csv"),
+             _old_file(tmp_path)]
+    sampler = _Sampler()
+    out = real.run_real_validation(None, tmp_path / "real.json", tmp_path / "fig", n_samples=8, seed=1,
+                                   files=files, sampler=sampler)
+    saved = json.loads((tmp_path / "real.json").read_text())
+    assert saved["variants"].keys() == {"as_published", "no_sigma"}
+    for key in ("definitions", "files", "sigma_vs_no_sigma", "sagitta", "figures"):
+        assert key in saved
+    pub, bare = saved["variants"]["as_published"], saved["variants"]["no_sigma"]
+    assert pub["n_rows"] == 26 + 378 + 12
+    assert pub["n_old"] == 12 and pub["n_young"] == pub["status"]["ok"] - 12
+    assert set(pub["groups"]) == {"beta Pictoris MG", "Corona Australis", "Hyades"}
+    assert pub["old_called_young"] == 0.0 and pub["auc_p_young"] > 0.5
+    for name in ("auc_p_young", "young_called_young", "median_abs_dlog_age", "age_inside_16_84"):
+        assert name in pub["targets"]
+    # the driver saw the catalog's columns: uncertainties in as_published only
+    assert "phot_g_mean_flux_over_error" in pub["catalogs"]["BPMG_MiretRoig2020_gaiadr3.csv"]["columns"]
+    assert not set(real.SIGMA_COLUMNS) & set(bare["catalogs"]["CrA_EsplinLuhman2022_gaiaedr3.csv"]["columns"])
+    assert saved["sagitta"] in ("not installed",) or isinstance(saved["sagitta"], dict)
+    for p in out["figures"].values():
+        assert (tmp_path / "fig").joinpath(p.split("/")[-1]).stat().st_size > 10_000
+    assert saved["isochrones_myr"] is None
+
+
+def test_isochrones_on_the_cmd(tmp_path):
+    """The model's isochrones from the project's own grids: a young one lies above an old one at fixed colour."""
+    from ysocensus.stars.bolometric import load_bc_grid
+    from ysocensus.stars.tracks import IsochroneGrid
+
+    iso = IsochroneGrid.build(feh_range=(-0.25, 0.25), feh_step=0.25, log10_mass_step=0.02)
+    curves = real.isochrone_cmd(iso, load_bc_grid(), ages_myr=(2, 1000))
+    assert set(curves) == {2.0, 1000.0}
+    for x, y in curves.values():
+        assert x.size > 20 and np.isfinite(x).all() and np.isfinite(y).all()
+
+    def m_g_at(curve, colour=2.0):
+        x, y = curve
+        sel = (x > 1.0) & (x < 3.0)       # the lower main sequence / pre-main sequence, monotonic here
+        order = np.argsort(x[sel])
+        return np.interp(colour, x[sel][order], y[sel][order])
+
+    young, old = m_g_at(curves[2.0]), m_g_at(curves[1000.0])
+    assert young < old - 1.0          # 2 Myr pre-main sequence is > 1 mag brighter at BP-RP 2
+    real.figure_cmd(real.read_members(_file("BPMG_MiretRoig2020_gaiadr3.csv")), tmp_path / "cmd.png", curves)
+    assert (tmp_path / "cmd.png").stat().st_size > 10_000
+
+
+def test_real_module_does_not_import_lightning_or_torch():
+    code = ("import sys; import ysocensus.validation.real, ysocensus.inference; "
+            "bad = [m for m in ('lightning', 'torch') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_run_rule_takes_the_schema_defaults_and_loads_the_model_as_the_cli_does(tmp_path, monkeypatch):
+    from ysocensus.config import validate_config
+    from ysocensus.inference import model_adapter
+    from tests.conftest import REPO
+
+    config = validate_config({}, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    section = dict(config["validate_real"], n_samples=4, sagitta=False)
+    assert section["variants"] == ["as_published", "no_sigma"]
+    seen = {}
+
+    def load(path, **kw):
+        seen.update(path=path, **kw)
+        return _Sampler()
+
+    monkeypatch.setattr(model_adapter, "load_sampler", load)
+    figures = {k: str(tmp_path / f"real_{k}.png") for k in ("p_young", "age", "cmd")}
+    out = real.run_rule("m.ckpt", None, None, str(tmp_path / "real.json"), figures, section, config["infer"],
+                        seed=5, threads=1)
+    assert seen["path"] == "m.ckpt" and seen["threads"] == 1 and seen["prior"] is None
+    assert seen["device"] == config["infer"]["device"]
+    assert out["seed"] == 5 and out["n_samples"] == 4 and out["sagitta"].startswith("not run")
+    assert out["young_threshold_myr"] == config["infer"]["young_threshold_myr"]
+    assert set(YOUNG_FILES) <= set(out["files"])
+    assert all((tmp_path / f"real_{k}.png").exists() for k in figures)
