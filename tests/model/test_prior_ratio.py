@@ -152,8 +152,10 @@ def test_field_tilt_makes_the_training_prior_continuous_across_the_step():
 
 
 def test_field_tilt_refuses_a_zone_of_complex_members_and_counts_outliers():
-    with pytest.raises(ValueError, match=r"train.parquet: 1 of 2 rows .*rows \[1\].*field_tilt_dex"):
-        _tilt().check_zone(np.array([7.0, 7.6, 7.8]), np.array([1.0, 1.0, 1000.0]), "train.parquet")
+    with pytest.raises(ValueError, match=r"train.parquet: 2 of 3 rows .*rows \[1, 2\].*field_tilt_dex"):
+        _tilt().check_zone(np.array([7.0, 7.6, 7.65, 7.8]), np.array([1.0, 1.0, 1.0, 1000.0]), "train.parquet")
+    # association members of 40-60 Myr beside the field: counted, their share of the ratio is classified
+    assert _tilt().check_zone(np.array([7.6, 7.6, 7.8, 7.65]), np.array([1.0, 50.0, 1000.0, 50.0]), "t") == 1
     assert _tilt().check_zone(np.array([7.0, 7.6, 7.8]), np.array([1.0, 50.0, 1000.0]), "train.parquet") == 0
     # a cluster's age outlier among 200 field stars of the zone is counted, not an error
     age = np.r_[np.full(200, 7.6), 7.55]
@@ -182,7 +184,7 @@ def test_prior_ratio_with_a_tilt_is_the_bridge_in_the_zone_and_roundtrips(tmp_pa
     sk = torch.as_tensor(sky[:5])
     r_sim = ratio(zz, sk, tilted=False).exp().numpy()
     assert r_sim[1:4] == pytest.approx(tilt.field_weight(probe[1:4]), rel=1e-4)
-    untilt = ratio.log_untilt(zz).exp().numpy()
+    untilt = ratio.log_untilt(zz, sk).exp().numpy()
     assert untilt[[0, 4]].tolist() == [1.0, 1.0]
     assert untilt[1:4] == pytest.approx(r[1:4] / r_sim[1:4], rel=1e-4) and untilt[1] > 1 > untilt[3]
     cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
@@ -191,3 +193,29 @@ def test_prior_ratio_with_a_tilt_is_the_bridge_in_the_zone_and_roundtrips(tmp_pa
                                                                      "network": cfg.to_dict()}), prior_ratio=ratio)
     back = load(p).prior_ratio
     assert back.tilt == tilt and torch.equal(back(zz, torch.as_tensor(sky[:5])), ratio(zz, torch.as_tensor(sky[:5])))
+
+
+def test_prior_ratio_in_the_zone_keeps_association_members_of_the_step_age():
+    """Members of a complete (weight-1) association at the step's age beside the thinned field: where only the
+    association lives the ratio is its weight, 1, not the field's bridge; where only the field lives, the bridge."""
+    tilt = _tilt()
+    rng = np.random.default_rng(4)
+    n = 20000
+    age = rng.uniform(6.5, 9.0, n)
+    assoc = rng.random(n) < 0.08
+    age[assoc] = rng.uniform(tilt.log_age - 0.15, tilt.log_age + 0.15, assoc.sum())
+    scale = (7.8, 0.6)
+    z = rng.normal(size=(n, N_THETA)).astype(np.float32)
+    z[:, 0] = (age - scale[0]) / scale[1]
+    sky = np.where(assoc[:, None], np.array([[1.0, 0.0, 1.0, 0.0]]), np.array([[0.0, 1.0, 0.0, 1.0]])).astype(np.float32)
+    w = np.where(assoc, 1.0, tilt.field_weight(age))
+    assert tilt.check_zone(age, w, "t") == int((assoc & tilt.in_zone(age)).sum())
+    ratio, _ = fit_prior_ratio(z, sky, w, power=0.0, steps=400, seed=2, tilt=tilt, age_scale=scale)
+    probe = np.array([tilt.log_age - 0.1, tilt.log_age + 0.1])
+    zz = torch.zeros(2, N_THETA)
+    zz[:, 0] = torch.as_tensor((probe - scale[0]) / scale[1])
+    r_assoc = ratio(zz, torch.as_tensor(sky[assoc][:2])).exp().numpy()
+    r_field = ratio(zz, torch.as_tensor(sky[~assoc][:2])).exp().numpy()
+    # (the classifier leaks a little field probability, weighted by the field's 50-1000, hence the tolerance)
+    assert np.all((r_assoc > 0.9) & (r_assoc < 1.5)) and np.all(np.exp(tilt.log_bridge(probe)) > 60)
+    assert r_field == pytest.approx(np.exp(tilt.log_bridge(probe)), rel=0.1)
