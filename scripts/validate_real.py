@@ -12,4 +12,5 @@ run_rule(
     seed=snakemake.params.seed,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
     log_files=snakemake.log,  # noqa: F821
+    calibration_groups=snakemake.params.calibration_groups,  # noqa: F821
 )

@@ -8,8 +8,16 @@ DUST_CELLS = (
 
 
 rule stellar_models:
+    input:
+        bc="results/models/bc_grid.npz",
     output:
         "results/models/isochrones.npz",
+        correction="results/models/empirical_correction.json",
+        figure=report(
+            "results/models/empirical_correction.png",
+            caption="../report/empirical_correction.rst",
+            category="Stellar models",
+        ),
     log:
         "logs/stellar_models.log",
     benchmark:

@@ -41,6 +41,12 @@ rule validate_real:
         section=REAL,
         infer=config["infer"],
         seed=config["seed"],
+        # the cluster the stellar models were corrected to (stars.empirical) is not an independent check
+        calibration_groups=(
+            [config["population"]["stellar_models"]["empirical_correction"]["cluster"]]
+            if config["population"]["stellar_models"]["empirical_correction"]["enabled"]
+            else []
+        ),
     script:
         "../../scripts/validate_real.py"
 

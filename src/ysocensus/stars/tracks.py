@@ -318,6 +318,7 @@ class IsochroneGrid:
     def from_config(cls, cfg: Mapping | None) -> "IsochroneGrid":
         """Build from the ``population.stellar_models`` section of the config."""
         cfg = dict(cfg or {})
+        cfg.pop("empirical_correction", None)  # applied after building (ysocensus.stars.empirical)
         keys = set(DEFAULTS)
         unknown = set(cfg) - keys
         if unknown:

@@ -66,6 +66,8 @@ SIGMA_COLUMNS = (("parallax_error",) + tuple(io.GAIA_FLUX_OVER_ERROR) + tuple(io
 DEFINITIONS = {
     "young": "a member whose literature group age age_myr < young_threshold_myr",
     "old": "a member whose literature group age age_myr >= young_threshold_myr (the old-cluster negatives)",
+    "calibration": "a member of the cluster the stellar models were corrected to (population.stellar_models."
+                   "empirical_correction.cluster): inferred and listed per group, not in the young/old metrics",
     "unlabelled": "a member without a literature age (e.g. Sco OB2 diffuse/unassigned): inferred and listed per "
                   "group, not in the young/old metrics",
     "scored rows": "only rows with status 'ok' enter the metrics; rows with any other status (prior_only, "
@@ -270,14 +272,18 @@ def _frac(mask) -> float | None:
     return _f(mask.mean()) if mask.size else None
 
 
-def labels(age_myr, young_threshold_myr: float) -> np.ndarray:
-    """'young' / 'old' / 'unlabelled' from the literature group age."""
+def labels(age_myr, young_threshold_myr: float, group=None, calibration_groups: Sequence[str] = ()) -> np.ndarray:
+    """'young' / 'old' / 'unlabelled' from the literature group age; 'calibration' for members of a group the
+    stellar models were corrected to (``stars.empirical``), which would not be an independent check."""
     age = np.asarray(age_myr, np.float64)
-    return np.where(~np.isfinite(age), "unlabelled", np.where(age < young_threshold_myr, "young", "old"))
+    out = np.where(~np.isfinite(age), "unlabelled", np.where(age < young_threshold_myr, "young", "old"))
+    if group is not None and len(calibration_groups):
+        out = np.where(np.isin(np.asarray(group, dtype=str), list(calibration_groups)), "calibration", out)
+    return out
 
 
 def score(table: pd.DataFrame, young_threshold_myr: float = 50.0, score_column: str = "p_young",
-          age_column: str = "log10_age_yr_q50") -> dict:
+          age_column: str = "log10_age_yr_q50", calibration_groups: Sequence[str] = ()) -> dict:
     """The metrics of one variant from a joined table (members + posterior columns).
 
     ``table`` needs ``group``, ``age_myr``, ``parallax``, ``status`` and ``score_column``; the age metrics
@@ -287,7 +293,7 @@ def score(table: pd.DataFrame, young_threshold_myr: float = 50.0, score_column: 
     t = table.reset_index(drop=True)
     status = t["status"].astype(str).to_numpy()
     ok = status == "ok"
-    lab = labels(t["age_myr"], young_threshold_myr)
+    lab = labels(t["age_myr"], young_threshold_myr, t["group"].astype(str), calibration_groups)
     p = _num(t, score_column)
     log_age_true = np.log10(_num(t, "age_myr") * 1e6)
     q50 = _num(t, age_column)
@@ -306,6 +312,7 @@ def score(table: pd.DataFrame, young_threshold_myr: float = 50.0, score_column: 
         "n_not_ok": int((~ok).sum()),
         "n_young": int(young.sum()), "n_old": int(old.sum()),
         "n_unlabelled": int((ok & (lab == "unlabelled")).sum()),
+        "n_calibration": int((ok & (lab == "calibration")).sum()),
         "auc_p_young": auc(p[young], p[old]),
         "young_called_young": _frac(p[young] >= 0.5),
         "old_called_young": _frac(p[old] >= 0.5),
@@ -328,7 +335,7 @@ def score(table: pd.DataFrame, young_threshold_myr: float = 50.0, score_column: 
         g = {
             "file": ",".join(sorted(set(t["file"].iloc[idx].astype(str)))) if "file" in t.columns else None,
             "age_myr": _median(age),
-            "label": str(labels([_median(age) if _median(age) is not None else np.nan], young_threshold_myr)[0]),
+            "label": str(lab[idx[0]]),
             "rows": int(idx.size), "ok": int(g_ok.sum()),
             "status": {k: int(v) for k, v in sorted(pd.Series(status[idx]).value_counts().items())},
             "median_p_young": _median(p[sel]),
@@ -417,7 +424,7 @@ def run_members(members: pd.DataFrame, sampler, variant: str, n_samples: int, se
     return pd.concat(parts).sort_index(), info
 
 
-def score_sagitta(members: pd.DataFrame, young_threshold_myr: float) -> dict | str:
+def score_sagitta(members: pd.DataFrame, young_threshold_myr: float, calibration_groups: Sequence[str] = ()) -> dict | str:
     """Sagitta (``baselines.sagitta``) on the as_published columns of the same stars, or why not."""
     from ysocensus.baselines import sagitta
 
@@ -436,7 +443,8 @@ def score_sagitta(members: pd.DataFrame, young_threshold_myr: float) -> dict | s
         inputs[s] = sagitta.gaia_mag_error(v) if ours in io.GAIA_FLUX_OVER_ERROR else v
     pred = sagitta.SagittaModel().predict(inputs)
     table = members.reset_index(drop=True).assign(status="ok", sagitta_pms=pred["pms"], sagitta_age=pred["age"])
-    out = score(table, young_threshold_myr, score_column="sagitta_pms", age_column="sagitta_age")
+    out = score(table, young_threshold_myr, score_column="sagitta_pms", age_column="sagitta_age",
+                calibration_groups=calibration_groups)
     out["note"] = ("Sagitta's PMS probability in place of p_young, its age regression (log10 yr, range 6-8) in "
                    "place of the median; it gives no interval, so age_inside_16_84 is null")
     out["age_inside_16_84"] = None
@@ -604,7 +612,7 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
                         n_steps: int | None = None, method: str | None = None,
                         rows_per_batch: int | None = None, prior: str | None = None,
                         catalog_format: str = "parquet", files: Iterable | None = None,
-                        sagitta: bool = True, dpi: int = 130) -> dict:
+                        sagitta: bool = True, dpi: int = 130, calibration_groups: Sequence[str] = ()) -> dict:
     """Real members through ``infer_catalog`` for each variant; metrics to ``output_json``, figures.
 
     ``figures`` maps ``p_young``, ``age``, ``cmd`` to PNG paths (default ``figure_dir/real_<name>.png``).
@@ -634,7 +642,7 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
             table, info = run_members(members, sampler, v, n_samples, seed, young_threshold_myr, tmp,
                                       catalog_format=catalog_format)
             tables[v] = table
-            m = score(table, young_threshold_myr)
+            m = score(table, young_threshold_myr, calibration_groups=calibration_groups)
             m["targets"] = targets_met(m)
             m["catalogs"] = info
             out_variants[v] = m
@@ -650,13 +658,14 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
                                                          s["group"].astype(str).value_counts().items()}}
                   for name, s in members.groupby("file")},
         "variants": out_variants,
+        "calibration_groups": list(calibration_groups),
     }
     if "as_published" in out_variants and "no_sigma" in out_variants:
         result["sigma_vs_no_sigma"] = compare_variants(out_variants["as_published"], out_variants["no_sigma"])
     result["sagitta"] = "not run (validate_real.sagitta: false)"
     if sagitta:
         try:
-            result["sagitta"] = score_sagitta(members, young_threshold_myr)
+            result["sagitta"] = score_sagitta(members, young_threshold_myr, calibration_groups)
         except Exception as exc:  # a broken optional baseline must not cost the validation
             log.warning("Sagitta failed: %s: %s", type(exc).__name__, exc)
             result["sagitta"] = f"failed: {type(exc).__name__}: {exc}"
@@ -700,7 +709,7 @@ def _jsonable(x):
 
 def run_rule(model: str, isochrones: str | None, bc_grid: str | None, output_json: str,
              figures: Mapping[str, str], section: Mapping, infer: Mapping, seed: int, threads: int,
-             log_files=None) -> dict:
+             log_files=None, calibration_groups: Sequence[str] = ()) -> dict:
     """Entry point of the workflow's ``validate_real`` rule (``scripts/validate_real.py``).
 
     ``section`` is the validated ``validate_real`` config section; the threshold and the sampler's solver
@@ -716,4 +725,5 @@ def run_rule(model: str, isochrones: str | None, bc_grid: str | None, output_jso
         isochrones=isochrones, bc_grid=bc_grid, figures=figures, device=infer.get("device", "auto"),
         threads=int(threads), n_steps=infer.get("ode_steps"), method=infer.get("ode_method"),
         rows_per_batch=infer.get("rows_per_batch"), prior=section.get("prior"),
-        catalog_format=section["catalog_format"], sagitta=bool(section["sagitta"]), dpi=int(section["dpi"]))
+        catalog_format=section["catalog_format"], sagitta=bool(section["sagitta"]), dpi=int(section["dpi"]),
+        calibration_groups=calibration_groups)

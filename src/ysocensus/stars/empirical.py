@@ -1,0 +1,263 @@
+"""An empirical correction of the stellar models' low-mass main sequence, from an old cluster's members.
+
+MIST (and the C3K atmospheres behind its bolometric corrections) make M dwarfs too blue in Gaia colours: at
+fixed BP − RP, the main sequences of Praesepe and the Hyades in Gaia DR2 lie 0.3–0.6 mag above the 650–700 Myr
+isochrone for K and early-M dwarfs and ~1–1.5 mag above it at BP − RP ≈ 2.6–2.9 (0.15–0.3 M☉). This is the
+known deficit of model M-dwarf radii and the excess of their effective temperatures at fixed luminosity
+(e.g. Boyajian et al. 2012; Mann et al. 2015). Left in the simulator, a real old M dwarf sits where the
+simulation puts pre-main-sequence stars, and the network calls it young.
+
+As brutus does (Speagle et al. 2025, §2.3: empirical corrections to MIST's effective temperatures and radii as
+functions of initial mass, fitted to benchmark clusters), the isochrone grid is corrected by a shift of
+log10 T_eff that depends on initial mass only, at fixed luminosity: the radius grows as T_eff^−2 and log g
+changes by 4 Δlog10 T_eff. The shift is fitted to one named cluster's single-star main sequence (default
+Praesepe: 670 Myr, Douglas et al. 2019; [Fe/H] = +0.16, Cummings et al. 2017; E(B−V) = 0.027, Taylor 2006),
+from its members shipped in ``ysocensus/data/real/old_clusters.csv`` (Gaia Collaboration 2018, A&A 616, A10),
+so the other old clusters (the Hyades, Coma Ber, Ruprecht 147, NGC 6811) stay independent checks in
+``validate_real``, which leaves the calibration cluster out of its scores.
+
+The fit (:func:`fit_teff_correction`): the cluster's ridge line, M_G against BP − RP in colour bins, where the
+brightest quarter of each bin is dropped first (unresolved binaries lie up to 0.75 mag above the single-star
+sequence); then, for each initial mass of the model isochrone at the cluster's age, [Fe/H] and A_V, the shift on
+a grid that puts the model star on the ridge line; a running median over neighbouring masses, the value at the
+ends of the covered colour range held beyond them, and a linear taper to zero between ``taper_msun`` (above it
+the models match). The correction applies at every age and [Fe/H]: pre-main-sequence M stars are at least as
+discrepant (magnetic activity and spots; Somers & Pinsonneault 2015).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Mapping
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = dict(enabled=True, cluster="Hyades", age_myr=650.0, feh=0.13, av_mag=0.0,
+                mass_range_msun=(0.09, 0.85), taper_msun=(0.7, 0.85), shift_range=(-0.12, 0.03),
+                colour_bin=0.1, drop_brightest=0.25, min_stars_per_bin=8, smooth=5)
+#: the shipped members file the fit reads (``ysocensus/data/real``)
+MEMBERS_FILE = "old_clusters.csv"
+
+
+@dataclass
+class TeffCorrection:
+    """Δ log10 T_eff against log10 initial mass (piecewise linear, held beyond the first knot, 0 beyond the
+    last), applied at fixed luminosity."""
+
+    log10_mass: np.ndarray
+    dlog10_teff: np.ndarray
+    meta: dict | None = None
+
+    def shift(self, log10_mass) -> np.ndarray:
+        return np.interp(np.asarray(log10_mass, np.float64), self.log10_mass, self.dlog10_teff,
+                         left=self.dlog10_teff[0], right=0.0)
+
+    def apply(self, grid):
+        """A copy of ``grid`` (``tracks.IsochroneGrid``) with T_eff, log g and radius corrected."""
+        import dataclasses
+
+        q = {name: k for k, name in enumerate(grid.quantities)}
+        d = self.shift(grid.axes["log10_mass"]).astype(np.float32)  # per mass node
+        values = grid.values.copy()
+        values[..., q["log10_teff"]] += d
+        values[..., q["logg"]] += 4.0 * d
+        if "log10_radius_rsun" in q:
+            values[..., q["log10_radius_rsun"]] -= 2.0 * d
+        meta = dict(grid.meta, empirical_teff_correction=self.to_dict())
+        return dataclasses.replace(grid, values=values, meta=meta)
+
+    def to_dict(self) -> dict:
+        return {"log10_mass": [float(v) for v in self.log10_mass],
+                "dlog10_teff": [float(v) for v in self.dlog10_teff], "meta": self.meta or {}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "TeffCorrection":
+        return cls(np.asarray(d["log10_mass"], np.float64), np.asarray(d["dlog10_teff"], np.float64),
+                   dict(d.get("meta") or {}))
+
+
+def cluster_members(name: str):
+    """Members of the named old cluster from the shipped file (pandas), with M_G and BP − RP."""
+    import pandas as pd
+
+    with (resources.files("ysocensus") / "data" / "real" / MEMBERS_FILE).open("r") as fh:
+        frame = pd.read_csv(fh)
+    m = frame[frame["group"] == name].copy()
+    if m.empty:
+        raise ValueError(f"empirical correction: no members of {name!r} in data/real/{MEMBERS_FILE} "
+                         f"(groups: {sorted(frame['group'].unique())})")
+    ok = (m["parallax"] > 0) & m[["phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag"]].notna().all(1)
+    m = m[ok]
+    m["abs_g"] = m["phot_g_mean_mag"] + 5.0 * np.log10(m["parallax"] / 100.0)
+    m["bp_rp_obs"] = m["phot_bp_mean_mag"] - m["phot_rp_mean_mag"]
+    return m
+
+
+def ridge_line(colour, abs_g, bin_width: float, drop_brightest: float, min_stars: int):
+    """The single-star sequence: (colour centres, median M_G) of bins with at least ``min_stars`` stars, after
+    the brightest ``drop_brightest`` of each bin is dropped."""
+    c, g = np.asarray(colour, np.float64), np.asarray(abs_g, np.float64)
+    ok = np.isfinite(c) & np.isfinite(g)
+    c, g = c[ok], g[ok]
+    edges = np.arange(np.floor(c.min() / bin_width) * bin_width, c.max() + bin_width, bin_width)
+    centres, ridge = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        s = np.sort(g[(c >= lo) & (c < hi)])
+        if len(s) < min_stars:
+            continue
+        centres.append(0.5 * (lo + hi))
+        ridge.append(float(np.median(s[int(drop_brightest * len(s)):])))
+    return np.asarray(centres), np.asarray(ridge)
+
+
+def _running_median(x: np.ndarray, k: int) -> np.ndarray:
+    if k <= 1 or len(x) < k:
+        return x
+    pad = np.pad(x, k // 2, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(pad, k), axis=1)
+
+
+def fit_teff_correction(members, grid, bc, cfg: Mapping | None = None) -> tuple[TeffCorrection, dict]:
+    """Fit the correction (module docstring) to ``members`` (``cluster_members``) with the uncorrected
+    isochrone ``grid`` and the ``bc`` grid; returns it and diagnostics (ridge, model before and after)."""
+    p = dict(DEFAULTS, **(cfg or {}))
+    rc, rg = ridge_line(members["bp_rp_obs"], members["abs_g"], p["colour_bin"], p["drop_brightest"],
+                        p["min_stars_per_bin"])
+    if len(rc) < 3:
+        raise ValueError(f"empirical correction: {p['cluster']} has too few stars for a ridge line")
+    lm = np.linspace(np.log10(p["mass_range_msun"][0]), np.log10(p["mass_range_msun"][1]), 80)
+    age = np.log10(float(p["age_myr"]) * 1e6)
+    iso = grid.interpolate(np.full_like(lm, age), lm, np.full_like(lm, float(p["feh"])))
+    keep = np.isfinite(iso["log10_teff"])
+    lm = lm[keep]
+    iso = {k: v[keep].astype(np.float64) for k, v in iso.items()}
+    shifts = np.linspace(*p["shift_range"], 151)
+    n, s = len(lm), len(shifts)
+    t = np.repeat(iso["log10_teff"], s) + np.tile(shifts, n)
+    gg = np.repeat(iso["logg"], s) + 4.0 * np.tile(shifts, n)
+    lum = np.repeat(iso["log10_lum_lsun"], s)
+    mags = bc.absolute_magnitudes(10.0 ** t, gg, lum, np.full(n * s, float(p["feh"])),
+                                  np.full(n * s, float(p["av_mag"]))).astype(np.float64).reshape(n, s, -1)
+    colour, abs_g = mags[..., 1] - mags[..., 2], mags[..., 0]
+    # only shifts that land inside the ridge line's colour range, a bin away from its ends (the faint end of
+    # a cluster's sequence is where its completeness and the BP photometry of faint red stars give out)
+    inside = (colour >= rc[0] + p["colour_bin"]) & (colour <= rc[-1] - p["colour_bin"])
+    miss = np.where(inside, np.abs(abs_g - np.interp(colour, rc, rg)), np.inf)
+    best = np.argmin(miss, axis=1)
+    # fitted only where the uncorrected model star already lies in the covered colour range too: beyond it a
+    # shift of either sign could reach some part of the ridge line
+    c0 = colour[:, int(np.argmin(np.abs(shifts)))]
+    found = np.isfinite(miss[np.arange(n), best]) & (c0 >= rc[0] + p["colour_bin"]) & (c0 <= rc[-1] - p["colour_bin"])
+    if found.sum() < 3:
+        raise ValueError(f"empirical correction: the model isochrone does not reach {p['cluster']}'s ridge line")
+    d = np.where(found, shifts[best], np.nan)
+    # hold the ends of the covered range beyond them, smooth, taper to zero at the high-mass end
+    idx = np.flatnonzero(found)
+    d[: idx[0]] = d[idx[0]]
+    d[idx[-1] + 1:] = d[idx[-1]]
+    d = _running_median(d, int(p["smooth"]))
+    m = 10.0 ** lm
+    lo, hi = p["taper_msun"]
+    d = d * np.clip((hi - m) / (hi - lo), 0.0, 1.0)
+    corr = TeffCorrection(lm, d, {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()})
+    diag = {"ridge_bp_rp": rc.tolist(), "ridge_abs_g": rg.tolist(), "log10_mass": lm.tolist(),
+            "model_bp_rp_before": colour[:, int(np.argmin(np.abs(shifts)))].tolist(),
+            "model_abs_g_before": abs_g[:, int(np.argmin(np.abs(shifts)))].tolist(),
+            "n_members": int(len(members))}
+    after = bc.absolute_magnitudes(10.0 ** (iso["log10_teff"] + d), iso["logg"] + 4.0 * d, iso["log10_lum_lsun"],
+                                   np.full(n, float(p["feh"])), np.full(n, float(p["av_mag"]))).astype(np.float64)
+    diag["model_bp_rp_after"] = (after[:, 1] - after[:, 2]).tolist()
+    diag["model_abs_g_after"] = after[:, 0].tolist()
+    log.info("empirical T_eff correction from %s (%d members): dlog10 Teff %.3f..%.3f over %.2f..%.2f Msun",
+             p["cluster"], len(members), d.min(), d.max(), m[0], m[-1])
+    return corr, diag
+
+
+def figure(diag: Mapping, corr: TeffCorrection, members, path, check=None, dpi: int = 120) -> None:
+    """The cluster, its ridge line and the model isochrone before and after (left); the shift (right).
+    ``check``: another cluster's members (name, frame) drawn for comparison."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 5), gridspec_kw={"width_ratios": [1.3, 1]})
+    cluster = corr.meta.get("cluster", "cluster") if corr.meta else "cluster"
+    a.scatter(members["bp_rp_obs"], members["abs_g"], s=4, c="0.6", label=f"{cluster} members (fit)")
+    if check is not None:
+        a.scatter(check[1]["bp_rp_obs"], check[1]["abs_g"], s=4, c="tab:green", alpha=0.5,
+                  label=f"{check[0]} members (not fitted)")
+    a.plot(diag["ridge_bp_rp"], diag["ridge_abs_g"], "k-", lw=2, label="single-star ridge line")
+    a.plot(diag["model_bp_rp_before"], diag["model_abs_g_before"], "--", c="tab:red", label="model, uncorrected")
+    a.plot(diag["model_bp_rp_after"], diag["model_abs_g_after"], "-", c="tab:blue", label="model, corrected")
+    a.invert_yaxis()
+    a.set_xlabel("BP − RP (mag)")
+    a.set_ylabel("M_G (mag)")
+    a.set_xlim(0.5, 4.2)
+    a.set_ylim(15, 3)
+    a.legend(fontsize=8, loc="lower left")
+    a.set_title(f"{cluster}: {corr.meta.get('age_myr')} Myr, [Fe/H] {corr.meta.get('feh')}, A_V {corr.meta.get('av_mag')}",
+                fontsize=10)
+    b.plot(10.0 ** corr.log10_mass, corr.dlog10_teff, "k-")
+    b.axhline(0, c="0.7", lw=0.8)
+    b.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+    b.xaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.3, 0.5, 0.8]))
+    b.xaxis.set_major_formatter(ScalarFormatter())
+    b.xaxis.set_minor_formatter(NullFormatter())
+    b.set_xlabel("initial mass (M☉)")
+    b.set_ylabel("Δ log10 T_eff (dex), at fixed luminosity")
+    b.set_title("correction applied to the isochrone grid", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def corrected_grid(grid, bc, cfg: Mapping | None, json_path=None, figure_path=None):
+    """``grid`` corrected as configured (``population.stellar_models.empirical_correction``), or unchanged
+    when disabled; writes the fit (JSON) and its figure where paths are given."""
+    p = dict(DEFAULTS, **(cfg or {}))
+    if not p["enabled"]:
+        if json_path is not None:
+            from ysocensus.io import write_json
+            write_json({"enabled": False}, json_path)
+        if figure_path is not None:
+            _blank(figure_path)
+        return grid
+    members = cluster_members(p["cluster"])
+    corr, diag = fit_teff_correction(members, grid, bc, p)
+    if json_path is not None:
+        from ysocensus.io import write_json
+        write_json({"enabled": True, **corr.to_dict(), "diagnostics": diag}, json_path)
+    if figure_path is not None:
+        check = "Hyades" if p["cluster"] != "Hyades" else "Praesepe"
+        try:
+            check_members = (check, cluster_members(check))
+        except ValueError:
+            check_members = None
+        figure(diag, corr, members, figure_path, check_members)
+    return corr.apply(grid)
+
+
+def _blank(path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "empirical correction disabled", ha="center", va="center")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def load(json_path) -> TeffCorrection | None:
+    with open(json_path) as f:
+        d = json.load(f)
+    return TeffCorrection.from_dict(d) if d.get("enabled") else None
