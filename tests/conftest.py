@@ -32,3 +32,19 @@ def run_snakemake(*args: str, cwd: Path = REPO, timeout: float = 600, check: boo
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def bc_grid():
+    """The MIST/C3K bolometric-correction grid of the ten bands (astrolachesis), built once per session."""
+    from ysocensus.stars.bolometric import load_bc_grid
+
+    return load_bc_grid()
+
+
+@pytest.fixture(scope="session")
+def isochrones():
+    """The default isochrone grid (MIST v2.5 + BHAC15, uncorrected), built once per session."""
+    from ysocensus.stars.tracks import IsochroneGrid
+
+    return IsochroneGrid.build()

@@ -111,6 +111,34 @@ def test_population_prior_moves_samples_and_roundtrips_in_checkpoint(tmp_path):
         FlowPosterior(net, Normalisation(), prior="galaxy")
 
 
+def test_stars_with_a_low_ess_get_more_proposals_and_p_young_comes_from_all_weights():
+    torch.manual_seed(0)
+    cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
+    net = FlowTransformer(cfg)
+    z, sky, w = _component_sample(20000)
+    ratio, _ = fit_prior_ratio(z, sky, w, power=0.0, steps=400, seed=1)
+    frame = flat_to_frame(_x(50))
+    plain = FlowPosterior(net, Normalisation(), n_steps=2, prior="population", prior_ratio=ratio, oversample=2)
+    more = FlowPosterior(net, Normalisation(), n_steps=2, prior="population", prior_ratio=ratio, oversample=2,
+                         min_ess=40, max_oversample=8)
+    plain.sample_frame(frame, 32, torch.Generator().manual_seed(3))
+    e0 = plain.last_ess
+    assert plain.last_proposals.shape == (50, 64, N_THETA)
+    s, _ = more.sample_frame(frame, 32, torch.Generator().manual_seed(3))
+    assert more.last_proposals.shape == (50, 256, N_THETA)
+    low = e0 < 40
+    assert low.any() and (~low).any()
+    # stars above the target keep their 64 proposals (the extra slots carry no weight), the others gain ESS
+    assert np.isneginf(more.last_log_weights[~low, 64:]).all() and np.isfinite(more.last_log_weights[low, 64:]).any()
+    assert np.median(more.last_ess[low]) > 2 * np.median(e0[low])
+    # the samples are drawn from the weighted proposals
+    assert np.isfinite(s).all()
+    from ysocensus.inference.summaries import weighted_probability_below
+
+    p = weighted_probability_below(more.last_proposals[..., 0], more.last_log_weights, 0.0)
+    assert np.abs(p - (s[..., 0] < 0.0).mean(1)).mean() < 0.1
+
+
 def test_using_prior_switches_for_a_block_and_restores():
     post = FlowPosterior(FlowTransformer(NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)),
                          Normalisation())

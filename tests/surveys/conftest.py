@@ -1,24 +1,10 @@
-"""Fixtures of the observe-stage tests: the BC grid, the isochrone grid, synthetic populations."""
+"""Fixtures of the observe-stage tests: synthetic populations (the BC and isochrone grids are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from ysocensus.surveys.synthetic import synthetic_population
-
-
-@pytest.fixture(scope="session")
-def bc_grid():
-    from ysocensus.stars.bolometric import load_bc_grid
-
-    return load_bc_grid()
-
-
-@pytest.fixture(scope="session")
-def isochrones():
-    from ysocensus.stars.tracks import IsochroneGrid
-
-    return IsochroneGrid.build()
 
 
 @pytest.fixture(scope="session")

@@ -215,6 +215,13 @@ def test_score_known_answers():
     assert "median_ess_young" not in m and "conditioning" not in m
 
 
+def test_the_stellar_models_calibration_cluster_is_not_scored():
+    """The cluster the models were corrected to (stars.empirical) is listed, but not an old-cluster negative."""
+    m = real.score(_table(), young_threshold_myr=50.0, calibration_groups=["O"])
+    assert (m["n_young"], m["n_old"], m["n_calibration"]) == (4, 0, 3)
+    assert m["auc_p_young"] is None and m["groups"]["O"]["label"] == "calibration"
+
+
 def test_score_uses_ess_and_conditioning_when_present():
     t = _table().assign(ess=[40.0, 30, 20, 10, 5, 60, 60, 60, np.nan], conditioning="gaia")
     m = real.score(t)

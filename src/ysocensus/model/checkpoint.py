@@ -178,7 +178,8 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
                          rows_per_batch=samp["rows_per_batch"],
                          young_log10_age=model_config.get("young_log10_age", DEFAULTS["young_log10_age"]),
                          prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
-                         oversample=samp["prior_oversample"], time_power=samp["time_power"],
+                         oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
+                         max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],
                          anchors=extra["anchors"])
     post.fingerprint = model_fingerprint(model_config)
     return post

@@ -87,13 +87,17 @@ class FlowPosterior:
 
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
                  rows_per_batch: int = 4096, young_log10_age: float = 7.69897, prior_ratio=None,
-                 prior: str = "population", oversample: int = 1, time_power: float = 1.0, anchors=None):
+                 prior: str = "population", oversample: int = 1, time_power: float = 1.0, anchors=None,
+                 min_ess: float = 0.0, max_oversample: int = 0):
         _check_prior(prior)
         self.anchors = anchors  # anchors.MeasurementAnchors the network was trained with (None: off)
         self.net = net.eval()
         self.prior_ratio = None if prior_ratio is None else prior_ratio.eval()
         self.prior = prior
         self.oversample = max(1, int(oversample))
+        # stars whose weights keep an ESS below min_ess get more proposals, up to max_oversample × n (``_top_up``)
+        self.min_ess = float(min_ess)
+        self.max_oversample = int(max_oversample)
         self.last_ess = None
         self.stats = stats
         self.n_steps = n_steps
@@ -147,6 +151,9 @@ class FlowPosterior:
                 props[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
                 z, ess[sl], log_w[sl] = self._resample(z, cond.sky, n_samples, generator)
             out[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
+        if reweight and self.min_ess > 0 and self.max_oversample > self.oversample:
+            props, log_w = self._top_up(t, state, props, log_w, out, ess, n_samples, generator,
+                                        ~nothing.numpy() & sky_ok, full_sequence, n_steps, method)
         self.last_ess = ess
         # every weighted proposal, for probabilities taken from the weights (``inference.summaries``); None when
         # the samples are the network's own draws
@@ -155,6 +162,37 @@ class FlowPosterior:
         status[~sky_ok] = "invalid_input"
         out[~sky_ok] = np.nan
         return out, status
+
+    @torch.no_grad()
+    def _top_up(self, t, state, props, log_w, out, ess, n_samples, generator, eligible, full_sequence, n_steps,
+                method):
+        """More proposals, up to ``max_oversample`` × n in all, for the stars whose weights have an effective sample
+        size below ``min_ess`` (young stars under the population prior: their young proposals weigh ~1/20 of the
+        training mix's); their samples are resampled from all their proposals. ``out`` and ``ess`` are updated in
+        place; returns the proposals and log weights, widened with −inf weights for the other stars."""
+        from ysocensus.model.prior_ratio import resample
+
+        low = np.flatnonzero(eligible & (ess < self.min_ess))
+        if not low.size:
+            return props, log_w
+        extra = n_samples * (self.max_oversample - self.oversample)
+        B, K, P = props.shape
+        props = np.concatenate([props, np.full((B, extra, P), np.nan, np.float32)], 1)
+        log_w = np.concatenate([log_w, np.full((B, extra), -np.inf, np.float32)], 1)
+        sub = {k: v[low] for k, v in t.items()}
+        for sl, z, cond in self._draws(sub, state[low], extra, generator, full_sequence, n_steps, method):
+            rows = low[sl]
+            props[rows, K:] = theta_from_model(z.float().cpu(), self.stats).numpy()
+            log_w[rows, K:] = self._log_weights(z, cond.sky)
+        idx, e = resample(torch.as_tensor(log_w[low]), n_samples, generator)
+        out[low] = np.take_along_axis(props[low], idx.numpy()[..., None], 1)
+        ess[low] = e.numpy()
+        return props, log_w
+
+    def _log_weights(self, z, sky) -> np.ndarray:
+        from ysocensus.model.prior_ratio import log_weights
+
+        return log_weights(self.prior_ratio, z, sky, self.prior).cpu().float().numpy()
 
     def _prepared(self, arrays, keep=None):
         """Torch views of token arrays and the posterior states (the truth, if the arrays carry it, is never

@@ -91,7 +91,7 @@ def cluster_members(name: str):
     if m.empty:
         raise ValueError(f"empirical correction: no members of {name!r} in data/real/{MEMBERS_FILE} "
                          f"(groups: {sorted(frame['group'].unique())})")
-    ok = (m["parallax"] > 0) & m[["phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag"]].notna().all(1)
+    ok = (m["parallax"] > 0) & m[["phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag"]].notna().all(axis=1)
     m = m[ok]
     m["abs_g"] = m["phot_g_mean_mag"] + 5.0 * np.log10(m["parallax"] / 100.0)
     m["bp_rp_obs"] = m["phot_bp_mean_mag"] - m["phot_rp_mean_mag"]
