@@ -3,6 +3,8 @@
 # `ysocensus infer` (ysocensus.validation.real). Output: results/validation/real.json (metrics per input
 # variant and per group) and the report figures results/validation/real_*.png.
 REAL = config["validate_real"]
+# the cluster the stellar models were corrected to (stars.empirical) is not an independent check
+EMPIRICAL = config["population"]["stellar_models"]["empirical_correction"]
 REAL_FIGURES = {
     "p_young": "Per-group P(young) of the real members",
     "age": "Inferred age against the literature group age",
@@ -41,12 +43,7 @@ rule validate_real:
         section=REAL,
         infer=config["infer"],
         seed=config["seed"],
-        # the cluster the stellar models were corrected to (stars.empirical) is not an independent check
-        calibration_groups=(
-            [config["population"]["stellar_models"]["empirical_correction"]["cluster"]]
-            if config["population"]["stellar_models"]["empirical_correction"]["enabled"]
-            else []
-        ),
+        calibration_groups=[EMPIRICAL["cluster"]] if EMPIRICAL["enabled"] else [],
     script:
         "../../scripts/validate_real.py"
 
