@@ -113,14 +113,17 @@ def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_
     return out
 
 
-def p_young_metrics(samples_sim, samples_pop, truth, status, weights, threshold) -> dict:
+def p_young_metrics(samples_sim, samples_pop, truth, status, weights, threshold, p_pop=None) -> dict:
     """ROC AUC and purity at completeness 0.9 of P(young): as simulated (posterior under the training mix,
-    stars unweighted) and population-weighted (posterior under the population, stars weighted)."""
+    stars unweighted) and population-weighted (posterior under the population, stars weighted; ``p_pop``: its
+    P(young) from the importance weights, as ``ysocensus infer`` writes it, else from the samples)."""
     ok = (status == "ok") & np.isfinite(samples_sim[..., 0]).all(1) & np.isfinite(samples_pop[..., 0]).all(1)
     young = truth[:, 0] < threshold
     res = {"threshold_log10_age": threshold, "n_stars": int(ok.sum()), "n_young": int((ok & young).sum())}
     for name, w, s in (("population_weighted", weights, samples_pop), ("as_simulated", None, samples_sim)):
         p = (s[..., 0] < threshold).mean(1)
+        if name == "population_weighted" and p_pop is not None:
+            p = np.where(np.isfinite(p_pop), p_pop, p)
         ww = None if w is None else w[ok]
         pc = cal.purity_at_completeness(p[ok], young[ok], 0.9, ww)
         res[name] = {"auc": cal.roc_auc(p[ok], young[ok], ww), "purity_at_completeness_0.9": pc["purity"],
@@ -151,6 +154,7 @@ def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float
     w = test_s.column("weight").to_numpy().astype(float)
     out = {"n_stars": n_stars, "young_threshold_log10_age": threshold, "variants": {}}
     for name in ("full",) + DEGRADATIONS:
+        t0 = time.monotonic()
         tp = pop_s if name == "full" else degrade(pop_s, name)
         r = evaluate(post, tp, n_samples, seed=seed, min_group=min_group)
         combos = {c: max(v["max_coverage_error"] for v in g["parameters"].values())
@@ -178,6 +182,9 @@ def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float
                         "called_young_of_old": float(np.mean(p[ok & ~young] >= 0.5)) if (ok & ~young).any() else None,
                         "young_median_abs_log_age_error": float(np.median(np.abs(med[ok & young] - truth[ok & young, 0])))
                         if (ok & young).any() else None}}
+        log.info("catalog as users supply it, %s: max coverage error %.3f, AUC %.3f, %.0f s", name,
+                 out["variants"][name]["calibration"]["max_coverage_error"],
+                 out["variants"][name]["p_young"]["auc_population_weighted"], time.monotonic() - t0)
     return out
 
 
@@ -237,6 +244,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     training_dir = Path(training_dir)
     t0 = time.monotonic()
     pop = random_rows(pq.read_table(training_dir / "test_population.parquet"), int(vcfg["max_stars"]), cfg["seed"])
+    log.info("validation: %d population test stars, %d samples each", pop.num_rows, int(vcfg["n_samples"]))
     res = evaluate(post, pop, int(vcfg["n_samples"]), seed=cfg["seed"], min_group=int(vcfg["min_stars_per_group"]))
     out: dict = {"test_set": "test_population (unweighted sample of the Galactic population, held out)",
                  "solver": {"method": post.method, "n_steps": post.n_steps, "time_power": post.time_power}, "n_samples": int(vcfg["n_samples"]),
@@ -285,8 +293,10 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
         # does with oversample 1), so the stars need not be sampled twice
         s_pop, _ = reweight_samples(s_sim, sim["_arrays"].sky, post.stats, post.prior_ratio,
                                     int(vcfg["n_samples"]), g, from_network=True)
+        p_pop = None
     else:
         s_pop, _ = post.sample_tokens(sim["_arrays"], int(vcfg["n_samples"]), g)
+        p_pop = p_young_of_last_call(post, s_pop, cfg["young_log10_age"])
     out["as_simulated"] = {"test_set": "test (held-out stars as simulated), posterior under the training mix",
                            "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")}
                                           for p, v in sim["overall"]["parameters"].items()},
@@ -294,7 +304,8 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
                            "by_survey_combination": {c: {"n_stars": r["n_stars"], "max_coverage_error": max(
                                v["max_coverage_error"] for v in r["parameters"].values())}
                                for c, r in sim["by_survey_combination"].items()}}
-    out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, cfg["young_log10_age"])
+    out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, cfg["young_log10_age"], p_pop)
+    log.info("validation: calibration and P(young) done, %.0f s", time.monotonic() - t0)
     # is P(young) a probability: expected vs found young stars in the unweighted population sample
     ok_pop = (res["_status"] == "ok") & np.isfinite(samples[..., 0]).all(1)
     out["p_young"]["test_population"] = {
