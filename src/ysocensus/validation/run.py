@@ -288,7 +288,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
                        min_group=int(vcfg["min_stars_per_group"]))
         wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
     s_sim, st_t = sim["_samples"], sim["_status"]
-    if post.prior_ratio is not None and post.oversample == 1:
+    if post.prior_ratio is not None and post.oversample == 1 and not (post.min_ess > 0 and post.max_oversample > 1):
         # the population posterior is these same samples resampled by the prior ratio (what sample_tokens
         # does with oversample 1), so the stars need not be sampled twice
         s_pop, _ = reweight_samples(s_sim, sim["_arrays"].sky, post.stats, post.prior_ratio,
