@@ -669,7 +669,13 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
         except Exception as exc:  # a broken optional baseline must not cost the validation
             log.warning("Sagitta failed: %s: %s", type(exc).__name__, exc)
             result["sagitta"] = f"failed: {type(exc).__name__}: {exc}"
-    # figures
+    # figures (the calibration cluster of the stellar models says so in its name)
+    def tag(frame):
+        cal = frame["group"].astype(str).isin(list(calibration_groups))
+        return frame.assign(group=frame["group"].astype(str).where(~cal, frame["group"].astype(str) + " [model calibration]"))
+
+    tables = {v: tag(t) for v, t in tables.items()}
+    members = tag(members)
     figure_p_young(tables, paths["p_young"], young_threshold_myr, dpi)
     figure_age(tables, paths["age"], young_threshold_myr, dpi)
     iso = None
