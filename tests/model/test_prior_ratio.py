@@ -83,13 +83,18 @@ def _x(n):
     return x
 
 
-def test_population_prior_moves_samples_and_roundtrips_in_checkpoint(tmp_path):
+def _net_ratio_and_stars():
+    """An untrained small network, a prior ratio fitted to the two-component sample, and 50 stars."""
     torch.manual_seed(0)
     cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
     net = FlowTransformer(cfg)
     z, sky, w = _component_sample(20000)
     ratio, _ = fit_prior_ratio(z, sky, w, power=0.0, steps=400, seed=1)
-    frame = flat_to_frame(_x(50))
+    return cfg, net, ratio, flat_to_frame(_x(50))
+
+
+def test_population_prior_moves_samples_and_roundtrips_in_checkpoint(tmp_path):
+    cfg, net, ratio, frame = _net_ratio_and_stars()
     sim = FlowPosterior(net, Normalisation(), n_steps=2, prior="simulation", prior_ratio=ratio)
     pop = FlowPosterior(net, Normalisation(), n_steps=2, prior="population", prior_ratio=ratio, oversample=4)
     s_sim, _ = sim.sample_frame(frame, 64, torch.Generator().manual_seed(3))
@@ -112,12 +117,7 @@ def test_population_prior_moves_samples_and_roundtrips_in_checkpoint(tmp_path):
 
 
 def test_stars_with_a_low_ess_get_more_proposals_and_p_young_comes_from_all_weights():
-    torch.manual_seed(0)
-    cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
-    net = FlowTransformer(cfg)
-    z, sky, w = _component_sample(20000)
-    ratio, _ = fit_prior_ratio(z, sky, w, power=0.0, steps=400, seed=1)
-    frame = flat_to_frame(_x(50))
+    _, net, ratio, frame = _net_ratio_and_stars()
     plain = FlowPosterior(net, Normalisation(), n_steps=2, prior="population", prior_ratio=ratio, oversample=2)
     more = FlowPosterior(net, Normalisation(), n_steps=2, prior="population", prior_ratio=ratio, oversample=2,
                          min_ess=40, max_oversample=8)

@@ -54,7 +54,6 @@ POSITIONS = (("l", "b"), ("ra", "dec"))
 #: measurement and uncertainty columns, in io.MEASUREMENT_BITS order
 VALUES = io.MEASUREMENT_BITS
 ERRORS = tuple(error_models.ERROR_OF[v] for v in VALUES)
-ERROR_OF_VALUE = dict(zip(VALUES, ERRORS))
 #: alternative Gaia uncertainty columns accepted and converted to flux_over_error
 GAIA_ALTERNATIVES = {foe: (f"{m}_error", m.replace("_mag", "_flux"), m.replace("_mag", "_flux_error"))
                      for m, foe in zip(io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)}
@@ -352,7 +351,7 @@ def survey_rules(table_columns: Sequence[str], values: dict[str, np.ndarray], er
         no_sigma = np.zeros(n, bool)
         for c in cols:
             has_value |= np.isfinite(values[c])
-            no_sigma |= np.isfinite(values[c]) & ~np.isfinite(errors[ERROR_OF_VALUE[c]])
+            no_sigma |= np.isfinite(values[c]) & ~np.isfinite(errors[error_models.ERROR_OF[c]])
         declared = s in searched or any(c in table_columns for c in SURVEY_ID_COLUMNS[s])
         row_searched = has_value | declared
         for c in present:

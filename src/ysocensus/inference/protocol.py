@@ -6,8 +6,11 @@ a sampler as a dict of numpy arrays named after the columns of ``io.CATALOG``:
 - ``source_id`` int64, ``tile`` int32 (−1 where unknown), ``l``, ``b`` float64 degrees (always finite),
   ``ra``, ``dec`` float64 (NaN where unknown);
 - every measurement and uncertainty column of ``io.CATALOG`` as float64 with **NaN for a missing
-  measurement** (never a sentinel); an uncertainty is finite and > 0 wherever its value is finite (the driver
-  fills missing ones from ``inference.error_models`` before the sampler sees them);
+  measurement** (never a sentinel); an uncertainty is > 0 where given, and NaN where the catalog does not
+  give it: the value is then read without one (the driver fills it from ``inference.error_models`` only
+  with ``fill_errors``);
+- ``io.SEARCHED_MASK`` int32: which null measurements were searched for (non-detections) rather than
+  marginalised (``inference.catalog.survey_rules``);
 - ``survey_mask`` int32 recomputed from what is finite (bit i ↔ ``io.MEASUREMENT_BITS[i]``).
 
 The sampler returns :class:`SampleResult`: ``samples`` float32 ``[n_stars, n_samples, len(io.PARAMETERS)]``

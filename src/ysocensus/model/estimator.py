@@ -190,6 +190,7 @@ class FlowPosterior:
         return props, log_w
 
     def _log_weights(self, z, sky) -> np.ndarray:
+        """log importance weights [b, S] (float32, CPU) of proposals z to ``self.prior``."""
         from ysocensus.model.prior_ratio import log_weights
 
         return log_weights(self.prior_ratio, z, sky, self.prior).cpu().float().numpy()
@@ -237,13 +238,12 @@ class FlowPosterior:
     def _resample(self, z: torch.Tensor, sky: torch.Tensor, n: int, generator):
         """Resample n of the proposals z [b, S, 5] to ``self.prior`` (``prior_ratio.log_weights``, systematic
         resampling); → (z [b, n, 5], ESS [b], log weights [b, S])."""
-        from ysocensus.model.prior_ratio import log_weights, resample
+        from ysocensus.model.prior_ratio import resample
 
-        log_w = log_weights(self.prior_ratio, z, sky, self.prior).cpu()
-        idx, ess = resample(log_w, n, generator)
+        log_w = self._log_weights(z, sky)
+        idx, ess = resample(torch.as_tensor(log_w), n, generator)
         idx = idx.to(z.device)
-        return (torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1])), ess.numpy(),
-                log_w.float().numpy())
+        return torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1])), ess.numpy(), log_w
 
     @contextmanager
     def using_prior(self, prior: str):

@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 
 from ysocensus import io
+from ysocensus.inference.error_models import ERROR_OF
 
-#: value columns of each survey, and every uncertainty column (io.MEASUREMENT_BITS order)
-_ERRORS = ("parallax_error",) + io.GAIA_FLUX_OVER_ERROR + io.TMASS_ERRORS + io.WISE_ERRORS + io.LAMOST_ERRORS
+#: every uncertainty column (io.MEASUREMENT_BITS order)
+_ERRORS = tuple(ERROR_OF.values())
 _NON_GAIA = io.TMASS_BANDS + io.TMASS_ERRORS + io.WISE_BANDS + io.WISE_ERRORS + io.LAMOST_LABELS + io.LAMOST_ERRORS
 _GAIA_BITS = sum(1 << io.MEASUREMENT_BITS.index(c) for c in ("parallax",) + io.GAIA_BANDS)
 

@@ -26,7 +26,6 @@ sampler is passed in.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -39,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ysocensus import io
+from ysocensus.inference.error_models import ERROR_OF
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,7 @@ _TMASS = {"J": ("j_m", "j_err", "j_m", "j_msigcom"),
 #: shared schema → AllWISE catalog columns
 _WISE = {f"w{i}": (f"w{i}", f"w{i}_err", f"w{i}mpro", f"w{i}sigmpro") for i in range(1, 5)}
 #: catalog uncertainty columns (dropped by the no_sigma variant)
-SIGMA_COLUMNS = (("parallax_error",) + tuple(io.GAIA_FLUX_OVER_ERROR) + tuple(io.TMASS_ERRORS)
-                 + tuple(io.WISE_ERRORS))
+SIGMA_COLUMNS = tuple(ERROR_OF.values())
 
 DEFINITIONS = {
     "young": "a member whose literature group age age_myr < young_threshold_myr",
@@ -689,9 +688,7 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
     result["isochrones_myr"] = sorted(iso) if iso else None
     output_json = Path(output_json)
     output_json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = output_json.with_name(output_json.name + ".part")
-    tmp_json.write_text(json.dumps(_jsonable(result), indent=2))
-    os.replace(tmp_json, output_json)
+    io.write_json(_jsonable(result), output_json)
     return result
 
 
