@@ -56,7 +56,7 @@ def _width_ratio(toy, anchored: bool, steps=600, n_stars=32, n_samples=400, affi
     anchors = MeasurementAnchors(Normalisation(), AnchorConfig(enabled=True)) if anchored else None
     net = FlowTransformer(NetworkConfig(dim=32, latent_dim=32, heads=2, latent_heads=2, layers=2,
                                         affine_head=affine_head), anchor_inputs=anchored)
-    mix = MaskMix(posterior=1.0, survey_drop=0.0, random_subset=0.0, predict_x=0.0, prior=0.0)
+    mix = MaskMix(posterior=1.0, survey_drop=0.0, gaia_only=0.0, random_subset=0.0, predict_x=0.0, prior=0.0)
     fit_plain(net, toy.batch(20000, seed=2), mix, FlowConfig(), steps=steps, batch_size=256, lr=5e-3, seed=0,
               anchors=anchors)
     b = toy.batch(n_stars, seed=5)

@@ -11,7 +11,8 @@ def test_condition_masks_respect_measurements():
     st = sample_condition_states(b["measured"], MaskMix(), torch.Generator().manual_seed(0))
     m = b["measured"]
     assert (st[:, SKY_INDEX] == OBSERVED).all()
-    assert ((st == MISSING) == ~m).all()  # missing exactly where not measured
+    assert not ((st == MISSING) & m).any()  # missing only where not measured ...
+    assert (((st == MISSING) | (st == DROPPED)) | m).all()  # ... and what was not measured is missing or dropped
     assert ((st == LATENT).sum(1) >= 1).all()
     assert ((st[:, :N_THETA] == LATENT).sum(1) >= 1).all()
     kinds = {int(k) for k in torch.unique(st)}
@@ -26,7 +27,7 @@ def test_uncertainties_are_withheld_often_enough_to_learn_values_alone():
     """Every σ withheld in about sigma_drop_all of the examples (literature tables without error columns),
     each group's σ in about sigma_drop_group of the rest; only observed x tokens, never θ or the sky."""
     b = random_batch(20000, seed=3, p_measured=1.0)
-    mix = MaskMix(posterior=1.0, survey_drop=0.0, random_subset=0.0, predict_x=0.0, prior=0.0)
+    mix = MaskMix(posterior=1.0, survey_drop=0.0, gaia_only=0.0, random_subset=0.0, predict_x=0.0, prior=0.0)
     st = sample_condition_states(b["measured"], mix, torch.Generator().manual_seed(3))
     x = st[:, N_THETA:SKY_INDEX]
     assert not (st[:, :N_THETA] == VALUE_ONLY).any() and not (st[:, SKY_INDEX] == VALUE_ONLY).any()
@@ -56,3 +57,25 @@ def test_survey_states_drop_other_surveys():
     st = survey_states(b["measured"], ("tmass",))
     assert (st[:, list(SURVEY_TOKENS["tmass"])] == OBSERVED).all()
     assert (st[:, list(SURVEY_TOKENS["wise"])] == DROPPED).all()
+
+
+def test_a_dropped_survey_forgets_whether_it_detected_the_star():
+    """Marginalising a survey drops its non-detections too: a catalog never cross-matched with 2MASS cannot say
+    the star was too faint for 2MASS, so in training DROPPED must not mean "detected, value hidden"."""
+    b = random_batch(20000, seed=5, p_measured=0.5)
+    mix = MaskMix(posterior=0.0, survey_drop=0.0, gaia_only=1.0, random_subset=0.0, predict_x=0.0, prior=0.0,
+                  sigma_drop_all=0.0, sigma_drop_group=0.0)
+    st = sample_condition_states(b["measured"], mix, torch.Generator().manual_seed(5))
+    gaia = list(SURVEY_TOKENS["gaia"])
+    others = [i for i in range(N_THETA, SKY_INDEX) if i not in gaia]
+    assert (st[:, others] == DROPPED).all()
+    m = b["measured"][:, gaia]
+    assert ((st[:, gaia] == OBSERVED) == m).all() and ((st[:, gaia] == MISSING) == ~m).all()
+    # in survey_drop masks a dropped group is dropped whether or not the survey measured the star
+    mix = MaskMix(posterior=0.0, survey_drop=1.0, gaia_only=0.0, random_subset=0.0, predict_x=0.0, prior=0.0)
+    st = sample_condition_states(b["measured"], mix, torch.Generator().manual_seed(6))
+    w = list(SURVEY_TOKENS["wise"])
+    dropped = (st[:, w] == DROPPED).all(1)
+    assert 0.4 < dropped.float().mean() < 0.6
+    assert not (st[dropped][:, w] == MISSING).any()
+    assert (~b["measured"][dropped][:, w]).any()  # non-detections among the dropped groups

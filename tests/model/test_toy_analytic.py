@@ -30,7 +30,7 @@ def trained():
     toy = LinearGaussianToy(D=D, seed=1)
     batch = toy.training_batch(20000, seed=2)
     net = FlowTransformer(NetworkConfig(dim=32, latent_dim=32, heads=2, latent_heads=2, layers=2))
-    mix = MaskMix(posterior=0.4, survey_drop=0.0, random_subset=0.3, predict_x=0.2, prior=0.1, theta_observed_prob=0.3)
+    mix = MaskMix(posterior=0.4, survey_drop=0.0, gaia_only=0.0, random_subset=0.3, predict_x=0.2, prior=0.1, theta_observed_prob=0.3)
     hist = fit_plain(net, batch, mix, FlowConfig(), steps=700, batch_size=256, lr=5e-3, seed=0)
     return toy, net, hist
 

@@ -33,7 +33,7 @@ import torch
 
 from ysocensus import io
 from ysocensus.model import sampler
-from ysocensus.model.masks import posterior_states
+from ysocensus.model.masks import drop, posterior_states
 from ysocensus.model.network import FlowTransformer, latent_slots
 from ysocensus.model.tokens import (DROPPED, N_THETA, N_X, OBSERVABLES, OBSERVED, SKY_INDEX, Normalisation,
                                     is_observed, log_abs_det_model_per_phys, theta_from_model, theta_to_model,
@@ -116,10 +116,7 @@ class FlowPosterior:
         if nothing.any():
             state[nothing, N_THETA:SKY_INDEX] = DROPPED
         if keep is not None:  # condition only on a subset of tokens (others dropped)
-            k = torch.as_tensor(keep, dtype=torch.bool)
-            drop = ~k.expand_as(measured) & is_observed(state)
-            drop[:, SKY_INDEX] = False
-            state = torch.where(drop, torch.tensor(DROPPED, dtype=torch.int8), state)
+            state = drop(state, ~torch.as_tensor(keep, dtype=torch.bool).expand_as(measured))
         return state, nothing
 
     def _conditioning(self, values, logsig, sky, state, device) -> sampler.Conditioning:

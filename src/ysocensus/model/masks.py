@@ -6,6 +6,9 @@ The state of every token (``tokens.LATENT/OBSERVED/MISSING/DROPPED``) is drawn p
   asks: the survey's own not-at-random missingness is kept and told to the model);
 - ``survey_drop``: whole surveys (Gaia photometry, parallax, 2MASS, WISE, LAMOST) dropped at random, so
   the same model answers "Gaia only", "Gaia + 2MASS", ... (the widths-shrink figure uses this);
+- ``gaia_only``: Gaia photometry and parallax kept, every other survey dropped: a Gaia archive query that was
+  never cross-matched, the catalog users bring most often (``survey_drop`` alone gives it in 1 of 32 of its
+  examples);
 - ``random_subset``: each measured x dropped with its own probability, and occasionally some θ observed
   (e.g. a known distance), the Simformer-style arbitrary conditionals;
 - ``predict_x``: some measured x latent (predict a band from the others);
@@ -19,7 +22,9 @@ simulated σ is only as honest as its error model; withholding it often enough k
 values alone calibrated, and lets a user's catalog without σ columns be answered without inventing them.
 
 A dropped (marginalised) token is not the same as a missing one: "not measured" carries information
-(too faint, outside the footprint), "not conditioned on" carries none. The sky token is always observed.
+(too faint, outside the footprint), "not conditioned on" carries none. Dropping a survey forgets both its
+values and whether it detected the star: a catalog never cross-matched with 2MASS cannot say that the star was
+too faint for 2MASS, so a dropped token must not imply "detected" either. The sky token is always observed.
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ DROP_GROUPS = {
 class MaskMix:
     """Probabilities of each kind of condition mask (normalised when drawn)."""
 
-    posterior: float = 0.55
+    posterior: float = 0.45
     survey_drop: float = 0.25
-    random_subset: float = 0.1
+    gaia_only: float = 0.12
+    random_subset: float = 0.08
     predict_x: float = 0.07
     prior: float = 0.03
     theta_observed_prob: float = 0.15  # in random_subset masks: chance that each θ is conditioned on
@@ -75,8 +81,13 @@ def posterior_states(measured: torch.Tensor, sigma_known: torch.Tensor | None = 
 
 
 def drop(state: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
-    """Mark observed tokens in ``which`` [B, N] bool as dropped (marginalised)."""
-    return torch.where(which & is_observed(state), torch.tensor(DROPPED, dtype=torch.int8), state)
+    """Marginalise the x tokens in ``which`` [B, N] bool: observed and missing alike become ``DROPPED`` (θ, latent
+    x and the sky are left alone)."""
+    which = which.clone()
+    which[:, :N_THETA] = False
+    which[:, SKY_INDEX] = False
+    known = is_observed(state) | (state == MISSING)
+    return torch.where(which & known, torch.tensor(DROPPED, dtype=torch.int8, device=state.device), state)
 
 
 def withhold_sigma(state: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
@@ -109,8 +120,8 @@ def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: tor
         return torch.rand(*shape, generator=g, device=dev)
 
     state = posterior_states(measured)
-    probs = torch.tensor([mix.posterior, mix.survey_drop, mix.random_subset, mix.predict_x, mix.prior],
-                         dtype=torch.float32)
+    probs = torch.tensor([mix.posterior, mix.survey_drop, mix.gaia_only, mix.random_subset, mix.predict_x,
+                          mix.prior], dtype=torch.float32)
     kind = torch.multinomial(probs / probs.sum(), B, replacement=True, generator=g).to(dev)
     is_x = torch.zeros(N, dtype=torch.bool, device=dev)
     is_x[N_THETA:SKY_INDEX] = True
@@ -123,8 +134,16 @@ def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: tor
             which[:, list(idx)] |= (rand(B, 1) < 0.5)
         state = torch.where(sd[:, None], drop(state, which), state)
 
+    # gaia_only: every survey but Gaia's photometry and parallax dropped
+    go = kind == 2
+    if go.any():
+        which = torch.zeros(B, N, dtype=torch.bool, device=dev)
+        which[:, N_THETA:SKY_INDEX] = True
+        which[:, list(SURVEY_TOKENS["gaia"])] = False
+        state = torch.where(go[:, None], drop(state, which), state)
+
     # random_subset: drop each x with a per-example probability; sometimes condition on some θ
-    rs = kind == 2
+    rs = kind == 3
     if rs.any():
         p = rand(B, 1)
         which = (rand(B, N) < p) & is_x
@@ -138,14 +157,14 @@ def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: tor
         state = torch.where(rs[:, None], sub, state)
 
     # predict_x: some measured x latent
-    px = kind == 3
+    px = kind == 4
     if px.any():
         which = (rand(B, N) < 0.3) & is_x & is_observed(state)
         sub = torch.where(which, torch.tensor(LATENT, dtype=torch.int8, device=dev), state)
         state = torch.where(px[:, None], sub, state)
 
     # prior: every x dropped
-    pr = kind == 4
+    pr = kind == 5
     if pr.any():
         state = torch.where(pr[:, None], drop(state, is_x.expand(B, N)), state)
 
