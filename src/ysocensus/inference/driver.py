@@ -202,7 +202,7 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                 result = None
                 if todo.any():
                     batch = {k: v[todo] for k, v in prepared.columns.items()}
-                    seed = np.random.SeedSequence(int(opts.seed), spawn_key=(sky.STAGES["infer"], int(opts.stream), i))
+                    seed = np.random.SeedSequence(int(opts.seed), spawn_key=(sky.STAGES["infer"], int(opts.stream)))
                     result = sampler.sample(batch, opts.n_samples, seed)
                     if len(result.status) != int(todo.sum()):
                         raise RuntimeError(f"sampler returned {len(result.status)} rows for {int(todo.sum())}")

@@ -2,7 +2,7 @@
 
 This is the one place that knows the model's API (``ysocensus.model``, stage 3):
 ``model.checkpoint.load(path, device, n_steps, method)`` gives an ``estimator.FlowPosterior`` whose
-``sample_catalog(batch, n_samples, generator)`` tokenizes the catalog columns with the model's own
+``sample_catalog(batch, n_samples, streams)`` tokenizes the catalog columns with the model's own
 normalisation and returns physical samples [n, S, 5]; its ``last_status`` holds the per-star status
 (``prior_only`` when nothing is observed, ``invalid_input`` when l, b are not finite).
 
@@ -47,16 +47,19 @@ class ModelSampler:
     def sample(self, batch: Mapping[str, np.ndarray], n_samples: int, seed: np.random.SeedSequence) -> SampleResult:
         import torch
 
+        from ysocensus.model.streams import StarStreams
+
         n = len(batch["source_id"])
-        generator = torch.Generator(device="cpu")
-        generator.manual_seed(int(seed.generate_state(1, np.uint64)[0] & 0x7FFFFFFFFFFFFFFF))
+        # each star's draws from its own stream (the run's seed and its source_id): the same posterior whatever
+        # the batch it falls in, the rows skipped around it or the stars that need a top-up
+        rng = StarStreams.for_stars(int(seed.generate_state(1, np.uint64)[0]), batch["source_id"])
         kw = {}
         if self.n_steps is not None:
             kw["n_steps"] = self.n_steps
         if self.method is not None:
             kw["method"] = self.method
         with torch.inference_mode():
-            samples = self.estimator.sample_catalog(batch, n_samples, generator=generator, **kw)
+            samples = self.estimator.sample_catalog(batch, n_samples, generator=rng, **kw)
         samples = np.asarray(samples, np.float32)
         if samples.shape != (n, n_samples, len(io.PARAMETERS)):
             raise RuntimeError(f"model returned samples of shape {samples.shape}, "

@@ -74,7 +74,8 @@ class PosteriorSampler(Protocol):
 
     def sample(self, batch: Mapping[str, np.ndarray], n_samples: int,
                seed: np.random.SeedSequence) -> SampleResult:
-        """Draw ``n_samples`` per star; deterministic for a given ``seed`` and batch."""
+        """Draw ``n_samples`` per star. The driver passes the same ``seed`` for every batch of a run: a star's draws
+        must depend only on ``seed`` and its ``source_id``, not on the batch it falls in."""
         ...
 
     def describe(self) -> dict:

@@ -33,7 +33,9 @@ import torch
 
 from ysocensus import io
 from ysocensus.model import sampler
+from ysocensus.model import streams
 from ysocensus.model.masks import drop, posterior_states
+from ysocensus.model.streams import as_streams
 from ysocensus.model.network import FlowTransformer, latent_slots
 from ysocensus.model.tokens import (DROPPED, N_THETA, N_X, OBSERVABLES, OBSERVED, SKY_INDEX, Normalisation,
                                     is_observed, log_abs_det_model_per_phys, theta_from_model, theta_to_model,
@@ -80,6 +82,10 @@ def frame_to_flat(frame) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             sigs.append(_GAIA_SIGMA / e if v.error_kind == "flux_over_error" else e)
     return np.stack(vals + sigs + [_col(frame, "l", n), _col(frame, "b", n)], -1)
+
+
+#: the fewest stars one network call is made with (``FlowPosterior._draws``)
+MIN_CALL_STARS = 8
 
 
 class FlowPosterior:
@@ -143,13 +149,15 @@ class FlowPosterior:
         n_draw = n_samples * (self.oversample if reweight else 1)
         props = np.full((B, n_draw, N_THETA), np.nan, np.float32) if reweight else None
         log_w = np.full((B, n_draw), -np.inf, np.float32) if reweight else None
-        for sl, z, cond in self._draws(t, state, n_draw, generator, full_sequence, n_steps, method):
+        rng = as_streams(generator)
+        for sl, z, sky in self._draws(t, state, n_draw, rng, np.arange(B), streams.PROPOSALS, full_sequence,
+                                      n_steps, method):
             if reweight:
                 props[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
-                z, ess[sl], log_w[sl] = self._resample(z, cond.sky, n_samples, generator)
+                z, ess[sl], log_w[sl] = self._resample(z, sky, n_samples, rng, np.arange(B)[sl])
             out[sl] = theta_from_model(z.float().cpu(), self.stats).numpy()
         if reweight and self.min_ess > 0 and self.max_oversample > self.oversample:
-            props, log_w = self._top_up(t, state, props, log_w, out, ess, n_samples, generator,
+            props, log_w = self._top_up(t, state, props, log_w, out, ess, n_samples, rng,
                                         ~nothing.numpy() & sky_ok, full_sequence, n_steps, method)
         self.last_ess = ess
         # every weighted proposal, for probabilities taken from the weights (``inference.summaries``); None when
@@ -161,7 +169,7 @@ class FlowPosterior:
         return out, status
 
     @torch.no_grad()
-    def _top_up(self, t, state, props, log_w, out, ess, n_samples, generator, eligible, full_sequence, n_steps,
+    def _top_up(self, t, state, props, log_w, out, ess, n_samples, rng, eligible, full_sequence, n_steps,
                 method):
         """More proposals, up to ``max_oversample`` × n in all, for the stars whose weights have an effective sample
         size below ``min_ess`` (young stars under the population prior: their young proposals weigh ~1/20 of the
@@ -177,11 +185,12 @@ class FlowPosterior:
         props = np.concatenate([props, np.full((B, extra, P), np.nan, np.float32)], 1)
         log_w = np.concatenate([log_w, np.full((B, extra), -np.inf, np.float32)], 1)
         sub = {k: v[low] for k, v in t.items()}
-        for sl, z, cond in self._draws(sub, state[low], extra, generator, full_sequence, n_steps, method):
+        for sl, z, sky in self._draws(sub, state[low], extra, rng, low, streams.TOP_UP, full_sequence, n_steps,
+                                      method):
             rows = low[sl]
             props[rows, K:] = theta_from_model(z.float().cpu(), self.stats).numpy()
-            log_w[rows, K:] = self._log_weights(z, cond.sky)
-        idx, e = resample(torch.as_tensor(log_w[low]), n_samples, generator)
+            log_w[rows, K:] = self._log_weights(z, sky)
+        idx, e = resample(torch.as_tensor(log_w[low]), n_samples, u=rng.uniform(low, streams.TOP_UP_RESAMPLE))
         out[low] = np.take_along_axis(props[low], idx.numpy()[..., None], 1)
         ess[low] = e.numpy()
         return props, log_w
@@ -204,13 +213,21 @@ class FlowPosterior:
         sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
         return t, state, nothing, sky_ok
 
-    def _draws(self, t, state, n_draw, generator, full_sequence=False, n_steps=None, method=None):
-        """(row slice, network proposals z [b, n_draw, 5] standardised, conditioning) per batch of stars."""
-        for sl in sampler.batches(len(state), n_draw, self.rows_per_batch):
-            cond = self._conditioning(t["values"][sl], t["logsig"][sl], t["sky"][sl], state[sl], self.device)
+    def _draws(self, t, state, n_draw, rng, rows, purpose, full_sequence=False, n_steps=None, method=None):
+        """(star indices, network proposals z [b, n_draw, 5] standardised, sky [b, 4]) per network call (stars
+        with the same observed count, ``sampler.batches``); ``rows``: the stars' indices in the streams ``rng``
+        (``model.streams``). A call with fewer than ``MIN_CALL_STARS`` stars is padded with copies of its last
+        star: matrix products of a handful of rows take another kernel and round differently, so a star's bytes
+        would depend on how many stars shared its call."""
+        n_obs = is_observed(state).sum(1).numpy()
+        for sl in sampler.batches(len(state), n_draw, self.rows_per_batch, n_obs):
+            n = len(sl)
+            run = np.concatenate([sl, np.repeat(sl[-1:], MIN_CALL_STARS - n)]) if n < MIN_CALL_STARS else sl
+            cond = self._conditioning(t["values"][run], t["logsig"][run], t["sky"][run], state[run], self.device)
+            noise = rng.normal(rows[run], purpose, (n_draw, cond.lat_idx.shape[1])).to(cond.values.dtype)
             z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
-                               generator=generator, full_sequence=full_sequence, time_power=self.time_power)
-            yield sl, z, cond
+                               noise=noise, full_sequence=full_sequence, time_power=self.time_power)
+            yield sl, z[:n], cond.sky[:n]
 
     @torch.no_grad()
     def proposals(self, arrays, n_draw: int, generator: torch.Generator | None = None):
@@ -224,21 +241,21 @@ class FlowPosterior:
         B = len(arrays)
         log_age = np.full((B, n_draw), np.nan, np.float64)
         log_w = np.full((B, n_draw), -np.inf, np.float64)
-        for sl, z, cond in self._draws(t, state, n_draw, generator):
-            lr = log_weights(self.prior_ratio, z, cond.sky, from_network=False)
+        for sl, z, sky in self._draws(t, state, n_draw, as_streams(generator), np.arange(B), streams.PROPOSALS):
+            lr = log_weights(self.prior_ratio, z, sky, from_network=False)
             log_age[sl] = theta_from_model(z.float().cpu(), self.stats)[..., 0].numpy()
             log_w[sl] = lr.double().cpu().numpy()
         log_w[nothing.numpy() | ~sky_ok] = -np.inf
         return log_age, log_w
 
     @torch.no_grad()
-    def _resample(self, z: torch.Tensor, sky: torch.Tensor, n: int, generator):
+    def _resample(self, z: torch.Tensor, sky: torch.Tensor, n: int, rng, rows):
         """Resample n of the proposals z [b, S, 5] to ``self.prior`` (``prior_ratio.log_weights``, systematic
-        resampling); → (z [b, n, 5], ESS [b], log weights [b, S])."""
+        resampling with each star's offset from ``rng``); → (z [b, n, 5], ESS [b], log weights [b, S])."""
         from ysocensus.model.prior_ratio import resample
 
         log_w = self._log_weights(z, sky)
-        idx, ess = resample(torch.as_tensor(log_w), n, generator)
+        idx, ess = resample(torch.as_tensor(log_w), n, u=rng.uniform(rows, streams.RESAMPLE))
         idx = idx.to(z.device)
         return torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1])), ess.numpy(), log_w
 

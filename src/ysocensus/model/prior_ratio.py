@@ -273,9 +273,12 @@ def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: 
     return model.requires_grad_(False), summary
 
 
-def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None = None,
+             u: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Systematic resampling per row: indices [B, n_out] into the S proposals of ``log_w`` [B, S], and the
-    effective sample size of each row's weights (Kish). Rows with no finite weight keep their order."""
+    effective sample size of each row's weights (Kish). Rows with no finite weight keep their order. ``u``
+    [B, 1] (float64 in [0, 1)): each row's offset (a star's own stream, ``model.streams``); else drawn from
+    ``generator``."""
     B, S = log_w.shape
     lw = torch.nan_to_num(log_w.double(), nan=-math.inf)
     bad = ~torch.isfinite(lw).any(1)
@@ -284,7 +287,9 @@ def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None 
     ess = 1.0 / (w ** 2).sum(1)
     c = torch.cumsum(w, 1)
     c[:, -1] = 1.0
-    u = (torch.rand(B, 1, generator=generator, dtype=torch.float64) + torch.arange(n_out, dtype=torch.float64)) / n_out
+    if u is None:
+        u = torch.rand(B, 1, generator=generator, dtype=torch.float64)
+    u = (u.to(torch.float64).reshape(B, 1) + torch.arange(n_out, dtype=torch.float64)) / n_out
     idx = torch.searchsorted(c, u.contiguous()).clamp_(max=S - 1)
     return idx, ess.float()
 

@@ -190,11 +190,24 @@ def log_prob(net: FlowTransformer, cond: Conditioning, x1: torch.Tensor, n_steps
     return log_p0 + int_div + log_jac
 
 
-def batches(n_stars: int, n_samples: int, rows_per_batch: int = 4096):
-    """Slices of stars so that stars × samples ≈ rows_per_batch (the sweet spot on CPU)."""
+def batches(n_stars: int, n_samples: int, rows_per_batch: int = 4096, n_observed=None):
+    """Stars per network call so that stars × samples ≈ rows_per_batch (the sweet spot on CPU): slices, or, with
+    ``n_observed`` [n_stars] (observed tokens per star), index arrays of stars with the same count.
+
+    The encoder packs a call's observed tokens to the call's largest count, and attention over a longer padded
+    sequence rounds differently in the last bit; grouping by count makes a star's numbers independent of the
+    other stars it is sampled with (the same bytes at any batch size)."""
     step = max(1, rows_per_batch // max(n_samples, 1))
-    for i in range(0, n_stars, step):
-        yield slice(i, min(i + step, n_stars))
+    if n_observed is None:
+        for i in range(0, n_stars, step):
+            yield slice(i, min(i + step, n_stars))
+        return
+    n_observed = np.asarray(n_observed)
+    order = np.argsort(n_observed, kind="stable")
+    for count in np.unique(n_observed):
+        same = order[n_observed[order] == count]
+        for i in range(0, same.size, step):
+            yield same[i:i + step]
 
 
 def as_numpy(x: torch.Tensor) -> np.ndarray:
