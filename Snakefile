@@ -1,5 +1,6 @@
 # ysocensus: a census of young stars in the local Milky Way by simulation-based inference.
-# Stages: population (+ 3D dust) -> observe -> train -> infer -> maps. See README.md and DESIGN.md.
+# Stages: population (+ 3D dust) -> observe -> train -> infer -> maps.
+# See README.md and docs/ARCHITECTURE.md ("Stages and rules").
 from snakemake.utils import min_version, validate
 
 min_version("9")
@@ -11,7 +12,8 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# the schemas ship inside the package (src/ysocensus/schemas/); the code outside Snakemake reads the same files
+validate(config, "src/ysocensus/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -4,7 +4,7 @@ measurement anchors (``train.anchors``) on or off, for one or more training seed
 Variants: ``plain`` (neither), ``feh`` / ``distance`` / ``both`` (measurement anchors only), ``head`` (the affine
 head only, everywhere), ``head_feh`` (the head everywhere with the [Fe/H] anchor on its slot), ``head_lamost_feh``
 (the head on LAMOST rows only) and ``head_sharp_feh`` (the head where its width is ≤ 0.05–0.15: the default; see
-``ysocensus.model.anchors`` for the figures).
+``docs/measurements.md``, section ``ysocensus.model.anchors``, for the figures).
 
 Every variant is trained on the same training set (``results/training/``) with the same wall-clock budget, then
 validated like ``rule validate``. The table (``results/benchmarks/anchors_ablation.json``) keeps, per variant

@@ -1,5 +1,7 @@
 """Schemas, validated atomic Parquet writing and checked reading (ysocensus.io)."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -114,3 +116,21 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (path.stat().st_mode & 0o777) == 0o666 & ~mask
+
+
+def test_temporary_files_of_dead_processes_are_removed_others_kept(tmp_path):
+    import subprocess
+
+    target = tmp_path / "x.parquet"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp_path / f".x.parquet.{io._HOST}-{dead.pid}.abcd1234.part"
+    mine = tmp_path / f".x.parquet.{io._HOST}-{os.getpid()}.abcd1234.part"
+    elsewhere = tmp_path / f".x.parquet.otherhost-{dead.pid}.abcd1234.part"
+    other_file = tmp_path / f".y.parquet.{io._HOST}-{dead.pid}.abcd1234.part"
+    for p in (orphan, mine, elsewhere, other_file):
+        p.write_text("partial")
+    io.write_table(posterior_frame(), target, io.POSTERIOR)   # the next write of x.parquet cleans up after x
+    assert not orphan.exists()
+    assert mine.exists() and elsewhere.exists() and other_file.exists() and target.exists()
+

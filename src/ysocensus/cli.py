@@ -41,6 +41,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _infer(args: argparse.Namespace) -> int:
     from .inference import InferOptions, infer_catalog
+    from .inference.formats import file_format
     from .inference.model_adapter import load_sampler
     from .logs import configure
 
@@ -52,10 +53,9 @@ def _infer(args: argparse.Namespace) -> int:
                         on_invalid="raise" if args.strict else "flag", fill_errors=args.fill_errors,
                         searched=tuple(s for part in args.searched for s in part.split(",") if s),
                         carry=tuple(args.carry), progress=not args.no_progress,
-                        sample_unobserved=not args.skip_unobserved)
-    sampler = load_sampler(args.model, device=args.device, threads=args.threads,
-                           n_steps=args.n_steps, method=args.method, rows_per_batch=args.rows_per_batch,
-                           prior=args.prior)
+                        sample_unobserved=not args.skip_unobserved, positions=not args.no_positions)
+    file_format(args.output, output=True)  # an unknown extension fails before the model loads
+    sampler = _load_model(args, load_sampler)
     report = infer_catalog(args.catalog, args.output, sampler, opts, samples_output=args.samples_output)
     print(f"{args.output}: {report.rows} rows ({', '.join(f'{k} {v}' for k, v in sorted(report.status.items()))}) "
           f"in {report.seconds:.1f} s, {report.stars_per_s:.0f} stars/s")
@@ -69,22 +69,41 @@ def _infer(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_config(path: str) -> dict:
-    """Read a workflow config file and validate it (filling defaults) with the workflow's schema.
+class ModelFileError(ValueError):
+    """The --model file is not a usable checkpoint (message: one line naming the file)."""
 
-    The schema is looked up in the repository that holds the config file (``config/x.yaml`` →
-    ``workflow/schemas/config.schema.yaml``), the same one the Snakefile validates with.
+
+def _load_model(args: argparse.Namespace, load_sampler):
+    """The model as a sampler; a truncated, corrupted or foreign file is one line naming it, not a traceback.
+
+    ``model.checkpoint`` already turns every such failure into a ``CheckpointError`` naming the file, but
+    with the loader's own message inside, which for torch's unpickler runs to paragraphs.
     """
+    import warnings
+
+    from .inference.formats import one_line
+    from .model.checkpoint import CheckpointError
+
+    try:
+        with warnings.catch_warnings():  # torch's note on a foreign pickle, before the error that says it all
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return load_sampler(args.model, device=args.device, threads=args.threads, n_steps=args.n_steps,
+                                method=args.method, rows_per_batch=args.rows_per_batch, prior=args.prior)
+    except CheckpointError as exc:
+        raise ModelFileError(one_line(exc)) from None
+
+
+def load_config(path: str) -> dict:
+    """Read a workflow config file and validate it (filling defaults) with the package's config schema, the same
+    file the Snakefile validates with (``ysocensus.config.schema_path``)."""
     from pathlib import Path
 
     import yaml
 
-    from .config import validate_config
+    from .config import schema_path, validate_config
 
     config_path = Path(path).resolve()
-    schema = config_path.parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-    if not schema.exists():
-        raise FileNotFoundError(f"{path}: no workflow schema at {schema} (is this a config/ file of a ysocensus checkout?)")
+    schema = schema_path("config")
     with open(config_path) as fh:
         config = yaml.safe_load(fh) or {}
     return validate_config(config, schema)
@@ -116,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw posterior samples of (log10 age, initial mass, [Fe/H], distance, A_V) for every "
                     "row of CATALOG with a trained model and write their 16/50/84th percentiles and "
                     "P(age < threshold), one row out per row in (the schema of `ysocensus schema posterior`).",
-        epilog="""CATALOG: Parquet, FITS or CSV with archive column names (case-insensitive):
+        epilog="""CATALOG: Parquet, FITS, VOTable (.vot, .xml: the Gaia archive's default), ECSV or CSV (.gz, .bz2
+allowed) with archive column names (case-insensitive):
   required   source_id; l, b (Galactic, deg) or ra, dec (ICRS, deg)
   Gaia DR3   phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag with phot_*_mean_flux_over_error
              (or phot_*_mean_mag_error in mag, or phot_*_mean_flux + phot_*_mean_flux_error);
@@ -125,20 +145,35 @@ def build_parser() -> argparse.ArgumentParser:
   AllWISE    w1mpro..w4mpro with w1sigmpro..w4sigmpro
   LAMOST     teff_lamost, logg_lamost, feh_lamost, ewli, ewha with teff_err_lamost, logg_err_lamost,
              feh_err_lamost, ewli_err, ewha_err
+Common other names are read too (ysocensus.inference.columns.ALIASES): VizieR's Source, RA_ICRS, DE_ICRS,
+Plx, e_Plx, Gmag, e_Gmag, BPmag, RPmag, FG, RFG, Jmag, e_Jmag, Kmag, W1mag, e_W1mag, ...; the Gaia
+archive's AllWISE w1mpro_error..w4mpro_error; LAMOST's teff, logg, feh and their _err; TOPCAT's _1, _2
+suffixes of a join (ra_1 over ra_2). The log says which columns were read for which survey (and under
+which name), which were ignored, and warns about an ignored column that looks like a quantity the catalog
+lacks (g_mag, plx_err): rename such a column. The summary is also stored in the output's metadata.
 Any survey may be absent or null per row. A survey whose columns are absent, or null for a star, is
 not conditioned on (marginalised), unless its ID column is present (tmass_id, allwise_id, obsid, ...)
 or --searched names it: then "no values" is read as "searched and not detected". A value without its
 uncertainty is read as a value alone (the model was trained to); no uncertainty is invented unless
 --fill-errors asks for the survey error models. The 'conditioning' column says, per star and survey,
 which rule applied; 'ess' is the effective sample size of the population correction (status low_ess
-when it is below 10). Other columns are ignored (--carry
-copies them to the output). A row with bad input (non-numeric, inf, uncertainty <= 0, sentinel
-magnitudes, no position) gets status invalid_input and a note naming the column (--strict: stop with
-an error naming column and rows); a row with nothing observed gets status prior_only. The output is
-written atomically: an interrupted run leaves no partial file.""")
-    p.add_argument("catalog", help="input catalog: .parquet, .fits or .csv")
+when it is below 10). Other columns are ignored (--carry copies them to the output). A row with bad
+input (non-numeric, inf, uncertainty <= 0, sentinel magnitudes, no position, ra outside 0..360 or dec
+outside -90..90 deg, a parallax more than 5 sigma below zero) gets status invalid_input and a note
+naming the column (--strict: stop with an error naming column and rows); a row with nothing observed
+gets status prior_only; a source_id repeating an earlier row's is noted (still inferred). Every row in
+gives a row out.
+
+OUTPUT: the format its name says: .parquet, .fits/.fit (binary table, units in TUNITn, the P(young)
+thresholds in the header as PYNG_MYR and PYNG2MYR), .vot/.xml/.votable (VOTable, thresholds as PARAMs),
+.ecsv, .csv (values only). ra, dec, l, b (deg) follow the posterior columns unless --no-positions.
+The output is written atomically: an interrupted run leaves no partial file, and hidden temporary files
+of a killed run are removed by the next one.""")
+    p.add_argument("catalog", help="input catalog: .parquet, .fits, .vot/.xml, .ecsv or .csv")
     p.add_argument("--model", required=True, help="trained model checkpoint, e.g. results/model/model.ckpt")
-    p.add_argument("--output", "-o", required=True, help="output Parquet file of posterior summaries")
+    p.add_argument("--output", "-o", required=True,
+                   help="output file of posterior summaries; its extension picks the format: .parquet, .fits, "
+                        ".vot/.xml/.votable, .ecsv, .csv")
     p.add_argument("--n-samples", type=int, default=64, help="posterior samples per star (default 64)")
     p.add_argument("--batch-size", type=int, default=4096, help="rows read and sampled at a time (default 4096)")
     p.add_argument("--young-threshold-myr", type=float, default=50.0,
@@ -147,7 +182,8 @@ written atomically: an interrupted run leaves no partial file.""")
                    help="p_young_2 = P(age < this), in Myr, or 'none' (default 10)")
     p.add_argument("--save-samples", action="store_true", help="also write the raw samples (a side file)")
     p.add_argument("--samples-output", default=None,
-                   help="where the raw samples go (default: OUTPUT with _samples before the suffix)")
+                   help="where the raw samples go, a .parquet file (default: OUTPUT's name with _samples.parquet "
+                        "for its extension)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of flagging it")
     p.add_argument("--fill-errors", action="store_true",
@@ -159,7 +195,9 @@ written atomically: an interrupted run leaves no partial file.""")
     p.add_argument("--skip-unobserved", action="store_true",
                    help="do not sample rows with nothing observed (status prior_only, null quantiles)")
     p.add_argument("--carry", nargs="+", default=[], metavar="COLUMN",
-                   help="input columns to copy unchanged to the output")
+                   help="input columns to copy unchanged to the output (ra, dec, l, b are written anyway)")
+    p.add_argument("--no-positions", action="store_true",
+                   help="do not write ra, dec, l, b (deg; the catalog's, or computed from the other pair)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the model runs (default auto: the GPU when there is one)")

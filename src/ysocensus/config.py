@@ -1,4 +1,4 @@
-"""Validation of the workflow config against ``workflow/schemas/``, with defaults at every depth.
+"""Validation of the workflow config against the schemas in ``ysocensus/schemas/``, with defaults at every depth.
 
 The top-level schema ``config.schema.yaml`` refers to one schema file per section (``$ref:
 population.schema.yaml`` …). ``snakemake.utils.validate`` checks such a config but does not fill the
@@ -9,6 +9,7 @@ Errors name the full key (``population.max_distance_pc``).
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,13 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     return config
 
 
-#: the workflow's schemas, beside the package in a checkout (src/ysocensus → workflow/schemas)
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+#: the config schemas, shipped as package data (the Snakefile validates against the same files in a checkout)
+SCHEMA_DIR = Path(str(resources.files("ysocensus") / "schemas"))
+
+
+def schema_path(name: str = "config") -> Path:
+    """The schema file of config section ``name`` (``config``: the whole config, ``population``, ``train`` …)."""
+    return SCHEMA_DIR / f"{name}.schema.yaml"
 
 
 def section(name: str, cfg: dict | None = None) -> dict:
@@ -107,9 +113,10 @@ def section(name: str, cfg: dict | None = None) -> dict:
     The same result as the workflow's validation of that section, for code run outside Snakemake (tests,
     benchmarks, the CLI). The input is not modified. Errors name the key as ``<name>.<key>``.
     """
-    path = SCHEMA_DIR / f"{name}.schema.yaml"
+    path = schema_path(name)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: config schema not found (is the repository checked out?)")
+        raise FileNotFoundError(f"{path}: no config schema for section {name!r} (the package's schemas/ holds "
+                                f"{sorted(p.name for p in SCHEMA_DIR.glob('*.schema.yaml'))})")
     try:
         return validate_config(_copy(dict(cfg or {})), path)
     except ConfigError as exc:

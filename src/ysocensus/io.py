@@ -1,19 +1,22 @@
 """Parquet schemas of every stage and atomic, validated reading and writing.
 
 This module is the single source of truth for the columns that pass between the stages of the
-workflow (see ``DESIGN.md``, "Data contracts between stages"). Every writer validates its table
-against one of the schemas here, every reader checks the file it opens against the same schema and
+workflow (see ``docs/ARCHITECTURE.md``, "Data contracts between stages"). Every writer validates its
+table against one of the schemas here, every reader checks the file it opens against the same schema and
 fails with a message that names the file and the column.
 
-Units follow the design card: magnitudes in each survey's native (Vega) system, parallax in mas,
-distance in pc, ages as log10(yr), masses in solar masses, extinction A_V in mag, angles in degrees.
+Units (``docs/ARCHITECTURE.md``, "Units"): magnitudes in each survey's native (Vega) system, parallax in
+mas, distance in pc, ages as log10(yr), masses in solar masses, extinction A_V in mag, angles in degrees.
 A missing measurement is null, never a sentinel number.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
+import socket
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -192,7 +195,23 @@ _POSTERIOR.append(_c("note", STR, "",
                      "(ysocensus.inference.error_models); null when there is nothing to say", True))
 POSTERIOR = TableSchema("posterior", tuple(_POSTERIOR))
 
+#: sky positions ``ysocensus infer`` writes after the posterior columns (``--no-positions`` leaves them out; the
+#: workflow's chunk files join their catalog by source_id instead): the catalog's own values, or computed from
+#: the other pair; null where the row has no usable position
+POSITIONS = TableSchema("positions", (
+    _c("ra", F64, "deg", "ICRS right ascension (the catalog's, or from l, b)", True),
+    _c("dec", F64, "deg", "ICRS declination (the catalog's, or from l, b)", True),
+    _c("l", F64, "deg", "Galactic longitude (the catalog's, or from ra, dec)", True),
+    _c("b", F64, "deg", "Galactic latitude (the catalog's, or from ra, dec)", True),
+))
+
 SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (POPULATION, CATALOG, POSTERIOR)}
+
+#: each schema unit as FITS, VOTable and ECSV files write it (astropy's unit strings; the IAU ``solMass``; the
+#: schema's log10(yr) is astropy's ``dex(yr)``, which FITS and VOUnit lack: TOPCAT shows it as written, astropy
+#: reads it back from VOTable and ECSV); units not listed here are written as they are
+FILE_UNITS = {"log10(yr)": "dex(yr)", "Msun": "solMass", "Rsun": "solRad", "log10(Lsun)": "dex(solLum)",
+              "log10(cm s^-2)": "dex(cm s-2)"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,17 +304,74 @@ def to_table(frame: pd.DataFrame | Mapping[str, np.ndarray], schema: TableSchema
 # ---------------------------------------------------------------------------------------------
 # Atomic file writing
 # ---------------------------------------------------------------------------------------------
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _temporary(path: Path) -> Path:
+    """A new hidden file ``.NAME.HOST-PID.XXXXXXXX.part`` beside ``path``, after removing orphans of ``path``.
+
+    The owner is in the name so that a later run can tell a temporary file whose process was killed
+    (``kill -9``, an out-of-memory kill, a lost node: no cleanup code ran) from one still being written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def remove_orphans(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ``path`` left by killed processes of this host; returns what was removed.
+
+    Only files whose process no longer exists on this host are removed: another host's (a shared file system)
+    cannot be checked from here and may be being written, and a live process's is in use.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(_HOST)}-(\d+)\.[A-Za-z0-9_]+\.part$")
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*.part"))
+    except OSError:
+        return removed
+    for p in candidates:
+        m = pattern.match(p.name)
+        if m and not _alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+@contextmanager
+def scratch_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden temporary file beside ``path`` (named as ``atomic_path``'s), removed when the block ends."""
+    tmp = _temporary(Path(path))
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A crash or an exception leaves no partial file at ``path`` (the temporary file is removed).
+    A crash or an exception leaves no partial file at ``path`` (the temporary file is removed); one left by a
+    killed process is removed by the next write of ``path`` (:func:`remove_orphans`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _temporary(path)
     try:
         yield tmp
         # mkstemp creates 0600; give the result the permissions of an ordinary new file

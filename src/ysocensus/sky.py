@@ -46,7 +46,7 @@ class Tiling:
 
     @classmethod
     def from_config(cls, sky: Mapping) -> "Tiling":
-        """Build from the ``sky`` section of the config (see workflow/schemas/config.schema.yaml)."""
+        """Build from the ``sky`` section of the config (see ysocensus/schemas/config.schema.yaml)."""
         nside = int(sky["nside"])
         return cls(nside, select_tiles(nside, sky.get("tiles", "all")), int(sky.get("tiles_per_job", 1)))
 

@@ -26,7 +26,7 @@ def test_local_densities_are_besancon():
 
 
 def test_local_number_density_in_range():
-    """Stars (0.08-100 Msun) per pc^3 at the Sun: ~0.1 (DESIGN.md; Reid, Gizis & Hawley 2002 give 0.1 for
+    """Stars (0.08-100 Msun) per pc^3 at the Sun: ~0.1 (docs/ARCHITECTURE.md, "Sizes"; Reid, Gizis & Hawley 2002 give 0.1 for
     main-sequence stars; the Gaia Catalogue of Nearby Stars, Smart et al. 2021, ~0.08 objects/pc^3 within 100 pc)."""
     g = Galaxy(smooth_components())
     rho = sum(g.density(n, 0.0, 0.0, 0.0) for n in g.components)

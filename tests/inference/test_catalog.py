@@ -211,3 +211,101 @@ def test_red_supergiants_of_nearby_associations_are_valid():
     frame.loc[2, ["j_m", "h_m", "ks_m", "w1mpro"]] = [-5.2, -5.8, -6.0, -6.0]
     batch = prepare(_table(frame), where="cat.parquet")
     assert not batch.invalid.any()
+
+
+def test_values_accepted_but_wrong_are_flagged_not_dropped(caplog):
+    frame = make_catalog(40, all_null_rows=0)
+    frame.loc[2, "ra"] = 400.0             # not degrees in 0..360
+    frame.loc[4, "dec"] = -95.0
+    frame.loc[6, ["parallax", "parallax_error"]] = [-10.0, 0.05]   # -200 sigma
+    frame.loc[8, ["parallax", "parallax_error"]] = [-0.2, 0.05]    # -4 sigma: a distant star's noise
+    frame.loc[11, "source_id"] = frame.loc[10, "source_id"]
+    batch = prepare(_table(frame), where="cat.parquet", offset=100)
+    assert batch.n == 40 and np.flatnonzero(batch.invalid).tolist() == [2, 4, 6]
+    notes = batch.note_column()
+    assert "ra" in notes[2] and "0..360" in notes[2] and "dec" in notes[4] and "sigma below zero" in notes[6]
+    # a repeated source_id is noted, not invalid: the star's values are fine
+    assert "repeats an earlier row" in notes[11] and not batch.invalid[11] and notes[10] is None
+    text = caplog.text
+    assert "'source_id'" in text and "[111]" in text and "'ra'" in text and "[102]" in text and "[106]" in text
+    # --strict stops at the first: here the repeated source_id
+    with pytest.raises(InputError, match=r"'source_id' repeats an earlier row.*\[111\]"):
+        prepare(_table(frame), where="cat.parquet", offset=100, on_invalid="raise")
+    frame.loc[11, "source_id"] += 1000
+    with pytest.raises(InputError, match=r"'ra' is outside 0..360 deg.*\[102\]"):
+        prepare(_table(frame), where="cat.parquet", offset=100, on_invalid="raise")
+
+
+def test_ra_dec_are_checked_even_when_l_b_are_given():
+    frame = make_catalog(10, all_null_rows=0)
+    frame.loc[3, "ra"] = -1.0
+    batch = prepare(_table(frame))
+    assert np.flatnonzero(batch.invalid).tolist() == [3]
+
+
+def test_repeated_source_ids_are_found_across_batches():
+    from ysocensus.inference.catalog import SeenIds
+
+    seen = SeenIds()
+    first, where = seen.repeats(np.array([5, 3, 5, 9]), 0)
+    assert first.tolist() == [False, False, True, False] and where.tolist() == [-1, -1, 0, -1]
+    again, where = seen.repeats(np.array([9, 1, 3, 1]), 4)
+    assert again.tolist() == [True, False, True, True] and where.tolist() == [3, -1, 1, 5]
+
+
+def test_positions_are_carried_computed_and_null_where_unknown():
+    frame = make_catalog(20, all_null_rows=0)
+    ref = prepare(_table(frame)).positions
+    np.testing.assert_allclose(ref["ra"], frame["ra"]) and np.testing.assert_allclose(ref["l"], frame["l"])
+    # only ra, dec: l, b computed; only l, b: ra, dec computed
+    from_radec = prepare(_table(frame.drop(columns=["l", "b"]))).positions
+    np.testing.assert_allclose(from_radec["b"], frame["b"], atol=1e-8)
+    from_lb = prepare(_table(frame.drop(columns=["ra", "dec"]))).positions
+    np.testing.assert_allclose(from_lb["dec"], frame["dec"], atol=1e-8)
+    dra = (from_lb["ra"] - frame["ra"].to_numpy() + 180) % 360 - 180
+    np.testing.assert_allclose(dra, 0, atol=1e-8)
+    frame.loc[4, ["l", "b", "ra", "dec"]] = np.nan
+    pos = prepare(_table(frame)).positions
+    assert all(np.isnan(pos[c][4]) for c in ("ra", "dec", "l", "b"))
+
+
+def test_messages_name_the_files_own_column_for_an_alias(tmp_path):
+    frame = make_catalog(20, all_null_rows=0).rename(columns={"j_msigcom": "e_Jmag"})
+    frame.loc[5, "e_Jmag"] = -0.1
+    path = tmp_path / "c.parquet"
+    frame.to_parquet(path)
+    reader = CatalogReader(path)
+    (table,) = list(reader)
+    batch = prepare(table, labels=reader.labels)
+    assert "j_msigcom (e_Jmag)" in batch.note_column()[5]
+    with pytest.raises(InputError, match=r"'j_msigcom' \(file column 'e_Jmag'\)"):
+        prepare(table, labels=reader.labels, on_invalid="raise")
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "fits"])
+def test_empty_or_truncated_catalog_files_are_named(tmp_path, fmt):
+    path = tmp_path / f"c.{fmt}"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match=rf"c\.{fmt}.*empty"):
+        CatalogReader(path)
+    write_catalog(make_catalog(300), path, fmt)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match=rf"c\.{fmt}"):
+        reader = CatalogReader(path)
+        list(reader)
+
+
+@pytest.mark.parametrize("fmt", ["votable", "ecsv"])
+def test_votable_and_ecsv_catalogs_read_the_same_values(tmp_path, fmt):
+    from astropy.table import Table
+
+    frame = make_catalog(150)
+    path = tmp_path / f"c.{'vot' if fmt == 'votable' else fmt}"
+    Table.from_pandas(frame).write(path, format="votable" if fmt == "votable" else "ascii.ecsv")
+    reader = CatalogReader(path, batch_size=64)
+    assert reader.format == fmt and reader.num_rows == 150
+    tables = list(reader)
+    assert [t.num_rows for t in tables] == [64, 64, 22]
+    got = np.concatenate([prepare(t).columns["j_m"] for t in tables])
+    np.testing.assert_allclose(got, frame["j_m"].to_numpy(), rtol=1e-6)   # nulls stay NaN

@@ -8,6 +8,7 @@ import textwrap
 import time
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -199,3 +200,62 @@ def test_unobserved_rows_can_skip_sampling(tmp_path):
     assert (tail["status"] == "prior_only").all() and (tail["n_samples"] == 0).all()
     assert tail["log10_age_yr_q50"].isna().all() and post["log10_age_yr_q50"].iloc[:-7].notna().all()
     assert report.status == {"ok": 113, "prior_only": 7}
+
+
+def test_positions_are_written_on_request_after_the_posterior_columns(tmp_path):
+    frame = make_catalog(50).drop(columns=["l", "b"])
+    cat = tmp_path / "c.parquet"
+    frame.to_parquet(cat)
+    out = tmp_path / "post.parquet"
+    infer_catalog(cat, out, GaussianTestSampler(), InferOptions(positions=True, carry=("ra", "tile")))
+    table = io.read_table(out, io.POSTERIOR, extra_columns=io.POSITIONS.names + ["tile"])
+    assert table.column_names == io.POSTERIOR.names + io.POSITIONS.names + ["tile"]
+    assert table.schema.field("l").metadata[b"unit"] == b"deg"
+    np.testing.assert_allclose(table.column("ra").to_numpy(), frame["ra"])
+    np.testing.assert_allclose(table.column("b").to_numpy(), make_catalog(50)["b"], atol=1e-8)
+    # off (the workflow's chunk files): the posterior schema alone
+    infer_catalog(cat, out, GaussianTestSampler(), InferOptions())
+    assert pq.read_schema(out).names == io.POSTERIOR.names
+
+
+def test_repeated_source_ids_are_noted_across_batches_and_no_row_is_dropped(tmp_path):
+    frame = make_catalog(120, all_null_rows=0)
+    frame.loc[110, "source_id"] = frame.loc[3, "source_id"]
+    post, report, _ = _run(tmp_path, frame)
+    assert len(post) == 120 and report.status == {"ok": 120}
+    assert "repeats an earlier row" in post["note"][110] and pd.isna(post["note"][3])
+
+
+def test_the_recognition_summary_is_stored_in_the_metadata(tmp_path):
+    frame = make_catalog(30).rename(columns={"parallax": "Plx", "phot_g_mean_mag": "g_mag"})
+    cat = tmp_path / "c.parquet"
+    frame.to_parquet(cat)
+    out = tmp_path / "post.parquet"
+    infer_catalog(cat, out, GaussianTestSampler())
+    columns = io.read_metadata(out)["columns"]
+    assert columns["read"]["parallax"] == "Plx" and "g_mag" in columns["ignored"]
+    assert columns["near_misses"]["g_mag"]["column"] == "phot_g_mean_mag"
+
+
+def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(tmp_path):
+    cat = tmp_path / "c.parquet"
+    write_catalog(make_catalog(500), cat)
+    out = tmp_path / "post.fits"
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        from tests.inference.doubles import GaussianTestSampler
+        from ysocensus.inference import InferOptions, infer_catalog
+        print("started", flush=True)
+        infer_catalog({str(cat)!r}, {str(out)!r}, GaussianTestSampler(delay_s=0.3),
+                      InferOptions(batch_size=50, save_samples=True))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(1.5)
+    proc.kill()  # kill -9: no cleanup code runs
+    proc.wait(timeout=30)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part"))
+    assert left and all(p.startswith((".post.fits.", ".post_samples.parquet.")) for p in left)
+    infer_catalog(cat, out, GaussianTestSampler(), InferOptions(batch_size=100, save_samples=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.parquet", "post.fits", "post_samples.parquet"]

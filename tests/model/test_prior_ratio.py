@@ -153,7 +153,7 @@ def test_using_prior_switches_for_a_block_and_restores():
 
 def _tilt():
     # the laptop population: the field's weight steps from 50 (young field thinned to 0.02) to 1000 (field
-    # thinned to 0.001) at young_field_age_max_myr = 50 Myr (workflow/schemas/population.schema.yaml defaults)
+    # thinned to 0.001) at young_field_age_max_myr = 50 Myr (ysocensus/schemas/population.schema.yaml defaults)
     return FieldTilt.from_population(section("population", {}), 0.2)
 
 

@@ -127,12 +127,12 @@ def test_lamost_footprint_magnitude_range_and_labels():
 
 @pytest.mark.parametrize("module", [gaia, tmass, wise, lamost])
 def test_schema_defaults_match_module_defaults(module):
-    """workflow/schemas/observe.schema.yaml and the modules' DEFAULTS must not drift apart."""
-    from pathlib import Path
-
+    """ysocensus/schemas/observe.schema.yaml and the modules' DEFAULTS must not drift apart."""
     import yaml
 
-    schema = yaml.safe_load((Path(__file__).parents[2] / "workflow/schemas/observe.schema.yaml").read_text())
+    from ysocensus.config import schema_path
+
+    schema = yaml.safe_load(schema_path("observe").read_text())
     name = {"gaia": "gaia", "tmass": "tmass", "wise": "wise", "lamost": "lamost"}[module.__name__.split(".")[-1]]
     props = schema["properties"][name]["properties"]
 

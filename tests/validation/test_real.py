@@ -345,11 +345,10 @@ def test_real_module_does_not_import_lightning_or_torch():
 
 
 def test_run_rule_takes_the_schema_defaults_and_loads_the_model_as_the_cli_does(tmp_path, monkeypatch):
-    from ysocensus.config import validate_config
+    from ysocensus.config import schema_path, validate_config
     from ysocensus.inference import model_adapter
-    from tests.conftest import REPO
 
-    config = validate_config({}, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config = validate_config({}, schema_path("config"))
     section = dict(config["validate_real"], n_samples=4, sagitta=False)
     assert section["variants"] == ["as_published", "no_sigma"]
     seen = {}

@@ -8,7 +8,8 @@ from snakemake.utils import validate
 
 from tests.conftest import REPO, run_snakemake
 
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+#: the file the Snakefile validates with (package data, src/ysocensus/schemas/)
+SCHEMA = str(REPO / "src" / "ysocensus" / "schemas" / "config.schema.yaml")
 PRESETS = sorted((REPO / "config").glob("*.yaml"))
 
 
@@ -86,3 +87,19 @@ def test_validate_config_names_nested_keys():
         validate_config({"sky": {"nside": 3}}, SCHEMA)
     with pytest.raises(ConfigError, match=r"config key sky: Additional properties.*'nsid'"):
         validate_config({"sky": {"nsid": 3}}, SCHEMA)
+
+
+def test_workflow_and_package_validate_with_the_same_schema_files():
+    """The Snakefile, common.smk and code run outside Snakemake (``ysocensus.config``, which an installed
+    package reads as package data) all use the schemas in src/ysocensus/schemas/."""
+    from pathlib import Path
+
+    from ysocensus.config import SCHEMA_DIR, schema_path
+
+    assert 'validate(config, "src/ysocensus/schemas/config.schema.yaml")' in (REPO / "Snakefile").read_text()
+    assert 'Path(SRC) / "ysocensus" / "schemas" / "config.schema.yaml"' in (
+        REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert Path(schema_path("config")).resolve() == Path(SCHEMA).resolve()
+    assert {p.name for p in SCHEMA_DIR.glob("*.schema.yaml")} >= {
+        "config.schema.yaml", "population.schema.yaml", "dust.schema.yaml", "observe.schema.yaml",
+        "train.schema.yaml", "infer.schema.yaml", "maps.schema.yaml", "validate_real.schema.yaml"}

@@ -14,9 +14,7 @@ from ysocensus.config import validate_config  # noqa: E402
 from ysocensus.sky import Tiling  # noqa: E402
 
 # fill the defaults of every section ($ref'd schemas), which snakemake's validate leaves out
-validate_config(
-    config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-)
+validate_config(config, Path(SRC) / "ysocensus" / "schemas" / "config.schema.yaml")
 
 
 TILING = Tiling.from_config(config["sky"])

@@ -2,7 +2,8 @@
 # Outputs: results/training/ (train/val/test/test_population.parquet, normalisation.json, summary.json),
 # results/model/model.ckpt (+ config.json, normalisation.json, training_summary.json, logs/ with CSV logs and
 # Lightning checkpoints for resuming), results/validation/calibration.json (+ figures).
-# The `train` section of the config is documented in workflow/schemas/train.schema.yaml.
+# The `train` section of the config is documented in src/ysocensus/schemas/train.schema.yaml
+# and config/README.md.
 TRAIN = config["train"]
 
 TRAINING_SET = [

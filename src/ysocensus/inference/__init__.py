@@ -1,7 +1,9 @@
 """Sky-wide posterior inference: catalog batches → validated sampler input → posterior summaries.
 
 - ``protocol``: :class:`PosteriorSampler`, the one interface to a trained model, and :class:`SampleResult`.
-- ``catalog``: streaming readers (Parquet, FITS, CSV) and input validation (``InputError``).
+- ``catalog``: streaming readers (Parquet, FITS, VOTable, ECSV, CSV) and input validation (``InputError``).
+- ``columns``: column recognition: the alias table (VizieR, Gaia archive joins, TOPCAT), near misses.
+- ``formats``: files by extension (Parquet, FITS, VOTable, ECSV, CSV), read and written with units.
 - ``error_models``: survey uncertainties vs magnitude, for filling missing uncertainty columns.
 - ``summaries``: vectorised quantiles and P(age < threshold).
 - ``driver``: :func:`infer_catalog`, the bounded-memory, atomic, one-row-out-per-row-in driver.

@@ -1,9 +1,12 @@
-"""Reading catalogs in batches (Parquet, FITS, CSV) and turning them into validated sampler input.
+"""Reading catalogs in batches (Parquet, FITS, VOTable, ECSV, CSV) and turning them into validated sampler input.
 
 Column names are matched case-insensitively against ``io.CATALOG`` (Gaia DR3 / 2MASS PSC / AllWISE archive
-names, LAMOST-like labels); unknown columns are ignored unless carried through on request. Besides the
-archive's ``phot_*_mean_flux_over_error`` a Gaia band's uncertainty may come as ``phot_*_mean_mag_error``
-(mag) or as ``phot_*_mean_flux`` with ``phot_*_mean_flux_error``.
+names, LAMOST-like labels) and the alias table ``inference.columns.ALIASES`` (VizieR's ``Gmag``, ``Plx``,
+``RA_ICRS``, the Gaia archive's ``w1mpro_error``, TOPCAT's ``_1`` suffixes); what was read as what, what was
+ignored and which ignored columns look like a missing quantity is ``CatalogReader.recognition``. Unknown
+columns are ignored unless carried through on request. Besides the archive's ``phot_*_mean_flux_over_error``
+a Gaia band's uncertainty may come as ``phot_*_mean_mag_error`` (mag) or as ``phot_*_mean_flux`` with
+``phot_*_mean_flux_error``.
 
 Required: ``source_id`` and a position, either ``l, b`` (Galactic, deg) or ``ra, dec`` (ICRS, deg;
 converted with astropy). Everything else is optional: any survey may be absent entirely or null per row.
@@ -12,8 +15,11 @@ Row-level problems never drop a row. With ``on_invalid="flag"`` (the default) th
 ``invalid_input``, the ``note`` column says which column was wrong, and a warning names the column and the
 first rows; with ``on_invalid="raise"`` the first such problem raises :class:`InputError` naming the column
 and rows. What counts as invalid: a non-numeric entry in a numeric column, ±inf anywhere, an uncertainty
-≤ 0, a magnitude outside −5…35 (sentinels such as 99.99), a LAMOST Teff ≤ 0, a position that is null or
-outside its range. A NaN in a measurement or uncertainty is read as null (missing), the catalog convention.
+≤ 0, a magnitude outside −12…35 (sentinels such as 99.99), a LAMOST Teff ≤ 0, a position that is null or
+outside its range (ra outside 0…360, dec or b outside −90…90 deg: ``RA_RANGE``), a parallax more than 5σ below
+zero (``PARALLAX_NEGATIVE_SIGMA``). A NaN in a measurement or uncertainty is read as null (missing), the
+catalog convention. A source_id that an earlier row has is flagged in the note (status unchanged: the star's
+values are fine, only a join by source_id would be ambiguous).
 
 What a catalog lacks is not what a survey did not see. Per star and survey (``SURVEY_RULES``, reported in the
 ``conditioning`` column):
@@ -36,14 +42,14 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ysocensus import io
-from ysocensus.inference import error_models
+from ysocensus.inference import columns, error_models, formats
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +84,31 @@ KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUE
 #: plausible apparent magnitudes; anything outside is taken for a sentinel. The bright end leaves room
 #: for red supergiants of nearby OB associations (Antares: K = -4.1; the simulator makes K = -6 at 100 pc)
 _MAG_RANGE = (-12.0, 35.0)
-FORMATS = ("parquet", "fits", "csv")
+#: right ascension in deg: 360.0 is 0 written after rounding; anything else outside is another unit (hours
+#: stop at 24 and would pass: only the sky position would be wrong) or another column
+RA_RANGE = (0.0, 360.0)
+#: a parallax this many of its σ below zero is flagged: the true parallax of a star is > 0, so with Gaussian
+#: errors a real star lands there with probability 3e-7 (under one star in a million-star query), while
+#: spurious Gaia solutions (close pairs, crowded fields) and a column in other units (arcsec, or
+#: parallax_over_error) do so often
+PARALLAX_NEGATIVE_SIGMA = 5.0
+#: what each canonical column is for, as the recognition summary groups them
+COLUMN_GROUPS = {"source_id": "identifier", "tile": "identifier", "l": "position", "b": "position",
+                 "ra": "position", "dec": "position"}
+for _s, _cols in SURVEY_VALUES.items():
+    for _col in _cols:
+        COLUMN_GROUPS[_col] = COLUMN_GROUPS[error_models.ERROR_OF[_col]] = _s
+    for _col in SURVEY_ID_COLUMNS[_s]:
+        COLUMN_GROUPS[_col] = f"{_s} (cross-match ID)"
+for _alts in GAIA_ALTERNATIVES.values():
+    for _col in _alts:
+        COLUMN_GROUPS[_col] = "gaia"
+assert set(COLUMN_GROUPS) == set(KNOWN) and set(columns.ALIASES.values()) <= set(KNOWN)
+#: the columns an ignored look-alike is warned about (columns.recognise): measured quantities and positions,
+#: not the cross-match IDs (read only for their presence)
+QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS)
+#: input formats (``inference.formats``); VOTable and ECSV are read whole, the others streamed
+FORMATS = tuple(formats.FORMATS)
 
 
 class InputError(ValueError):
@@ -86,25 +116,22 @@ class InputError(ValueError):
 
 
 def catalog_format(path: str | Path) -> str:
-    """``parquet``, ``fits`` or ``csv`` from the file name (``.gz`` allowed for CSV and FITS)."""
-    name = Path(path).name.lower()
-    for suffix in (".gz", ".bz2"):
-        name = name.removesuffix(suffix)
-    ext = name.rsplit(".", 1)[-1]
-    if ext in ("parquet", "pq"):
-        return "parquet"
-    if ext in ("fits", "fit", "fts"):
-        return "fits"
-    if ext in ("csv", "txt", "ecsv"):
-        return "csv"
-    raise InputError(f"{path}: cannot tell the format from the name; use .parquet, .fits or .csv")
+    """The input format a file name says (``inference.formats.FORMATS``; ``.gz``, ``.bz2`` allowed)."""
+    try:
+        return formats.file_format(path)
+    except formats.FormatError as exc:
+        raise InputError(str(exc)) from None
 
 
 class CatalogReader:
-    """Streams a catalog file as pyarrow tables of at most ``batch_size`` rows, names lower-cased.
+    """Streams a catalog file as pyarrow tables of at most ``batch_size`` rows, columns named canonically.
 
-    Only the known columns (and ``carry`` columns) are read. ``num_rows`` is known for Parquet and FITS
-    (None for CSV). ``columns`` are the (lower-cased) names present in the file.
+    The file's columns are recognised by ``inference.columns.recognise`` (case-insensitive canonical names,
+    ``columns.ALIASES``, TOPCAT suffixes); ``recognition`` says what was read as what and what was ignored.
+    Only the recognised columns (and ``carry`` columns, under their lower-cased names) are read. ``num_rows``
+    is known for every format but CSV in a compressed or ``.txt`` file (None). ``columns`` are the canonical
+    names present, then the other (lower-cased) names of the file. ``labels`` maps a canonical name to the
+    file's where they differ (for messages).
     """
 
     def __init__(self, path: str | Path, batch_size: int = 4096, carry: Sequence[str] = ()):
@@ -113,22 +140,49 @@ class CatalogReader:
             raise FileNotFoundError(f"{self.path}: no such catalog file")
         self.format = catalog_format(self.path)
         self.batch_size = int(batch_size)
-        names = self._names()
+        self._opened = []
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            raise InputError(f"{self.path}: the catalog file is empty (0 bytes)")
+        try:
+            names = self._names()
+        except InputError:
+            self.close()
+            raise
+        except Exception as exc:  # truncated or foreign files: each reader raises its own types
+            self.close()
+            raise InputError(f"{self.path}: not a readable {self.format} file "
+                             f"({type(exc).__name__}: {formats.one_line(exc)})") from exc
+        try:
+            self._recognise(names, carry)
+        except Exception:
+            self.close()
+            raise
+
+    def _recognise(self, names: Sequence[str], carry: Sequence[str]) -> None:
+        """Which file column is read as which canonical one (``recognition``, ``labels``, ``read_columns``)."""
         lower = {}
         for n in names:
             if n.lower() in lower:
                 raise InputError(f"{self.path}: columns {lower[n.lower()]!r} and {n!r} differ only in case")
             lower[n.lower()] = n
-        self._original = lower
-        self.columns = tuple(lower)
         missing_carry = [c for c in carry if c.lower() not in lower]
         if missing_carry:
             raise InputError(f"{self.path}: column(s) {missing_carry} to carry through are not in the catalog")
         clash = [c for c in carry if c.lower() in io.POSTERIOR.names]
         if clash:
             raise InputError(f"{self.path}: cannot carry column(s) {clash}: the output has columns of that name")
+        try:
+            self.recognition = columns.recognise(names, COLUMN_GROUPS, keep=carry, quantities=QUANTITIES)
+        except columns.ColumnClash as exc:
+            raise InputError(f"{self.path}: {exc}") from None
+        self._original = dict(self.recognition.used)            # canonical -> file column
+        self.labels = {c: o for c, o in self._original.items() if o.lower() != c}
         self.carry = tuple(c.lower() for c in carry)
-        wanted = [c for c in KNOWN if c in lower] + [c for c in self.carry if c not in KNOWN]
+        for c in self.carry:
+            self._original.setdefault(c, lower[c])
+        read = set(self.recognition.used.values())
+        self.columns = tuple(self.recognition.used) + tuple(n for n, o in lower.items() if o not in read)
+        wanted = [c for c in KNOWN if c in self.recognition.used] + [c for c in self.carry if c not in KNOWN]
         self.read_columns = tuple(wanted)
 
     # -- format specifics ------------------------------------------------------------------------
@@ -136,34 +190,62 @@ class CatalogReader:
         if self.format == "parquet":
             import pyarrow.parquet as pq
             self._pf = pq.ParquetFile(self.path)
+            self._opened.append(self._pf)
             self.num_rows = self._pf.metadata.num_rows
             return list(self._pf.schema_arrow.names)
         if self.format == "fits":
+            import warnings
+
             from astropy.io import fits
-            self._hdul = fits.open(self.path, memmap=True)
-            hdu = next((h for h in self._hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
+            with warnings.catch_warnings():  # a truncated file is reported below, naming it
+                warnings.filterwarnings("ignore", message="File may have been truncated")
+                self._hdul = fits.open(self.path, memmap=True)
+                self._opened.append(self._hdul)
+                hdu = next((h for h in self._hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
             if hdu is None:
                 raise InputError(f"{self.path}: no table extension in this FITS file")
             self._hdu = hdu
             self.num_rows = int(hdu.header.get("NAXIS2", 0))
+            info = hdu.fileinfo() or {}
+            expected = info.get("datLoc", 0) + hdu.header.get("NAXIS1", 0) * self.num_rows
+            if not self.path.name.lower().endswith(formats._COMPRESSED) and self.path.stat().st_size < expected:
+                raise InputError(f"{self.path}: truncated FITS file (the table's header promises {self.num_rows} "
+                                 f"rows, {expected} bytes; the file has {self.path.stat().st_size})")
             return list(hdu.columns.names)
+        if self.format in ("votable", "ecsv"):
+            self._whole = formats.read_table(self.path, self.format)
+            self.num_rows = self._whole.num_rows
+            return list(self._whole.column_names)
         import pyarrow.csv as pacsv
         self.num_rows = _count_lines(self.path) - 1 if self.path.suffix.lower() == ".csv" else None
         with pacsv.open_csv(self.path) as r:
             return list(r.schema.names)
 
     def __iter__(self) -> Iterator[pa.Table]:
-        cols = [self._original[c] for c in self.read_columns]
-        if self.format == "parquet":
-            for rb in self._pf.iter_batches(batch_size=self.batch_size, columns=cols):
-                yield self._lower(pa.Table.from_batches([rb]))
-        elif self.format == "fits":
-            yield from self._iter_fits(cols)
-        else:
-            yield from self._iter_csv(cols)
+        cols = list(dict.fromkeys(self._original[c] for c in self.read_columns))
+        try:
+            if self.format == "parquet":
+                for rb in self._pf.iter_batches(batch_size=self.batch_size, columns=cols):
+                    yield self._canonical(pa.Table.from_batches([rb]))
+            elif self.format == "fits":
+                yield from (self._canonical(t) for t in self._iter_fits(cols))
+            elif self.format in ("votable", "ecsv"):
+                whole = self._whole.select(cols)
+                for start in range(0, whole.num_rows, self.batch_size):
+                    yield self._canonical(whole.slice(start, self.batch_size))
+            else:
+                yield from (self._canonical(t) for t in self._iter_csv(cols))
+        except InputError:
+            raise
+        except (pa.ArrowException, OSError, EOFError, ValueError, TypeError) as exc:
+            # a file whose header reads but whose data is truncated or corrupt fails only here
+            raise InputError(f"{self.path}: cannot read the catalog's data (truncated or corrupt file?) "
+                             f"({type(exc).__name__}: {formats.one_line(exc)})") from exc
 
-    def _lower(self, table: pa.Table) -> pa.Table:
-        return table.rename_columns([n.lower() for n in table.column_names])
+    def _canonical(self, table: pa.Table) -> pa.Table:
+        """Columns as read (the file's names) renamed to ``read_columns`` (a column carried and recognised twice)."""
+        return pa.Table.from_arrays([table.column(self._original[c]) for c in self.read_columns],
+                                    names=list(self.read_columns))
 
     def _iter_fits(self, cols):
         data = self._hdu.data
@@ -185,13 +267,13 @@ class CatalogReader:
                 elif a.dtype.kind in "SU":
                     a = a.astype(str)
                 arrays.append(pa.array(a, mask=mask))
-            yield pa.Table.from_arrays(arrays, names=[c.lower() for c in cols])
+            yield pa.Table.from_arrays(arrays, names=cols)
 
     def _iter_csv(self, cols):
         import pyarrow.csv as pacsv
         # known numeric columns are read as text and parsed here, so that a bad entry is reported
         # with its row instead of failing the whole read
-        types = {self._original[c]: pa.string() for c in self.read_columns}
+        types = {c: pa.string() for c in cols}
         opts = pacsv.ConvertOptions(include_columns=cols, column_types=types, strings_can_be_null=True)
         read = pacsv.ReadOptions(block_size=1 << 22)
         pending = []
@@ -202,25 +284,32 @@ class CatalogReader:
                 n_pending += rb.num_rows
                 while n_pending >= self.batch_size:
                     table = pa.Table.from_batches(pending)
-                    yield self._lower(table.slice(0, self.batch_size))
+                    yield table.slice(0, self.batch_size)
                     rest = table.slice(self.batch_size)
                     pending, n_pending = rest.to_batches(), rest.num_rows
         if n_pending:
-            yield self._lower(pa.Table.from_batches(pending))
+            yield pa.Table.from_batches(pending)
 
     def close(self):
-        if self.format == "fits":
-            self._hdul.close()
+        for f in self._opened:
+            f.close()
+        self._opened = []
 
     def check_structure(self) -> None:
         """Fail early, naming the column, when a required column or a position is absent."""
-        have = set(self.columns)
+        have = set(self.recognition.used)
         missing = [c for c in REQUIRED if c not in have]
         if missing:
-            raise InputError(f"{self.path}: missing required column(s) {missing}")
+            raise InputError(f"{self.path}: missing required column(s) {missing}{self._did_you_mean(missing)}")
         if not any(all(c in have for c in pair) for pair in POSITIONS):
+            absent = [c for pair in POSITIONS for c in pair if c not in have]
             raise InputError(f"{self.path}: missing required position columns: need 'l' and 'b' "
-                             f"(Galactic, deg) or 'ra' and 'dec' (ICRS, deg)")
+                             f"(Galactic, deg) or 'ra' and 'dec' (ICRS, deg){self._did_you_mean(absent)}")
+
+    def _did_you_mean(self, canonical: Sequence[str]) -> str:
+        hits = [f"{col!r} for {canon!r}" for col, (_, canon) in self.recognition.near_misses.items()
+                if canon in canonical]
+        return f" (is {' or '.join(hits)} meant? rename it)" if hits else ""
 
 
 def _count_lines(path: Path) -> int:
@@ -244,6 +333,8 @@ class PreparedBatch:
     filled: dict[str, np.ndarray] = field(default_factory=dict)        # error column -> rows filled
     carry: dict[str, pa.Array] = field(default_factory=dict)
     conditioning: np.ndarray | None = None   # str [n]: the rule applied per survey (SURVEY_RULES)
+    positions: dict[str, np.ndarray] = field(default_factory=dict)     # io.POSITIONS: ra, dec, l, b (NaN: none)
+    labels: Mapping[str, str] = field(default_factory=dict)            # canonical -> the file's name, for messages
 
     @property
     def n(self) -> int:
@@ -270,14 +361,28 @@ class PreparedBatch:
         return out
 
 
+def _named(column: str, labels: Mapping[str, str]) -> str:
+    """``'parallax'``, or ``'parallax' (file column 'Plx')`` where the catalog names it by an alias."""
+    return f"{column!r} (file column {labels[column]!r})" if column in labels else repr(column)
+
+
 def _problem(where: str, column: str, rows: np.ndarray, offset: int, what: str, on_invalid: str,
-             batch: PreparedBatch | None, mask: np.ndarray) -> None:
+             batch: PreparedBatch | None, mask: np.ndarray | None) -> None:
+    """Report rows with a bad value of ``column``: raise (``on_invalid="raise"``) or note them; with ``mask``
+    (the batch's invalid rows) they also get status invalid_input, without it only the note (a value that
+    is suspect but does not stop the inference)."""
     idx = (np.flatnonzero(rows)[:5] + offset).tolist()
-    msg = f"{where}: column {column!r} {what} in {int(rows.sum())} row(s) (first rows {idx})"
+    labels = batch.labels if batch is not None else {}
+    msg = f"{where}: column {_named(column, labels)} {what} in {int(rows.sum())} row(s) (first rows {idx})"
     if on_invalid == "raise":
         raise InputError(msg)
+    if mask is None:
+        log.warning("%s; flagged in the note column", msg)
+        batch.notes.append((f"{column}: {what}", rows.copy()))
+        return
     log.warning("%s; those rows get status invalid_input", msg)
-    batch.notes.append((f"invalid {column}: {what}", rows.copy()))
+    name = f"{column} ({labels[column]})" if column in labels else column
+    batch.notes.append((f"invalid {name}: {what}", rows.copy()))
     mask |= rows
 
 
@@ -306,28 +411,57 @@ def _as_float(table: pa.Table, name: str, where: str, offset: int, on_invalid, b
     raise InputError(f"{where}: column {name!r} has type {t}, expected a number")
 
 
-def _as_source_id(table: pa.Table, where: str, offset: int) -> np.ndarray:
+def _as_source_id(table: pa.Table, where: str, offset: int, labels: Mapping[str, str] = {}) -> np.ndarray:
+    name = _named("source_id", labels)
     arr = table.column("source_id")
     t = arr.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         try:
             arr = pc.cast(pc.utf8_trim_whitespace(arr), pa.int64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise InputError(f"{where}: column 'source_id' is not an integer ({exc})") from exc
+            raise InputError(f"{where}: column {name} is not an integer ({exc})") from exc
     elif pa.types.is_floating(t):
         vals = arr.to_numpy(zero_copy_only=False)
         frac = np.isfinite(vals) & (vals != np.round(vals))
         if frac.any():
             rows = (np.flatnonzero(frac)[:5] + offset).tolist()
-            raise InputError(f"{where}: column 'source_id' has non-integer values (first rows {rows})")
+            raise InputError(f"{where}: column {name} has non-integer values (first rows {rows})")
         arr = pc.cast(arr, pa.int64(), safe=False)
     elif not pa.types.is_integer(t):
-        raise InputError(f"{where}: column 'source_id' has type {t}, expected an integer")
+        raise InputError(f"{where}: column {name} has type {t}, expected an integer")
     if arr.null_count:
         rows = (np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[:5] + offset).tolist()
-        raise InputError(f"{where}: column 'source_id' is null in {arr.null_count} row(s) (first rows {rows}); "
+        raise InputError(f"{where}: column {name} is null in {arr.null_count} row(s) (first rows {rows}); "
                          f"every output row needs its source_id")
     return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+class SeenIds:
+    """The source_ids of a run's earlier rows (and the row each first appeared in), to find repeats across the
+    batches of a streamed catalog. Memory: 16 bytes per distinct id (16 MB for a million stars)."""
+
+    def __init__(self):
+        self._ids = np.empty(0, np.int64)
+        self._rows = np.empty(0, np.int64)
+
+    def repeats(self, ids: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows whose id an earlier row has, that earlier row or -1), and remember this batch's ids."""
+        ids = np.asarray(ids, np.int64)
+        rows = offset + np.arange(len(ids), dtype=np.int64)
+        pos = np.searchsorted(self._ids, ids)
+        seen = (pos < len(self._ids)) & (self._ids[np.minimum(pos, max(len(self._ids) - 1, 0))] == ids) \
+            if len(self._ids) else np.zeros(len(ids), bool)
+        first = np.where(seen, self._rows[np.minimum(pos, max(len(self._rows) - 1, 0))] if len(self._rows)
+                         else -1, -1)
+        uniq, idx, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        first_here = rows[idx][inverse.reshape(-1)]
+        first = np.where(seen, first, np.where(first_here != rows, first_here, -1))
+        new = ~seen[idx]
+        merged = np.concatenate([self._ids, uniq[new]])
+        order = np.argsort(merged, kind="stable")
+        self._ids = merged[order]
+        self._rows = np.concatenate([self._rows, rows[idx][new]])[order]
+        return first >= 0, first
 
 
 def survey_rules(table_columns: Sequence[str], values: dict[str, np.ndarray], errors: dict[str, np.ndarray],
@@ -374,21 +508,28 @@ def conditioning_column(rules: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid: str = "flag",
-            fill_errors: bool = False, carry: Sequence[str] = (), searched: Sequence[str] = ()) -> PreparedBatch:
+            fill_errors: bool = False, carry: Sequence[str] = (), searched: Sequence[str] = (),
+            labels: Mapping[str, str] | None = None, seen: SeenIds | None = None) -> PreparedBatch:
     """Validate one batch and convert it to sampler input (see module docstring for the rules).
 
     ``offset`` is the index of the batch's first row in the file (rows in messages count from 0).
     ``fill_errors``: fill missing uncertainties from the survey error models (``inference.error_models``)
     instead of reading those values without one (off by default: a filled σ is a guess the network would read
-    as a measurement). ``searched``: surveys cross-matched for every row (``survey_rules``).
+    as a measurement). ``searched``: surveys cross-matched for every row (``survey_rules``). ``labels``: the
+    file's names of aliased columns (``CatalogReader.labels``), for messages. ``seen``: the source_ids of the
+    run's earlier batches, to flag repeats across batches (without it, repeats within the batch only).
     """
     if on_invalid not in ("flag", "raise"):
         raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")
     n = table.num_rows
     invalid = np.zeros(n, bool)
-    batch = PreparedBatch({}, invalid, np.zeros(n, bool))
+    batch = PreparedBatch({}, invalid, np.zeros(n, bool), labels=dict(labels or {}))
     cols = batch.columns
-    cols["source_id"] = _as_source_id(table, where, offset)
+    cols["source_id"] = _as_source_id(table, where, offset, batch.labels)
+    repeated, _ = (seen or SeenIds()).repeats(cols["source_id"], offset)
+    if repeated.any():
+        _problem(where, "source_id", repeated, offset, "repeats an earlier row's source_id (joins by source_id "
+                 "will match both)", on_invalid, batch, None)
     if "tile" in table.column_names:
         tile = _as_float(table, "tile", where, offset, on_invalid, batch, invalid)
         cols["tile"] = np.where(np.isfinite(tile), tile, -1).astype(np.int32)
@@ -400,19 +541,21 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
     # position: l, b if given (and finite), else from ra, dec
     has_lb = "l" in table.column_names and "b" in table.column_names
     has_radec = "ra" in table.column_names and "dec" in table.column_names
-    l, b = f["l"], f["b"]
+    l, b, ra, dec = f["l"], f["b"], f["ra"], f["dec"]
+    bad_ra = ~np.isnan(ra) & ((ra < RA_RANGE[0]) | (ra > RA_RANGE[1]))
+    if bad_ra.any():
+        _problem(where, "ra", bad_ra, offset, f"is outside {RA_RANGE[0]:g}..{RA_RANGE[1]:g} deg "
+                 "(hours? radians? another column?)", on_invalid, batch, invalid)
+    bad_dec = ~np.isnan(dec) & (np.abs(dec) > 90.0)
+    if bad_dec.any():
+        _problem(where, "dec", bad_dec, offset, "is outside -90..90 deg", on_invalid, batch, invalid)
+    good_radec = np.isfinite(ra) & np.isfinite(dec) & ~bad_ra & ~bad_dec
     if has_radec:
-        need = ~(np.isfinite(l) & np.isfinite(b)) & np.isfinite(f["ra"]) & np.isfinite(f["dec"])
-        bad = need & ((np.abs(f["dec"]) > 90.0) | np.isinf(f["ra"]))
-        if bad.any():
-            _problem(where, "dec", bad, offset, "is outside -90..90 deg", on_invalid, batch, invalid)
-        need &= ~bad
+        need = ~(np.isfinite(l) & np.isfinite(b)) & good_radec
         if need.any():
-            from astropy import units as u
-            from astropy.coordinates import SkyCoord
-            gal = SkyCoord(ra=f["ra"][need] * u.deg, dec=f["dec"][need] * u.deg, frame="icrs").galactic
+            gal = _galactic(ra[need], dec[need])
             l, b = l.copy(), b.copy()
-            l[need], b[need] = gal.l.deg, gal.b.deg
+            l[need], b[need] = gal
     bad_b = np.isfinite(b) & (np.abs(b) > 90.0)
     if bad_b.any():
         _problem(where, "b", bad_b, offset, "is outside -90..90 deg", on_invalid, batch, invalid)
@@ -422,7 +565,8 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
         _problem(where, name, nopos, offset, "is null or not finite (no position)", on_invalid, batch, invalid)
     cols["l"] = np.where(np.isfinite(l), np.mod(l, 360.0), 0.0)
     cols["b"] = np.where(np.isfinite(b) & ~bad_b, b, 0.0)
-    cols["ra"], cols["dec"] = f["ra"], f["dec"]
+    cols["ra"], cols["dec"] = ra, dec
+    batch.positions = _positions(ra, dec, l, b, bad_b)
 
     # Gaia uncertainty alternatives → flux_over_error (only where the archive column is null)
     for foe, (mag_err, flux, flux_err) in GAIA_ALTERNATIVES.items():
@@ -442,6 +586,11 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
         if neg.any():
             _problem(where, c, neg, offset, "is zero or negative (an uncertainty must be > 0)",
                      on_invalid, batch, invalid)
+    with np.errstate(invalid="ignore"):
+        far = (f["parallax"] < -PARALLAX_NEGATIVE_SIGMA * f["parallax_error"]) & (f["parallax_error"] > 0)
+    if far.any():
+        _problem(where, "parallax", far, offset, f"is more than {PARALLAX_NEGATIVE_SIGMA:g} sigma below zero "
+                 "(a spurious astrometric solution, or not a parallax in mas)", on_invalid, batch, invalid)
     for c in io.MAGNITUDES:
         out = (f[c] < _MAG_RANGE[0]) | (f[c] > _MAG_RANGE[1])
         if out.any():
@@ -473,3 +622,31 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
     batch.carry = {c: table.column(c).combine_chunks() if isinstance(table.column(c), pa.ChunkedArray)
                    else table.column(c) for c in carry}
     return batch
+
+
+def _galactic(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(l, b) in deg of ICRS (ra, dec) in deg."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    gal = SkyCoord(ra=ra * u.deg, dec=dec * u.deg, frame="icrs").galactic
+    return gal.l.deg, gal.b.deg
+
+
+def _positions(ra, dec, l, b, bad_b) -> dict[str, np.ndarray]:
+    """The ``io.POSITIONS`` columns of a batch: the catalog's ra, dec as given (also where flagged: the user
+    sees the value that was wrong), l, b as given or computed (in 0..360), ra, dec from l, b where the catalog
+    has no ra, dec; NaN where there is no position."""
+    good_lb = np.isfinite(l) & np.isfinite(b) & ~bad_b
+    l_out = np.where(good_lb, np.mod(l, 360.0), np.nan)
+    b_out = np.where(good_lb, b, np.nan)
+    ra_out, dec_out = np.array(ra, float), np.array(dec, float)
+    need = good_lb & np.isnan(ra_out) & np.isnan(dec_out)
+    if need.any():
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        icrs = SkyCoord(l=l_out[need] * u.deg, b=b_out[need] * u.deg, frame="galactic").icrs
+        ra_out[need], dec_out[need] = icrs.ra.deg, icrs.dec.deg
+    return {"ra": ra_out, "dec": dec_out, "l": l_out, "b": b_out}
+

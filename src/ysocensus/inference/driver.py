@@ -2,7 +2,9 @@
 
 Memory is bounded by ``batch_size`` (rows read, validated, sampled, summarised and written at a time), so
 any tile or catalog size works. The output is written atomically (temporary file renamed at the end): an
-interrupted run (exception, Ctrl-C, SIGTERM from Snakemake or SLURM) leaves no partial file behind.
+interrupted run (exception, Ctrl-C, SIGTERM from Snakemake or SLURM) leaves no partial file behind, and the
+hidden temporary files of a run killed outright (``kill -9``) are removed by the next write of the same file
+(``io.remove_orphans``). The output's format is the one its name says (``inference.formats``).
 
 Status of each row (``io.POSTERIOR_STATUS``): ``invalid_input`` when validation flagged it (``note`` says
 why; no samples drawn), ``prior_only`` when nothing usable was observed (the samples are the model's prior
@@ -27,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ysocensus import io, sky
-from ysocensus.inference import summaries
-from ysocensus.inference.catalog import CatalogReader, prepare
+from ysocensus.inference import formats, summaries
+from ysocensus.inference.catalog import CatalogReader, SeenIds, prepare
 from ysocensus.inference.protocol import PosteriorSampler
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ class InferOptions:
     sample_unobserved: bool = True
     carry: tuple[str, ...] = ()
     progress: bool = False
+    #: write ra, dec, l, b (io.POSITIONS) beside the posterior; ``ysocensus infer`` does unless --no-positions,
+    #: the workflow's chunk files do not (they join their catalog chunk by source_id)
+    positions: bool = False
 
     @classmethod
     def from_config(cls, section: Mapping, seed: int = 0, **over) -> "InferOptions":
@@ -154,21 +159,73 @@ def _summary_columns(prepared, result, todo, opts) -> dict[str, np.ndarray]:
     return cols
 
 
+def _file_params(opts: InferOptions) -> list[formats.Param]:
+    """The P(young) thresholds where a reader of each format looks first (FITS header, VOTable PARAM, ...):
+    p_young means nothing without them."""
+    second = None if opts.second_threshold_myr is None else float(opts.second_threshold_myr)
+    return [formats.Param("young_threshold_myr", float(opts.young_threshold_myr), "Myr",
+                          "p_young = P(age < this)", "PYNG_MYR"),
+            formats.Param("second_threshold_myr", second, "Myr", "p_young_2 = P(age < this)", "PYNG2MYR")]
+
+
+def _file_schema(schema: pa.Schema, meta: Mapping, opts: InferOptions) -> pa.Schema:
+    """The output's schema: p_young / p_young_2 described with this run's thresholds, the run's metadata."""
+    second = opts.second_threshold_myr
+    described = {
+        "p_young": f"posterior probability that the age is below {opts.young_threshold_myr:g} Myr",
+        "p_young_2": (f"posterior probability that the age is below {second:g} Myr" if second is not None
+                      else "posterior probability below a second age threshold: none configured (null)"),
+    }
+    fields = [f.with_metadata({**(f.metadata or {}), b"description": described[f.name].encode()})
+              if f.name in described else f for f in schema]
+    kv = {**(schema.metadata or {}), b"ysocensus.schema": b"posterior",
+          b"ysocensus.meta": json.dumps(meta, sort_keys=True, default=_json_default).encode()}
+    kv.update({f"ysocensus.{p.name}".encode(): json.dumps(p.value).encode() for p in _file_params(opts)})
+    return pa.schema(fields, metadata=kv)
+
+
+def _position_columns(table: pa.Table, prepared) -> pa.Table:
+    """``table`` with the io.POSITIONS columns of ``prepared`` appended (NaN = no position → null)."""
+    for f in io.POSITIONS.arrow():
+        values = prepared.positions[f.name]
+        table = table.append_column(f, pa.array(values, f.type, mask=np.isnan(values)))
+    return table
+
+
 def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSampler,
                   opts: InferOptions | None = None, samples_output: str | Path | None = None,
                   metadata: Mapping | None = None) -> InferReport:
-    """Run ``sampler`` over every row of ``catalog`` and write ``output`` (POSTERIOR schema, Parquet).
+    """Run ``sampler`` over every row of ``catalog`` and write ``output``: the POSTERIOR columns, then the
+    positions (``opts.positions``, io.POSITIONS) and the carried columns, in the format the output's name
+    says (``inference.formats``: Parquet, FITS, VOTable, ECSV, CSV; other formats are written from a Parquet
+    staging file at the end, so memory stays bounded while sampling).
 
-    With ``opts.save_samples`` the raw samples go to ``samples_output`` (default: ``output`` with
-    ``_samples`` before the suffix): ``source_id`` and one fixed-size list of ``n_samples`` float32 per
-    parameter (null for rows without samples). Returns an :class:`InferReport`.
+    The catalog's column recognition is logged (what was read for which survey, what was ignored, near
+    misses as warnings) and stored in the metadata (``columns``). With ``opts.save_samples`` the raw samples
+    go to ``samples_output`` (default: ``output`` with ``_samples.parquet`` for its suffix; always Parquet):
+    ``source_id`` and one fixed-size list of ``n_samples`` float32 per parameter (null for rows without
+    samples). Returns an :class:`InferReport`.
     """
     opts = opts or InferOptions()
     output = Path(output)
-    if opts.save_samples and samples_output is None:
-        samples_output = output.with_name(output.stem + "_samples" + output.suffix)
-    reader = CatalogReader(catalog, opts.batch_size, opts.carry)
-    reader.check_structure()
+    fmt = formats.file_format(output, output=True)
+    if opts.save_samples:
+        samples_output = Path(samples_output if samples_output is not None
+                              else output.with_name(output.stem + "_samples.parquet"))
+        if formats.file_format(samples_output, output=True) != "parquet":
+            raise ValueError(f"{samples_output}: the raw samples are written as Parquet (a fixed-size list per "
+                             "parameter); name the file .parquet")
+    carry = tuple(c for c in opts.carry if not (opts.positions and c.lower() in io.POSITIONS.names))
+    reader = CatalogReader(catalog, opts.batch_size, carry)
+    try:
+        reader.check_structure()
+    except Exception:
+        reader.close()
+        raise
+    for line in reader.recognition.summary(str(catalog)):
+        log.info("%s", line)
+    for line in reader.recognition.warnings(str(catalog)):
+        log.warning("%s", line)
     report = InferReport()
     meta = {
         "input": str(catalog), "n_samples": opts.n_samples,
@@ -179,6 +236,7 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                                           if opts.second_threshold_myr is not None else None),
         "seed": opts.seed, "stream": opts.stream, "batch_size": opts.batch_size, "on_invalid": opts.on_invalid, "sampler": sampler.describe(),
         "samples_file": str(samples_output) if opts.save_samples else None,
+        "columns": reader.recognition.to_dict(), "positions": bool(opts.positions),
     }
     meta.update(metadata or {})
     progress = None
@@ -186,16 +244,19 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
         from tqdm import tqdm
         progress = tqdm(total=reader.num_rows, unit="star", desc="infer", dynamic_ncols=True)
     t0 = time.perf_counter()
+    seen = SeenIds()
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(_terminate_as_exception())
-            tmp_out = stack.enter_context(io.atomic_path(output))
+            final = stack.enter_context(io.atomic_path(output))
+            # Parquet is streamed into its temporary file; other formats from a Parquet staging file at the end
+            tmp_out = final if fmt == "parquet" else stack.enter_context(io.scratch_path(output))
             tmp_samples = (stack.enter_context(io.atomic_path(samples_output)) if opts.save_samples else None)
             writer = samples_writer = None
             offset = 0
             for i, table in enumerate(reader):
                 prepared = prepare(table, str(catalog), offset, opts.on_invalid, opts.fill_errors, reader.carry,
-                                   opts.searched)
+                                   opts.searched, labels=reader.labels, seen=seen)
                 todo = ~prepared.invalid
                 if not opts.sample_unobserved:
                     todo &= prepared.observed
@@ -208,14 +269,13 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                         raise RuntimeError(f"sampler returned {len(result.status)} rows for {int(todo.sum())}")
                 cols = _summary_columns(prepared, result, todo, opts)
                 out = io.to_table(cols, io.POSTERIOR, str(output))
+                if opts.positions:
+                    out = _position_columns(out, prepared)
                 for name, arr in prepared.carry.items():
                     out = out.append_column(name, arr)
                 if writer is None:
-                    schema = out.schema.with_metadata({
-                        **(out.schema.metadata or {}),
-                        b"ysocensus.schema": b"posterior",
-                        b"ysocensus.meta": json.dumps(meta, sort_keys=True, default=_json_default).encode()})
-                    writer = stack.enter_context(pq.ParquetWriter(tmp_out, schema, compression="zstd"))
+                    writer = stack.enter_context(pq.ParquetWriter(tmp_out, _file_schema(out.schema, meta, opts),
+                                                                  compression="zstd"))
                 writer.write_table(out.cast(writer.schema))
                 if tmp_samples is not None:
                     if samples_writer is None:
@@ -227,15 +287,21 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                 if progress is not None:
                     progress.update(table.num_rows)
             if writer is None:  # empty catalog: an empty file with the full schema
-                schema = io.POSTERIOR.arrow().with_metadata({
-                    **io.POSTERIOR.arrow().metadata,
-                    b"ysocensus.meta": json.dumps(meta, sort_keys=True, default=_json_default).encode()})
-                writer = stack.enter_context(pq.ParquetWriter(tmp_out, schema, compression="zstd"))
+                empty = io.POSTERIOR.arrow()
+                if opts.positions:
+                    empty = pa.schema(list(empty) + list(io.POSITIONS.arrow()), metadata=empty.metadata)
+                writer = stack.enter_context(pq.ParquetWriter(tmp_out, _file_schema(empty, meta, opts),
+                                                              compression="zstd"))
             if tmp_samples is not None and samples_writer is None:
                 samples_writer = stack.enter_context(
                     pq.ParquetWriter(tmp_samples, _samples_schema(opts.n_samples), compression="zstd"))
             report.seconds = time.perf_counter() - t0
             writer.add_key_value_metadata({"ysocensus.report": json.dumps(report.to_dict(), default=_json_default)})
+            if fmt != "parquet":
+                writer.close()
+                counts = {k: v for k, v in report.to_dict().items() if k not in ("seconds", "stars_per_s")}
+                formats.write_to(pq.read_table(tmp_out), final, fmt, meta={**meta, "report": counts},
+                                 params=_file_params(opts), where=str(output))
             # the writers close (ExitStack, last in first out) before the atomic renames
     finally:
         reader.close()

@@ -1,6 +1,6 @@
 """The ``train`` config section for code run outside Snakemake (tests, benchmarks, the CLI).
 
-Its defaults live in one place, ``workflow/schemas/train.schema.yaml``; :func:`merge` validates a
+Its defaults live in one place, ``ysocensus/schemas/train.schema.yaml`` (package data); :func:`merge` validates a
 (possibly partial) section against it and fills every default (unknown keys are errors).
 """
 

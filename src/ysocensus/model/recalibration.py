@@ -2,11 +2,9 @@
 
 The population posterior is p_pop(θ | x) ∝ q(θ | x) · r(θ, l, b): the network's posterior q under its training
 prior, times the prior ratio (``model.prior_ratio``). That is exact only when q learned its training prior
-exactly, and near the field's 20× age step at 50 Myr it does not quite: even with the field tilt, the pooled
-population posteriors of held-out stars hold too little mass at log age 7.4–7.7 and too much at 7.7–8.3 (the
-flow still smooths the step), and because a young star's population odds are its training-mix odds × ~1/20,
-that small error became a large one in P(young): on the unweighted population sample, Σ P(young) = 172–177 (two
-trainings) for 241 young stars.
+exactly, and near the field's 20× age step at 50 Myr it does not quite (the flow smooths the step, even with the
+field tilt); because a young star's population odds are its training-mix odds × ~1/20, a small error there is a
+large one in P(young).
 
 A posterior right for every x is right on average: pooled over stars drawn from the prior, its samples
 reproduce the distribution of the true ages. ``fit_age_correction`` finds the age factor c(log age), constant
@@ -24,20 +22,10 @@ sampling, c joins the prior ratio in the importance resampling (``prior_ratio.po
 population posterior of this network only (not for another estimator's samples, and not for
 ``prior="simulation"``, which stays the network's own posterior).
 
-Only bins inside ``training.age_recalibration_range`` (log10 yr; default 6.0–9.9) get a factor. Fitted over every
-bin, the EM also raised the youngest (< 1 Myr: the network's youngest cluster members came out too old) by up to
-20× and the oldest (> 8 Gyr) by up to 2×, where the network has few proposals: such a factor acts through a handful
-of the 64, and, in age alone, it moved age without the mass that goes with it (LAMOST mass coverage error 0.073 →
-0.082 on the network below, over the 0.08 target; 0.063 with the range).
-
-Measured (laptop preset from a fresh clone, 1,500 steps; the same network without → with; 18,858-star unweighted
-population sample): Σ P(young) 176.5 → 231.5 for 241 young stars (z 7.1 → 0.9); population-weighted held-out stars
-96,700 → 125,500 for 126,500 (z 5.3 → 0.2), their AUC 0.967 → 0.971, purity at completeness 0.9 0.23 → 0.18;
-log-age coverage error 0.022 → 0.020 and SBC KS p 2e-26 → 2e-9; young-star log-age error 0.40 → 0.36 dex; every
-target still met (worst combination 0.073 → 0.068). Costs: [Fe/H] coverage error 0.018 → 0.024 and SBC KS p
-2e-3 → 5e-11, mass KS p 2e-16 → 6e-30 (coverage 0.020 → 0.019); median ESS 64 → 62. The fit: 7,277 validation
-stars, 33 EM iterations, 44 s on 2 cores; log c from −1.35 (log age 7.7–8.3: the flow's leftover smear of the step)
-to +0.75 (7.3–7.6).
+Only bins inside ``training.age_recalibration_range`` (log10 yr; default 6.0–9.9) get a factor: at the extremes
+the network has few proposals, and a factor acting through a handful of them moves age without the mass that goes
+with it. What the correction changes (P(young), coverage, SBC, costs) and why the range, measured and dated:
+``docs/measurements.md``, section ``ysocensus.model.recalibration``.
 """
 
 from __future__ import annotations
