@@ -11,4 +11,5 @@ run_validation(
     snakemake.params.train,  # noqa: F821
     seed=snakemake.params.seed,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
+    preset=snakemake.params.preset,  # noqa: F821
 )

@@ -193,6 +193,32 @@ def test_same_seed_same_result_different_seed_differs(tmp_path):
     assert not np.allclose(a["log10_age_yr_q50"], c["log10_age_yr_q50"])
 
 
+def test_identical_runs_write_identical_bytes(tmp_path):
+    """Run timings stay in the log: the same inputs and seed give the same file, byte for byte."""
+    frame = make_catalog(60)
+    cat = tmp_path / "cat.parquet"
+    write_catalog(frame, cat)
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"run{k}" / "post.parquet"
+        out.parent.mkdir()
+        report = infer_catalog(cat, out, GaussianTestSampler(), InferOptions(batch_size=25, seed=4))
+        assert report.seconds > 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert "seconds" not in read_report(out)
+
+
+def test_the_log_says_progress_and_the_expected_time_after_the_first_batch(tmp_path, caplog):
+    import logging
+
+    frame = make_catalog(120)
+    with caplog.at_level(logging.INFO, logger="ysocensus.inference.driver"):
+        _run(tmp_path, frame, batch_size=40)
+    lines = [r.getMessage() for r in caplog.records if "stars/s, about" in r.getMessage()]
+    assert lines and "40 of 120 rows (33 %)" in lines[0] and "left" in lines[0]
+
+
 def test_unobserved_rows_can_skip_sampling(tmp_path):
     frame = make_catalog(120, all_null_rows=7)
     post, report, sampler = _run(tmp_path, frame, sample_unobserved=False)

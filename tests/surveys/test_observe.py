@@ -140,6 +140,18 @@ def test_file_round_trip_and_metadata(tmp_path, population, bc_grid):
     assert io.read_metadata(out)["n_detected"] == meta["n_detected"]
 
 
+def test_same_inputs_give_the_same_bytes(tmp_path, population, bc_grid):
+    """No run timing (or anything else of the run) in the catalog's metadata (issue 23, point 8)."""
+    pop_path, bc_path = tmp_path / "pop.parquet", tmp_path / "bc.npz"
+    io.write_table(population, pop_path, io.POPULATION)
+    bc_grid.save(bc_path)
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    meta = observe_chunk(pop_path, a, seed=3, cfg={}, bc_path=bc_path)
+    observe_chunk(pop_path, b, seed=3, cfg={}, bc_path=bc_path)
+    assert "seconds" not in meta and "seconds" not in io.read_metadata(a)
+    assert a.read_bytes() == b.read_bytes()
+
+
 def test_bad_input_missing_column_names_file_and_column(tmp_path, population, bc_grid):
     import pyarrow as pa
 

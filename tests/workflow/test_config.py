@@ -103,3 +103,56 @@ def test_workflow_and_package_validate_with_the_same_schema_files():
     assert {p.name for p in SCHEMA_DIR.glob("*.schema.yaml")} >= {
         "config.schema.yaml", "population.schema.yaml", "dust.schema.yaml", "observe.schema.yaml",
         "train.schema.yaml", "infer.schema.yaml", "maps.schema.yaml", "validate_real.schema.yaml"}
+
+
+def _preset(name):
+    """A shipped preset as Snakemake sees it: config/config.yaml (the Snakefile's configfile) extended by it."""
+    from ysocensus.config import validate_config
+
+    config = load("config.yaml")
+    if name != "config.yaml":
+        for key, value in load(name).items():
+            config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
+    return validate_config(config, SCHEMA)
+
+
+def test_presets_never_share_results_or_logs():
+    """Issue 23, point 3: the test preset once wrote into the default's results/, mixing two runs in one report."""
+    presets = {p.name: _preset(p.name) for p in PRESETS}
+    assert presets["config.yaml"]["results_dir"] == "results" and presets["config.yaml"]["logs_dir"] == "logs"
+    assert presets["test.yaml"]["results_dir"] == "results/test" and presets["test.yaml"]["logs_dir"] == "logs/test"
+    for key in ("results_dir", "logs_dir"):
+        dirs = [c[key] for c in presets.values()]
+        assert len(set(dirs)) == len(dirs), f"two presets share {key}: {dirs}"
+
+
+def test_only_the_test_preset_is_a_smoke_test():
+    presets = {p.name: _preset(p.name)["preset"] for p in PRESETS}
+    assert presets["test.yaml"]["smoke_test"] is True and presets["test.yaml"]["name"] == "test"
+    assert presets["test.yaml"]["description"]
+    assert [n for n, p in presets.items() if p["smoke_test"]] == ["test.yaml"]
+    assert len({p["name"] for p in presets.values()}) == len(presets)
+
+
+def test_results_dir_must_be_a_plain_path():
+    from ysocensus.config import ConfigError, validate_config
+
+    with pytest.raises(ConfigError, match="results_dir"):
+        validate_config({"results_dir": "results/{chunk}"}, SCHEMA)
+    with pytest.raises(ConfigError, match="preset"):
+        validate_config({"preset": {"smoke": True}}, SCHEMA)
+
+
+def test_test_preset_dry_run_writes_only_under_its_own_directories():
+    """Every output, log and benchmark of a dry run of config/test.yaml lies under results/test/ or logs/test/,
+    and Snakemake prints the smoke-test banner before the jobs."""
+    import re
+
+    proc = run_snakemake("-n", "--forceall", "--configfile", str(REPO / "config" / "test.yaml"))
+    out = proc.stdout + proc.stderr
+    assert "SMOKE TEST (preset 'test')" in out
+    paths = re.findall(r"^\s+(?:output|log|benchmark): (.+)$", out, flags=re.M)
+    files = [f.strip() for line in paths for f in line.split(",")]
+    assert files
+    stray = [f for f in files if not f.startswith(("results/test/", "logs/test/"))]
+    assert not stray, stray

@@ -5,7 +5,7 @@
 
 # the raw-samples side file only when infer.save_samples is set
 INFER_SAMPLES = (
-    {"samples": "results/posteriors/chunk_{chunk}_samples.parquet"}
+    {"samples": results("posteriors/chunk_{chunk}_samples.parquet")}
     if config["infer"]["save_samples"]
     else {}
 )
@@ -14,15 +14,15 @@ INFER_SAMPLES = (
 rule infer:
     """Posterior summaries (16/50/84th percentiles, P(young)) of every catalog row of one chunk."""
     input:
-        catalog="results/catalog/chunk_{chunk}.parquet",
-        model="results/model/model.ckpt",
+        catalog=results("catalog/chunk_{chunk}.parquet"),
+        model=results("model/model.ckpt"),
     output:
         **INFER_SAMPLES,
-        posteriors="results/posteriors/chunk_{chunk}.parquet",
+        posteriors=results("posteriors/chunk_{chunk}.parquet"),
     log:
-        "logs/infer/chunk_{chunk}.log",
+        logs("infer/chunk_{chunk}.log"),
     benchmark:
-        "logs/benchmarks/infer/chunk_{chunk}.tsv"
+        logs("benchmarks/infer/chunk_{chunk}.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: config["infer"]["threads"]
@@ -37,4 +37,4 @@ rule infer:
         "../../scripts/infer.py"
 
 
-FINAL_TARGETS.extend(per_chunk("results/posteriors/chunk_{chunk}.parquet"))
+FINAL_TARGETS.extend(per_chunk(results("posteriors/chunk_{chunk}.parquet")))

@@ -3,7 +3,7 @@
 # figures, completeness_* maps, curves and table, JSON summaries.
 from ysocensus.maps.run import COMPLETENESS_OUTPUTS, MAP_OUTPUTS
 
-MAPS_DIR = "results/maps"
+MAPS_DIR = results("maps")
 MAP_CAPTIONS = {
     "counts_png": ("maps_counts.rst", "YSO maps"),
     "median_age_png": ("maps_median_age.rst", "YSO maps"),
@@ -35,16 +35,16 @@ MAP_FILES, COMPLETENESS_FILES = (
 rule maps:
     """HEALPix maps of YSO counts per age bin and median age; YSOs on the 3D dust; age against dust."""
     input:
-        posteriors=per_chunk("results/posteriors/chunk_{chunk}.parquet"),
-        catalogs=per_chunk("results/catalog/chunk_{chunk}.parquet"),
-        populations=per_chunk("results/population/chunk_{chunk}.parquet"),
-        dust="results/dust/dust.npz",
+        posteriors=per_chunk(results("posteriors/chunk_{chunk}.parquet")),
+        catalogs=per_chunk(results("catalog/chunk_{chunk}.parquet")),
+        populations=per_chunk(results("population/chunk_{chunk}.parquet")),
+        dust=results("dust/dust.npz"),
     output:
         **MAP_FILES,
     log:
-        "logs/maps/maps.log",
+        logs("maps/maps.log"),
     benchmark:
-        "logs/benchmarks/maps/maps.tsv"
+        logs("benchmarks/maps/maps.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -55,6 +55,7 @@ rule maps:
         maps=config["maps"],
         young_threshold_myr=config["infer"]["young_threshold_myr"],
         seed=config["seed"],
+        preset=PRESET,
     script:
         "../../scripts/maps.py"
 
@@ -62,14 +63,14 @@ rule maps:
 rule completeness:
     """Completeness (vs truth) and purity (vs inferred) of the YSO candidates on the sky and in 1D."""
     input:
-        populations=per_chunk("results/population/chunk_{chunk}.parquet"),
-        posteriors=per_chunk("results/posteriors/chunk_{chunk}.parquet"),
+        populations=per_chunk(results("population/chunk_{chunk}.parquet")),
+        posteriors=per_chunk(results("posteriors/chunk_{chunk}.parquet")),
     output:
         **COMPLETENESS_FILES,
     log:
-        "logs/maps/completeness.log",
+        logs("maps/completeness.log"),
     benchmark:
-        "logs/benchmarks/maps/completeness.tsv"
+        logs("benchmarks/maps/completeness.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -79,6 +80,7 @@ rule completeness:
     params:
         maps=config["maps"],
         young_threshold_myr=config["infer"]["young_threshold_myr"],
+        preset=PRESET,
     script:
         "../../scripts/completeness.py"
 

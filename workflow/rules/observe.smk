@@ -2,8 +2,8 @@
 # and LAMOST would have published (errors, detection limits, footprints, YSO tracers, binaries).
 # See src/ysocensus/surveys/observe.py and config/README.observe.md.
 
-BC_GRID = "results/models/bc_grid.npz"
-ISOCHRONES = "results/models/isochrones.npz"
+BC_GRID = results("models/bc_grid.npz")
+ISOCHRONES = results("models/isochrones.npz")
 
 
 rule bolometric_corrections:
@@ -11,9 +11,9 @@ rule bolometric_corrections:
     output:
         BC_GRID,
     log:
-        "logs/observe/bolometric_corrections.log",
+        logs("observe/bolometric_corrections.log"),
     benchmark:
-        "logs/benchmarks/bolometric_corrections.tsv"
+        logs("benchmarks/bolometric_corrections.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -27,15 +27,15 @@ rule bolometric_corrections:
 rule observe:
     """One chunk of tiles: population (truth) -> observed catalog, one row per population row."""
     input:
-        population="results/population/chunk_{chunk}.parquet",
+        population=results("population/chunk_{chunk}.parquet"),
         bc=BC_GRID,
         isochrones=ISOCHRONES,
     output:
-        "results/catalog/chunk_{chunk}.parquet",
+        results("catalog/chunk_{chunk}.parquet"),
     log:
-        "logs/observe/chunk_{chunk}.log",
+        logs("observe/chunk_{chunk}.log"),
     benchmark:
-        "logs/benchmarks/observe/chunk_{chunk}.tsv"
+        logs("benchmarks/observe/chunk_{chunk}.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -58,17 +58,17 @@ FIGURE_CHUNK = FIGURE_CHUNK if FIGURE_CHUNK in CHUNKS else CHUNKS[0]
 rule observe_figure:
     """CMDs of one chunk (young stars highlighted) and the missing fraction per survey vs magnitude."""
     input:
-        catalog=f"results/catalog/chunk_{FIGURE_CHUNK}.parquet",
-        population=f"results/population/chunk_{FIGURE_CHUNK}.parquet",
+        catalog=results(f"catalog/chunk_{FIGURE_CHUNK}.parquet"),
+        population=results(f"population/chunk_{FIGURE_CHUNK}.parquet"),
         bc=BC_GRID,
     output:
         report(
-            "results/catalog/observe_summary.png",
+            results("catalog/observe_summary.png"),
             caption="../report/observe_summary.rst",
             category="Observed catalog",
         ),
     log:
-        "logs/observe/observe_figure.log",
+        logs("observe/observe_figure.log"),
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -83,5 +83,5 @@ rule observe_figure:
         "../../scripts/observe_figure.py"
 
 
-FINAL_TARGETS.extend(per_chunk("results/catalog/chunk_{chunk}.parquet"))
-FINAL_TARGETS.append("results/catalog/observe_summary.png")
+FINAL_TARGETS.extend(per_chunk(results("catalog/chunk_{chunk}.parquet")))
+FINAL_TARGETS.append(results("catalog/observe_summary.png"))

@@ -10,17 +10,17 @@ rule compare_peers:
     """Sagitta, grid posterior (reference, C2ST) and NPE vs our model: one table with stars/s, calibration, accuracy."""
     input:
         training=rules.training_set.output,
-        model="results/model/model.ckpt",
-        isochrones="results/models/isochrones.npz",
-        bc="results/models/bc_grid.npz",
-        dust="results/dust/dust.npz",
+        model=results("model/model.ckpt"),
+        isochrones=results("models/isochrones.npz"),
+        bc=results("models/bc_grid.npz"),
+        dust=results("dust/dust.npz"),
     output:
-        json="results/benchmarks/peers.json",
-        figures=directory("results/benchmarks/peers"),
+        json=results("benchmarks/peers.json"),
+        figures=directory(results("benchmarks/peers")),
     log:
-        "logs/benchmarks/compare_peers.log",
+        logs("benchmarks/compare_peers.log"),
     benchmark:
-        "logs/benchmarks/compare_peers.tsv"
+        logs("benchmarks/compare_peers.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 2

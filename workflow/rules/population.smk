@@ -9,19 +9,19 @@ DUST_CELLS = (
 
 rule stellar_models:
     input:
-        bc="results/models/bc_grid.npz",
+        bc=results("models/bc_grid.npz"),
     output:
-        "results/models/isochrones.npz",
-        correction="results/models/empirical_correction.json",
+        results("models/isochrones.npz"),
+        correction=results("models/empirical_correction.json"),
         figure=report(
-            "results/models/empirical_correction.png",
+            results("models/empirical_correction.png"),
             caption="../report/empirical_correction.rst",
             category="Stellar models",
         ),
     log:
-        "logs/stellar_models.log",
+        logs("stellar_models.log"),
     benchmark:
-        "logs/benchmarks/stellar_models.tsv"
+        logs("benchmarks/stellar_models.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -36,12 +36,12 @@ rule stellar_models:
 
 rule dust:
     output:
-        grid="results/dust/dust.npz",
-        meta="results/dust/dust.json",
+        grid=results("dust/dust.npz"),
+        meta=results("dust/dust.json"),
     log:
-        "logs/dust.log",
+        logs("dust.log"),
     benchmark:
-        "logs/benchmarks/dust.tsv"
+        logs("benchmarks/dust.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -61,11 +61,11 @@ rule population:
         isochrones=rules.stellar_models.output[0],
         dust=rules.dust.output.grid,
     output:
-        "results/population/chunk_{chunk}.parquet",
+        results("population/chunk_{chunk}.parquet"),
     log:
-        "logs/population/chunk_{chunk}.log",
+        logs("population/chunk_{chunk}.log"),
     benchmark:
-        "logs/benchmarks/population/chunk_{chunk}.tsv"
+        logs("benchmarks/population/chunk_{chunk}.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -84,15 +84,15 @@ rule population:
 
 rule population_figure:
     input:
-        per_chunk("results/population/chunk_{chunk}.parquet"),
+        per_chunk(results("population/chunk_{chunk}.parquet")),
     output:
         report(
-            "results/population/sky.png",
+            results("population/sky.png"),
             caption="../report/population_sky.rst",
             category="Population",
         ),
     log:
-        "logs/population_figure.log",
+        logs("population_figure.log"),
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -105,4 +105,4 @@ rule population_figure:
         "../../scripts/population_figure.py"
 
 
-FINAL_TARGETS.append("results/population/sky.png")
+FINAL_TARGETS.append(results("population/sky.png"))

@@ -15,24 +15,24 @@ REAL_FIGURES = {
 rule validate_real:
     """Real young and old cluster members through `ysocensus infer`'s code path: P(young), ages, CMD."""
     input:
-        model="results/model/model.ckpt",
-        isochrones="results/models/isochrones.npz",
-        bc="results/models/bc_grid.npz",
+        model=results("model/model.ckpt"),
+        isochrones=results("models/isochrones.npz"),
+        bc=results("models/bc_grid.npz"),
     output:
         **{
             name: report(
-                f"results/validation/real_{name}.png",
+                results(f"validation/real_{name}.png"),
                 caption=f"../report/real_{name}.rst",
                 category="Real stars",
                 labels={"figure": title},
             )
             for name, title in REAL_FIGURES.items()
         },
-        json="results/validation/real.json",
+        json=results("validation/real.json"),
     log:
-        "logs/train/validate_real.log",
+        logs("train/validate_real.log"),
     benchmark:
-        "logs/benchmarks/validate_real.tsv"
+        logs("benchmarks/validate_real.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: REAL["threads"]
@@ -48,5 +48,5 @@ rule validate_real:
         "../../scripts/validate_real.py"
 
 
-FINAL_TARGETS.append("results/validation/real.json")
-FINAL_TARGETS.extend(f"results/validation/real_{name}.png" for name in REAL_FIGURES)
+FINAL_TARGETS.append(results("validation/real.json"))
+FINAL_TARGETS.extend(results(f"validation/real_{name}.png") for name in REAL_FIGURES)

@@ -7,28 +7,28 @@
 TRAIN = config["train"]
 
 TRAINING_SET = [
-    "results/training/train.parquet",
-    "results/training/val.parquet",
-    "results/training/test.parquet",
-    "results/training/test_population.parquet",
-    "results/training/normalisation.json",
-    "results/training/summary.json",
+    results("training/train.parquet"),
+    results("training/val.parquet"),
+    results("training/test.parquet"),
+    results("training/test_population.parquet"),
+    results("training/normalisation.json"),
+    results("training/summary.json"),
 ]
 
 
 rule training_set:
     """Simulated stars (truth joined with the observed catalog) split into train / val / test."""
     input:
-        population=per_chunk("results/population/chunk_{chunk}.parquet"),
-        catalog=per_chunk("results/catalog/chunk_{chunk}.parquet"),
-        bc="results/models/bc_grid.npz",
-        isochrones="results/models/isochrones.npz",
+        population=per_chunk(results("population/chunk_{chunk}.parquet")),
+        catalog=per_chunk(results("catalog/chunk_{chunk}.parquet")),
+        bc=results("models/bc_grid.npz"),
+        isochrones=results("models/isochrones.npz"),
     output:
         TRAINING_SET,
     log:
-        "logs/train/training_set.log",
+        logs("train/training_set.log"),
     benchmark:
-        "logs/benchmarks/training_set.tsv"
+        logs("benchmarks/training_set.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 1
@@ -47,17 +47,17 @@ rule train:
     """Flow-matching Transformer with Lightning; resumes from results/model/logs/checkpoints/last.ckpt."""
     input:
         training=TRAINING_SET,
-        bc="results/models/bc_grid.npz",
-        isochrones="results/models/isochrones.npz",
+        bc=results("models/bc_grid.npz"),
+        isochrones=results("models/isochrones.npz"),
     output:
-        model="results/model/model.ckpt",
-        config="results/model/config.json",
-        normalisation="results/model/normalisation.json",
-        summary="results/model/training_summary.json",
+        model=results("model/model.ckpt"),
+        config=results("model/config.json"),
+        normalisation=results("model/normalisation.json"),
+        summary=results("model/training_summary.json"),
     log:
-        "logs/train/train.log",
+        logs("train/train.log"),
     benchmark:
-        "logs/benchmarks/train.tsv"
+        logs("benchmarks/train.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 2
@@ -84,20 +84,20 @@ rule train:
 rule validate:
     """Calibration (coverage, SBC), accuracy, P(young) and widths on held-out simulations."""
     input:
-        model="results/model/model.ckpt",
+        model=results("model/model.ckpt"),
         training=TRAINING_SET,
     output:
-        calibration="results/validation/calibration.json",
+        calibration=results("validation/calibration.json"),
         figures=report(
-            directory("results/validation/figures"),
+            directory(results("validation/figures")),
             patterns=["{name}.png"],
             caption="../report/model_validation.rst",
             category="Model calibration",
         ),
     log:
-        "logs/train/validate.log",
+        logs("train/validate.log"),
     benchmark:
-        "logs/benchmarks/validate.tsv"
+        logs("benchmarks/validate.tsv")
     conda:
         "../../envs/ysocensus.yaml"
     threads: 2
@@ -108,8 +108,9 @@ rule validate:
         seed=config["seed"],
         train=TRAIN,
         training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
+        preset=PRESET,
     script:
         "../../scripts/validate.py"
 
 
-FINAL_TARGETS.append("results/validation/calibration.json")
+FINAL_TARGETS.append(results("validation/calibration.json"))

@@ -32,6 +32,7 @@ from ysocensus import io, sky
 from ysocensus.inference import formats, summaries
 from ysocensus.inference.catalog import CatalogReader, SeenIds, prepare
 from ysocensus.inference.protocol import PosteriorSampler
+from ysocensus.logs import duration
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,10 @@ def _terminate_as_exception():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+#: report keys that depend on the machine and its load (logged, never written into the data file)
+TIMING_KEYS = ("seconds", "stars_per_s")
 
 
 def _json_default(obj):
@@ -244,6 +249,7 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
         from tqdm import tqdm
         progress = tqdm(total=reader.num_rows, unit="star", desc="infer", dynamic_ncols=True)
     t0 = time.perf_counter()
+    last_log = None
     seen = SeenIds()
     try:
         with contextlib.ExitStack() as stack:
@@ -286,6 +292,7 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                 offset += table.num_rows
                 if progress is not None:
                     progress.update(table.num_rows)
+                last_log = _log_progress(output, offset, reader.num_rows, t0, last_log)
             if writer is None:  # empty catalog: an empty file with the full schema
                 empty = io.POSTERIOR.arrow()
                 if opts.positions:
@@ -296,10 +303,11 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                 samples_writer = stack.enter_context(
                     pq.ParquetWriter(tmp_samples, _samples_schema(opts.n_samples), compression="zstd"))
             report.seconds = time.perf_counter() - t0
-            writer.add_key_value_metadata({"ysocensus.report": json.dumps(report.to_dict(), default=_json_default)})
+            # counts only: run timings go to the log, so identical inputs give identical bytes
+            counts = {k: v for k, v in report.to_dict().items() if k not in TIMING_KEYS}
+            writer.add_key_value_metadata({"ysocensus.report": json.dumps(counts, default=_json_default)})
             if fmt != "parquet":
                 writer.close()
-                counts = {k: v for k, v in report.to_dict().items() if k not in ("seconds", "stars_per_s")}
                 formats.write_to(pq.read_table(tmp_out), final, fmt, meta={**meta, "report": counts},
                                  params=_file_params(opts), where=str(output))
             # the writers close (ExitStack, last in first out) before the atomic renames
@@ -340,6 +348,26 @@ def _count(report: InferReport, cols, prepared) -> None:
             d = report.conditioning.setdefault(survey, {})
             for r, c in zip(rules, counts):
                 d[str(r)] = d.get(str(r), 0) + int(c)
+
+
+#: seconds between progress lines in the log (the first batch is always logged, with the expected total time)
+PROGRESS_EVERY_S = 60.0
+
+
+def _log_progress(output, done: int, total: int | None, t0: float, last: float | None) -> float | None:
+    """A log line after the first batch (measured stars/s and the expected time for the whole catalog, so a long run
+    says so before it is long) and then every ``PROGRESS_EVERY_S``; returns the time of the last line."""
+    now = time.perf_counter()
+    if last is not None and now - last < PROGRESS_EVERY_S:
+        return last
+    rate = done / max(now - t0, 1e-9)
+    if total:
+        left = max(total - done, 0) / max(rate, 1e-9)
+        log.info("%s: %d of %d rows (%.0f %%), %.0f stars/s, about %s left", output, done, total,
+                 100.0 * done / total, rate, duration(left))
+    else:
+        log.info("%s: %d rows, %.0f stars/s", output, done, rate)
+    return now
 
 
 def read_report(path: str | Path) -> dict:

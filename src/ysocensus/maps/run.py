@@ -10,7 +10,7 @@ import numpy as np
 
 from ysocensus import io
 from ysocensus.maps import data, healpix
-from ysocensus.maps.figures import mollweide_panels
+from ysocensus.maps.figures import mollweide_panels, smoke_test_figures
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,27 @@ def _bin_name(lo: float, hi: float) -> str:
 
 def make_maps(posteriors: Sequence[str], catalogs: Sequence[str], populations: Sequence[str] | None,
               dust_path: str | None, out: Mapping[str, str], cfg: Mapping, young_threshold_myr: float = 50.0,
-              seed: int = 0) -> dict:
+              seed: int = 0, preset: Mapping | None = None) -> dict:
     """HEALPix count and age maps, their Mollweide figures, the dust figures and a JSON summary.
 
     ``cfg`` is the validated ``maps`` section; ``out`` maps the keys of ``MAP_OUTPUTS`` to paths.
     ``populations`` (the truth) gives the weights and the truth curves; None for a real catalog (weight 1).
+    ``preset`` (the workflow's ``preset`` section) goes into the summary; a smoke test's figures say so.
     """
+    with smoke_test_figures(bool(preset and preset.get("smoke_test"))):
+        summary = _make_maps(posteriors, catalogs, populations, dust_path, out, cfg, young_threshold_myr, seed)
+    if preset is not None:
+        summary["preset"] = _preset_summary(preset)
+    io.write_json(summary, out["summary"])
+    log.info("maps: %s", summary)
+    return summary
+
+
+def _preset_summary(preset: Mapping) -> dict:
+    return {k: preset.get(k) for k in ("name", "smoke_test", "description")}
+
+
+def _make_maps(posteriors, catalogs, populations, dust_path, out, cfg, young_threshold_myr, seed) -> dict:
     nside = int(cfg["nside"])
     npix = 12 * nside * nside
     edges = healpix.log10_edges(cfg["age_bins_myr"])
@@ -91,24 +106,22 @@ def make_maps(posteriors: Sequence[str], catalogs: Sequence[str], populations: S
                    unit="YSOs per deg$^2$",
                    title=f"YSOs {lo:g}–{hi:g} Myr ({weighted}Σ P(age in bin) = {counts[k].sum():,.0f})")
               for k, (d, (lo, hi)) in enumerate(zip(dens, bins))]
-    mollweide_panels(out["counts_png"], panels, int(cfg["dpi"]), ncols=1, panel_size=(10, 5.6),
+    mollweide_panels(out["counts_png"], panels, int(cfg["dpi"]), ncols=1,
                      suptitle=f"Inferred YSO counts per age bin (HEALPix nside {nside}, candidates p_young ≥ "
-                              f"{cfg['p_young_min']:g})")
+                              f"{cfg['p_young_min']:g}; grey: none)")
     mollweide_panels(out["median_age_png"],
                      [dict(hmap=10 ** median_age / 1e6, log=True, cmap="plasma", vmin=0.5, vmax=50,
                            ticks=[0.5, 1, 2, 5, 10, 20, 50],
                            unit="median YSO age (Myr)",
-                           title=f"Median age of YSO candidates ({len(cand['age'])} stars, "
-                                 f"weight × p_young; nside {nside})")],
-                     int(cfg["dpi"]), panel_size=(11, 6.2))
+                           title=f"Median age of YSO candidates ({len(cand['age']):,} stars, "
+                                 f"weight × p_young; nside {nside}; grey: no candidate)")],
+                     int(cfg["dpi"]), map_width_in=10.0)
 
     summary = {"rows": n_rows, "status_ok": n_ok, "candidates": int(len(cand["age"])),
                "candidates_weighted": float(cand["w"].sum()), "nside": nside,
                "p_young_min": cfg["p_young_min"], "age_bins_myr": list(cfg["age_bins_myr"]),
                "counts_per_bin": {n: float(c.sum()) for n, c in zip(names, counts)}}
     summary.update(_dust_figures(cand, populations, dust_path, out, cfg, young_threshold_myr, seed))
-    io.write_json(summary, out["summary"])
-    log.info("maps: %s", summary)
     return summary
 
 
@@ -152,14 +165,27 @@ def _dust_figures(cand, populations, dust_path, out, cfg, young_threshold_myr, s
                  "av": t["av_mag"].to_numpy(np.float64), "age_myr": 10 ** t["log10_age_yr"].to_numpy(np.float64) / 1e6,
                  "w": t["weight"].to_numpy(np.float64)}
     stats = dust_maps.age_vs_dust(inferred, truth, out["dust_los_png"], dpi)
-    inside = np.abs(z) < float(dust.z_pc[-1])
+    inside = np.ones(len(z), bool)
+    for u, axis in ((x, dust.x_pc), (y, dust.y_pc), (z, dust.z_pc)):
+        inside &= (u >= axis[0]) & (u <= axis[-1])
     stats["candidates_inside_dust_grid"] = int(inside.sum())
     return stats
 
 
 def make_completeness(populations: Sequence[str], posteriors: Sequence[str], out: Mapping[str, str],
-                      cfg: Mapping, young_threshold_myr: float = 50.0) -> dict:
-    """Completeness and purity of the inferred YSO sample against the truth (see maps.completeness)."""
+                      cfg: Mapping, young_threshold_myr: float = 50.0, preset: Mapping | None = None) -> dict:
+    """Completeness and purity of the inferred YSO sample against the truth (see maps.completeness); ``preset``
+    as in :func:`make_maps`."""
+    with smoke_test_figures(bool(preset and preset.get("smoke_test"))):
+        s = _make_completeness(populations, posteriors, out, cfg, young_threshold_myr)
+    if preset is not None:
+        s["preset"] = _preset_summary(preset)
+    io.write_json(s, out["summary"])
+    log.info("completeness: %s", s)
+    return s
+
+
+def _make_completeness(populations, posteriors, out, cfg, young_threshold_myr) -> dict:
     from ysocensus.maps.completeness import Completeness, plot_1d
 
     if len(populations) != len(posteriors):
@@ -185,15 +211,13 @@ def make_completeness(populations: Sequence[str], posteriors: Sequence[str], out
              ticks=[0, 0.25, 0.5, 0.75, 1],
              title=f"Purity of the YSO candidates (p_young ≥ {cfg['p_young_min']:g}): "
                    f"{s['purity'] or float('nan'):.2f} overall")],
-        int(cfg["dpi"]), ncols=1, panel_size=(10, 5.6),
+        int(cfg["dpi"]), ncols=1,
         suptitle=f"Census selection function (HEALPix nside {comp.nside}; grey: fewer than "
                  f"{comp.min_stars} simulated stars)")
     plot_1d(comp, out["curves_png"], int(cfg["dpi"]))
     table = comp.table()
     with io.atomic_path(out["table"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-    io.write_json(s, out["summary"])
-    log.info("completeness: %s", s)
     return s
 
 
@@ -203,7 +227,8 @@ def run_maps_rule(inp, output, params, log_files=None) -> dict:
 
     configure(log_files)
     return make_maps(list(inp.posteriors), list(inp.catalogs), list(inp.populations), inp.dust,
-                     {k: getattr(output, k) for k in MAP_OUTPUTS}, params.maps, params.young_threshold_myr, params.seed)
+                     {k: getattr(output, k) for k in MAP_OUTPUTS}, params.maps, params.young_threshold_myr, params.seed,
+                     params.get("preset"))
 
 
 def run_completeness_rule(inp, output, params, log_files=None) -> dict:
@@ -212,7 +237,8 @@ def run_completeness_rule(inp, output, params, log_files=None) -> dict:
 
     configure(log_files)
     return make_completeness(list(inp.populations), list(inp.posteriors),
-                             {k: getattr(output, k) for k in COMPLETENESS_OUTPUTS}, params.maps, params.young_threshold_myr)
+                             {k: getattr(output, k) for k in COMPLETENESS_OUTPUTS}, params.maps,
+                             params.young_threshold_myr, params.get("preset"))
 
 
 def output_paths(directory: str = "results/maps") -> dict:

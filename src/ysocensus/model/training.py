@@ -10,20 +10,61 @@ starts afresh), and at the end the EMA weights exported as the model checkpoint
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
 from ysocensus import io
+from ysocensus.logs import duration, phase
 from ysocensus.model import config as mconfig
 from ysocensus.model.checkpoint import model_fingerprint
 
 log = logging.getLogger(__name__)
+
+#: Lightning and torch messages that say nothing about this run, silenced one by one (never a blanket filter):
+#: the checkpoint directory always holds run_config.json (``resume_point``), and its parent the checkpoints;
+#: the data loaders run in-process (num_workers 0), so an IterableDataset's __len__ is exact; Lightning calls
+#: torch's deprecated LeafSpec itself; jobs of the SLURM profile are already launched by the executor.
+QUIET_WARNINGS = (
+    (UserWarning, r"Experiment logs directory .* exists and is not empty"),
+    (UserWarning, r"Checkpoint directory .* exists and is not empty"),
+    (UserWarning, r"Your `IterableDataset` has `__len__` defined"),
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    (UserWarning, r"The `srun` command is available on your system but is not used"),
+)
+#: Lightning's advertisements in the log ("💡 Tip: ... try installing litlogger / litmodels")
+QUIET_LOG_PREFIXES = ("💡 Tip:",)
+
+
+class _DropPrefixes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(QUIET_LOG_PREFIXES)
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Silence :data:`QUIET_WARNINGS` and Lightning's tips while the Trainer is built and run; every other warning
+    and log line goes through as before."""
+    drop = _DropPrefixes()
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero",
+                                               "lightning.fabric.utilities.rank_zero")]
+    with warnings.catch_warnings():
+        for category, message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        for lg in loggers:
+            lg.addFilter(drop)
+        try:
+            yield
+        finally:
+            for lg in loggers:
+                lg.removeFilter(drop)
 
 
 def _lr_lambda(module, optim: Mapping):
@@ -175,20 +216,28 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
     max_time = {"seconds": int(60 * float(optim["max_minutes"]))} if optim["max_minutes"] else None
     n_train = len(dm.train_dataloader().dataset)
     val_every = min(int(optim["val_every_steps"]), max(1, n_train))
-    trainer = L.Trainer(
-        accelerator="gpu" if gpu else "cpu", devices=1, precision=precision, max_epochs=int(optim["max_epochs"]),
-        max_steps=int(optim["max_steps"]), max_time=max_time, deterministic=False,
-        logger=CSVLogger(str(logs_dir), name="", version=""),
-        callbacks=[ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, monitor="val/loss", save_top_k=1),
-                   EarlyStopping(monitor="val/loss", patience=int(optim["patience"]))],
-        val_check_interval=val_every if n_train > val_every else 1.0, check_val_every_n_epoch=None if n_train > val_every else 1,
-        limit_val_batches=20, enable_progress_bar=True, log_every_n_steps=20, num_sanity_val_steps=0,
-    )
-    resume = resume_point(ckpt_dir, cfg)
-    start = {}
-    module.on_train_start = lambda: start.setdefault("step", int(module.global_step))  # restored by now
-    t0 = time.monotonic()
-    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    with _quiet_lightning():
+        trainer = L.Trainer(
+            accelerator="gpu" if gpu else "cpu", devices=1, precision=precision, max_epochs=int(optim["max_epochs"]),
+            max_steps=int(optim["max_steps"]), max_time=max_time, deterministic=False,
+            logger=CSVLogger(str(logs_dir), name="", version=""),
+            callbacks=[ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, monitor="val/loss", save_top_k=1),
+                       EarlyStopping(monitor="val/loss", patience=int(optim["patience"]))],
+            val_check_interval=val_every if n_train > val_every else 1.0,
+            check_val_every_n_epoch=None if n_train > val_every else 1,
+            limit_val_batches=20, enable_progress_bar=True, log_every_n_steps=20, num_sanity_val_steps=0,
+            enable_model_summary=False,
+        )
+        resume = resume_point(ckpt_dir, cfg)
+        start = {}
+        module.on_train_start = lambda: start.setdefault("step", int(module.global_step))  # restored by now
+        log.info("training: %d parameters (an EMA copy is kept for the checkpoint), %s, batch %d; budget %s%s; "
+                 "CSV logs in %s", sum(p.numel() for p in module.net.parameters()),
+                 "GPU, " + precision if gpu else "CPU", int(optim["batch_size"]),
+                 f"{int(optim['max_steps'])} steps" if int(optim["max_steps"]) > 0 else "no step limit",
+                 f", {float(optim['max_minutes']):g} min of wall clock" if optim["max_minutes"] else "", logs_dir)
+        t0 = time.monotonic()
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
     seconds = time.monotonic() - t0
     start_step = start.get("step", int(trainer.global_step))
     done = int(trainer.global_step) - start_step
@@ -198,12 +247,17 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
                "examples_per_s": round(done * optim["batch_size"] / max(seconds, 1e-9), 1),
                "val_loss": float(trainer.callback_metrics.get("val/loss", float("nan"))),
                "parameters": sum(p.numel() for p in module.net.parameters())}
-    prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
-                                                                float(cfg["training"]["importance_power"]), cfg["seed"],
-                                                                tilt)
+    log.info("training: stopped after %d steps in %s (val/loss %.4f); the prior ratio and the age recalibration "
+             "follow", summary["steps"], duration(seconds), summary["val_loss"])
+    with phase(log, "prior ratio (population / training mix): fitting the classifier on the training rows"):
+        prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
+                                                                    float(cfg["training"]["importance_power"]),
+                                                                    cfg["seed"], tilt)
     if prior_ratio is not None and float(cfg["training"]["age_recalibration_dex"]) > 0:
-        summary["age_recalibration"] = fit_age_recalibration(module.ema, dm.stats, prior_ratio, anchors, cfg,
-                                                             Path(training_dir) / "val.parquet")
+        with phase(log, "age recalibration: sampling the validation split's stars as infer will, then fitting"):
+            summary["age_recalibration"] = fit_age_recalibration(module.ema, dm.stats, prior_ratio, anchors, cfg,
+                                                                 Path(training_dir) / "val.parquet")
+    log.info("training: writing the checkpoint %s", checkpoint_path)
     save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio)
     io.write_json({"fingerprint": model_fingerprint(cfg), "steps": summary["steps"]}, ckpt_dir / FINISHED)
     out = Path(checkpoint_path).parent

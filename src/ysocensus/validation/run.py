@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping
 
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 import torch
 
 from ysocensus import io
+from ysocensus.logs import duration, phase
 from ysocensus.model import config as mconfig
 from ysocensus.model.prior_ratio import reweight_samples
 from ysocensus.model.tokens import N_THETA, SKY_INDEX, survey_combination_names, tokenize
@@ -143,12 +145,12 @@ def p_young_of_last_call(post, samples, threshold) -> np.ndarray:
 
 
 def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float, seed: int,
-                 min_group: int) -> dict:
+                 min_group: int, progress: "Progress | None" = None) -> dict:
     """The population posterior on catalogs as users supply them (``validation.degradations``), beside the full
     columns: calibration on the unweighted population sample (overall and worst survey combination with at
     least ``min_group`` stars) and P(young) on held-out stars as simulated (young stars represented; AUC
     population-weighted and unweighted, the fraction of young stars called young at P >= 0.5, the median
-    |Δ log age| of young stars)."""
+    |Δ log age| of young stars). ``progress`` logs each step (:class:`Progress`)."""
     pop_s = random_rows(pop, n_stars, seed + 2)
     test_s = random_rows(test, n_stars, seed + 3)
     w = test_s.column("weight").to_numpy().astype(float)
@@ -156,12 +158,15 @@ def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float
     for name in ("full",) + DEGRADATIONS:
         t0 = time.monotonic()
         tp = pop_s if name == "full" else degrade(pop_s, name)
-        r = evaluate(post, tp, n_samples, seed=seed, min_group=min_group)
+        with (progress or Progress()).phase(f"catalog as users supply it, {name}: calibration",
+                                             tp.num_rows * n_samples):
+            r = evaluate(post, tp, n_samples, seed=seed, min_group=min_group)
         combos = {c: max(v["max_coverage_error"] for v in g["parameters"].values())
                   for c, g in r["by_survey_combination"].items() if g.get("meets_min_group")}
         worst = max(combos, key=combos.get) if combos else None
         tt = test_s if name == "full" else degrade(test_s, name)
-        s, st = post.sample_tokens(tokenize(tt, post.stats), n_samples, torch.Generator().manual_seed(seed + 4))
+        with (progress or Progress()).phase(f"catalog as users supply it, {name}: P(young)", tt.num_rows * n_samples):
+            s, st = post.sample_tokens(tokenize(tt, post.stats), n_samples, torch.Generator().manual_seed(seed + 4))
         p = p_young_of_last_call(post, s, threshold)
         truth = cal.truth_array(tt)
         ok = (st == "ok") & np.isfinite(p)
@@ -232,20 +237,91 @@ def random_rows(table, n: int, seed: int):
     return table.take(np.sort(pick))
 
 
+class Progress:
+    """The phases of ``validate`` in the log: each phase's start with its expected duration, a line every minute
+    while it runs, its elapsed time, and the time left overall. Durations are predicted from the rate (posterior
+    samples drawn per second) measured so far on phases of the same kind (the first from a small probe), in
+    proportion to each phase's stars × samples: ``population``, the population posterior (prior-ratio weights
+    and top-ups of young stars), and ``simulation``, the network's own posterior (cheaper per sample)."""
+
+    def __init__(self, planned: Mapping[str, float] | None = None, every_s: float = 60.0):
+        self.planned = dict(planned or {})
+        self.every_s = every_s
+        self.units: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self.t0 = time.monotonic()
+
+    def measured(self, kind: str, units: float, seconds: float) -> None:
+        """Count work done into the rate of its kind (also work outside a phase: the probe)."""
+        self.units[kind] = self.units.get(kind, 0.0) + units
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
+
+    def rate(self, kind: str) -> float | None:
+        """Samples per second of this kind; of all kinds together until one of this kind is measured."""
+        u, s = self.units.get(kind, 0.0), self.seconds.get(kind, 0.0)
+        if u > 0 and s > 0:
+            return u / s
+        u, s = sum(self.units.values()), sum(self.seconds.values())
+        return u / s if u > 0 and s > 0 else None
+
+    def left_s(self) -> float:
+        left = 0.0
+        for kind, planned in self.planned.items():
+            rate = self.rate(kind)
+            if rate:
+                left += max(planned - self.units.get(kind, 0.0), 0.0) / rate
+        return left
+
+    def phase(self, what: str, units: float, kind: str = "population"):
+        rate = self.rate(kind)
+        return _counted(self, what, units, kind, units / rate if rate else None)
+
+
+@contextmanager
+def _counted(progress: Progress, what: str, units: float, kind: str, expected_s: float | None):
+    with phase(log, f"validation: {what}", expected_s, progress.every_s) as info:
+        yield info
+    progress.measured(kind, units, info["seconds"])
+    log.info("validation: %s elapsed in all, ~%s left", duration(time.monotonic() - progress.t0),
+             duration(progress.left_s()))
+
+
+def _plan(vcfg: Mapping, n_pop: int, n_test: int, n_width: int, resample_twice: bool) -> dict:
+    """Posterior samples validate will draw (stars × samples of each phase) by kind, for the time left in the log."""
+    n = int(vcfg["n_samples"])
+    population = n_pop * n + (n_test * n if resample_twice else 0)
+    if int(vcfg["degraded_stars"]) > 0:
+        population += (1 + len(DEGRADATIONS)) * 2 * min(int(vcfg["degraded_stars"]), n_pop) * n
+    population += len(vcfg["solvers"]) * min(3000, n_pop) * n
+    return {"population": float(population), "simulation": float(n_test * n + len(WIDTH_STEPS) * n_width * n)}
+
+
 def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: Mapping | None, seed: int,
-                   threads: int | None = None) -> dict:
+                   threads: int | None = None, preset: Mapping | None = None) -> dict:
+    """calibration.json and the figures; ``preset`` (the workflow's ``preset`` section) is written into the
+    JSON, so a smoke test's numbers say what they are."""
     from ysocensus.model.checkpoint import load
 
     cfg = mconfig.resolve(train_cfg, seed)
     if threads:
         torch.set_num_threads(int(threads))
+    t0 = time.monotonic()
+    log.info("validation: loading %s", checkpoint)
     post = load(checkpoint, expected_config=cfg)
     vcfg = cfg["validation"]
     training_dir = Path(training_dir)
-    t0 = time.monotonic()
     pop = random_rows(pq.read_table(training_dir / "test_population.parquet"), int(vcfg["max_stars"]), cfg["seed"])
-    log.info("validation: %d population test stars, %d samples each", pop.num_rows, int(vcfg["n_samples"]))
-    res = evaluate(post, pop, int(vcfg["n_samples"]), seed=cfg["seed"], min_group=int(vcfg["min_stars_per_group"]))
+    n_test = pq.ParquetFile(training_dir / "test.parquet").metadata.num_rows
+    progress = Progress(_plan(vcfg, pop.num_rows, min(n_test, int(vcfg["max_stars"])), int(vcfg["width_stars"]),
+                              not (post.prior_ratio is not None and post.oversample == 1
+                                   and not (post.min_ess > 0 and post.max_oversample > 1))))
+    log.info("validation: %d population test stars, %d samples each; about %.2g posterior samples to draw in all",
+             pop.num_rows, int(vcfg["n_samples"]), sum(progress.planned.values()))
+    _probe(post, pop, int(vcfg["n_samples"]), progress)
+    with progress.phase("calibration on the population test set (population posterior)",
+                        pop.num_rows * int(vcfg["n_samples"])):
+        res = evaluate(post, pop, int(vcfg["n_samples"]), seed=cfg["seed"],
+                       min_group=int(vcfg["min_stars_per_group"]))
     out: dict = {"test_set": "test_population (unweighted sample of the Galactic population, held out)",
                  "solver": {"method": post.method, "n_steps": post.n_steps, "time_power": post.time_power}, "n_samples": int(vcfg["n_samples"]),
                  "levels": list(cal.LEVELS), "n_stars": res["n_stars"], "n_prior_only": res["n_prior_only"]}
@@ -284,9 +360,13 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     w_t = test.column("weight").to_numpy().astype(float)
     g = torch.Generator().manual_seed(cfg["seed"] + 1)
     with post.using_prior("simulation"):  # the posterior under the training mix, which these stars come from
-        sim = evaluate(post, test, int(vcfg["n_samples"]), seed=cfg["seed"] + 1,
-                       min_group=int(vcfg["min_stars_per_group"]))
-        wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
+        with progress.phase("calibration on held-out stars as simulated (the network's own posterior)",
+                            test.num_rows * int(vcfg["n_samples"]), kind="simulation"):
+            sim = evaluate(post, test, int(vcfg["n_samples"]), seed=cfg["seed"] + 1,
+                           min_group=int(vcfg["min_stars_per_group"]))
+        with progress.phase("posterior widths as surveys are added",
+                            len(WIDTH_STEPS) * int(vcfg["width_stars"]) * int(vcfg["n_samples"]), kind="simulation"):
+            wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
     s_sim, st_t = sim["_samples"], sim["_status"]
     if post.prior_ratio is not None and post.oversample == 1 and not (post.min_ess > 0 and post.max_oversample > 1):
         # the population posterior is these same samples resampled by the prior ratio (what sample_tokens
@@ -295,7 +375,9 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
                                     int(vcfg["n_samples"]), g, from_network=True)
         p_pop = None
     else:
-        s_pop, _ = post.sample_tokens(sim["_arrays"], int(vcfg["n_samples"]), g)
+        with progress.phase("population posterior of the held-out stars (P(young))",
+                            test.num_rows * int(vcfg["n_samples"])):
+            s_pop, _ = post.sample_tokens(sim["_arrays"], int(vcfg["n_samples"]), g)
         p_pop = p_young_of_last_call(post, s_pop, cfg["young_log10_age"])
     out["as_simulated"] = {"test_set": "test (held-out stars as simulated), posterior under the training mix",
                            "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")}
@@ -313,7 +395,8 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
         "reliability": cal.reliability((samples[ok_pop, :, 0] < cfg["young_log10_age"]).mean(1), young[ok_pop])}
     if int(vcfg["degraded_stars"]) > 0:
         out["as_users_supply"] = users_supply(post, pop, test, int(vcfg["degraded_stars"]), int(vcfg["n_samples"]),
-                                              cfg["young_log10_age"], cfg["seed"], int(vcfg["min_stars_per_group"]))
+                                              cfg["young_log10_age"], cfg["seed"], int(vcfg["min_stars_per_group"]),
+                                              progress)
     yt = tr_t[:, 0] < cfg["young_log10_age"]
     if yt.any():
         a = cal.accuracy(np.nanmedian(s_sim[yt, :, 0], 1), tr_t[yt, 0])
@@ -322,23 +405,41 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     out["solvers"] = {}
     sub = random_rows(pop, 3000, cfg["seed"])
     for method, steps in vcfg["solvers"]:
-        r = evaluate(post, sub, int(vcfg["n_samples"]), seed=cfg["seed"], method=method, n_steps=int(steps))
+        with progress.phase(f"solver {method} with {steps} steps", sub.num_rows * int(vcfg["n_samples"])):
+            r = evaluate(post, sub, int(vcfg["n_samples"]), seed=cfg["seed"], method=method, n_steps=int(steps))
         out["solvers"][f"{method}_{steps}"] = {
             "max_coverage_error": {p: v["max_coverage_error"] for p, v in r["overall"]["parameters"].items()},
             "noise_floor_all_parameters_p90": r["overall"]["noise_floor"]["all_parameters_p90"]}
     out["widths_by_surveys"] = {k: v for k, v in wt.items() if not k.startswith("_")}
     out["targets"] = targets(out)
-    out["seconds"] = round(time.monotonic() - t0, 1)
+    if preset is not None:
+        # which preset made these numbers; a smoke test's are not meaningful (config key preset.smoke_test)
+        out["preset"] = {k: preset.get(k) for k in ("name", "smoke_test", "description")}
+    # the run's wall-clock time stays in the log: identical inputs give identical bytes (issue 23, point 8)
     figures_dir = Path(figures_dir)
     try:
         from ysocensus.validation import figures
-        figures.make_all(out, res, wt, figures_dir)
+        with phase(log, "validation: figures"):
+            figures.make_all(out, res, wt, figures_dir, smoke_test=bool(preset and preset.get("smoke_test")))
     except Exception as exc:  # figures must not lose the numbers
         log.warning("figures failed: %s", exc)
     io.write_json(_clean(out), out_json)
-    log.info("validation: max coverage error %.3f (noise floor p90 %.3f), AUC %.3f",
-             out["max_coverage_error_all"], out["noise_floor"]["all_parameters_p90"], out["p_young"]["auc"])
+    log.info("validation: max coverage error %.3f (noise floor p90 %.3f), AUC %.3f; %s in all",
+             out["max_coverage_error_all"], out["noise_floor"]["all_parameters_p90"], out["p_young"]["auc"],
+             duration(time.monotonic() - t0))
     return out
+
+
+def _probe(post, pop, n_samples: int, progress: Progress, n: int = 200) -> None:
+    """Time the population posterior of a few stars (their own generator; nothing is kept), so that the first
+    long phase of validate already has an expected duration in the log."""
+    if pop.num_rows < 2 * n:
+        return
+    t = time.monotonic()
+    post.sample_tokens(tokenize(random_rows(pop, n, 12345), post.stats), n_samples, torch.Generator().manual_seed(0))
+    seconds = time.monotonic() - t
+    progress.measured("population", n * n_samples, seconds)
+    log.info("validation: %d stars sampled in %s (a probe for the time each phase will take)", n, duration(seconds))
 
 
 def targets(out: Mapping, overall: float = 0.05, per_group: float = 0.08) -> dict:
