@@ -220,7 +220,8 @@ class FlowPosterior:
         star: matrix products of a handful of rows take another kernel and round differently, so a star's bytes
         would depend on how many stars shared its call."""
         n_obs = is_observed(state).sum(1).numpy()
-        for sl in sampler.batches(len(state), n_draw, self.rows_per_batch, n_obs):
+        rows_per_call = max(self.rows_per_batch, MIN_CALL_STARS * n_draw)  # padding only for groups of < 8 stars
+        for sl in sampler.batches(len(state), n_draw, rows_per_call, n_obs):
             n = len(sl)
             run = np.concatenate([sl, np.repeat(sl[-1:], MIN_CALL_STARS - n)]) if n < MIN_CALL_STARS else sl
             cond = self._conditioning(t["values"][run], t["logsig"][run], t["sky"][run], state[run], self.device)
