@@ -83,6 +83,7 @@ def test_a_stars_posterior_does_not_depend_on_its_batch_or_threads(tmp_path, che
                       InferOptions(n_samples=8, batch_size=batch, seed=3))
         cols[batch, threads] = io.read_table(out, io.POSTERIOR).to_pandas()
     ref = cols[7, 1]
+    assert (tmp_path / "post_7_1.parquet").read_bytes() == (tmp_path / "post_60_2.parquet").read_bytes()
     for key, other in cols.items():
         for c in ("log10_age_yr_q50", "distance_pc_q16", "av_mag_q84", "p_young"):
             np.testing.assert_array_equal(other[c].to_numpy(), ref[c].to_numpy(), err_msg=f"{c} at {key}")

@@ -239,7 +239,8 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
         "second_threshold_myr": opts.second_threshold_myr,
         "second_threshold_log10_age_yr": (summaries.log10_age_threshold(opts.second_threshold_myr)
                                           if opts.second_threshold_myr is not None else None),
-        "seed": opts.seed, "stream": opts.stream, "batch_size": opts.batch_size, "on_invalid": opts.on_invalid, "sampler": sampler.describe(),
+        # not the batch size: a star's posterior does not depend on it, so neither do the file's bytes
+        "seed": opts.seed, "stream": opts.stream, "on_invalid": opts.on_invalid, "sampler": sampler.describe(),
         "samples_file": str(samples_output) if opts.save_samples else None,
         "columns": reader.recognition.to_dict(), "positions": bool(opts.positions),
     }
@@ -280,13 +281,12 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                 for name, arr in prepared.carry.items():
                     out = out.append_column(name, arr)
                 if writer is None:
-                    writer = stack.enter_context(pq.ParquetWriter(tmp_out, _file_schema(out.schema, meta, opts),
-                                                                  compression="zstd"))
+                    writer = stack.enter_context(RowGroupWriter(tmp_out, _file_schema(out.schema, meta, opts)))
                 writer.write_table(out.cast(writer.schema))
                 if tmp_samples is not None:
                     if samples_writer is None:
                         samples_writer = stack.enter_context(
-                            pq.ParquetWriter(tmp_samples, _samples_schema(opts.n_samples), compression="zstd"))
+                            RowGroupWriter(tmp_samples, _samples_schema(opts.n_samples)))
                     samples_writer.write_table(_samples_table(prepared, result, todo, opts.n_samples))
                 _count(report, cols, prepared)
                 offset += table.num_rows
@@ -297,15 +297,15 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
                 empty = io.POSTERIOR.arrow()
                 if opts.positions:
                     empty = pa.schema(list(empty) + list(io.POSITIONS.arrow()), metadata=empty.metadata)
-                writer = stack.enter_context(pq.ParquetWriter(tmp_out, _file_schema(empty, meta, opts),
-                                                              compression="zstd"))
+                writer = stack.enter_context(RowGroupWriter(tmp_out, _file_schema(empty, meta, opts)))
             if tmp_samples is not None and samples_writer is None:
                 samples_writer = stack.enter_context(
-                    pq.ParquetWriter(tmp_samples, _samples_schema(opts.n_samples), compression="zstd"))
+                    RowGroupWriter(tmp_samples, _samples_schema(opts.n_samples)))
             report.seconds = time.perf_counter() - t0
             # counts only: run timings go to the log, so identical inputs give identical bytes
             counts = {k: v for k, v in report.to_dict().items() if k not in TIMING_KEYS}
-            writer.add_key_value_metadata({"ysocensus.report": json.dumps(counts, default=_json_default)})
+            report_json = json.dumps(counts, default=_json_default, sort_keys=True)
+            writer.add_key_value_metadata({"ysocensus.report": report_json})
             if fmt != "parquet":
                 writer.close()
                 formats.write_to(pq.read_table(tmp_out), final, fmt, meta={**meta, "report": counts},
@@ -348,6 +348,52 @@ def _count(report: InferReport, cols, prepared) -> None:
             d = report.conditioning.setdefault(survey, {})
             for r, c in zip(rules, counts):
                 d[str(r)] = d.get(str(r), 0) + int(c)
+
+
+#: rows per Parquet row group of the output files, whatever the batch size (so the bytes do not depend on it)
+ROW_GROUP_ROWS = 65536
+
+
+class RowGroupWriter:
+    """A ``pq.ParquetWriter`` that writes row groups of exactly ``ROW_GROUP_ROWS`` rows (the last one shorter), however
+    the tables handed to it are cut: a file's bytes then depend on its rows, not on the batches they came in.
+    Holds at most one row group in memory."""
+
+    def __init__(self, path, schema: pa.Schema, rows: int = ROW_GROUP_ROWS):
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self.schema = self._writer.schema
+        self.rows = int(rows)
+        self._pending: list[pa.Table] = []
+        self._n = 0
+
+    def write_table(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._n += table.num_rows
+        while self._n >= self.rows:
+            self._flush(self.rows)
+
+    def _flush(self, n: int) -> None:
+        pending = pa.concat_tables(self._pending).combine_chunks() if len(self._pending) > 1 else self._pending[0]
+        self._writer.write_table(pending.slice(0, n), row_group_size=n)
+        rest = pending.slice(n)
+        self._pending, self._n = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def add_key_value_metadata(self, meta) -> None:
+        self._writer.add_key_value_metadata(meta)
+
+    def close(self) -> None:
+        if self._writer.is_open:
+            if self._n:
+                self._flush(self._n)
+            self._writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:  # the run failed: its temporary file is discarded, nothing to flush
+            self._pending, self._n = [], 0
+        self.close()
 
 
 #: seconds between progress lines in the log (the first batch is always logged, with the expected total time)
