@@ -48,3 +48,13 @@ def test_default_config_dry_run_lists_every_stage():
     assert stats["all"] == 1
     assert set(stats) == rules_defined() - {"compare_peers"}
     assert stats["population"] == len(Tiling.from_config(sky).chunks)
+
+
+def test_the_model_checkpoint_is_a_final_target():
+    """`all` asks for the checkpoint itself: after an interrupted `--forcerun train` removed it, a plain rerun
+    retrains rather than finding the downstream files up to date (Snakemake does not rebuild a missing
+    intermediate file whose consumers are newer)."""
+    out = run_snakemake("-n", "--forceall", "--configfile", str(REPO / "config" / "test.yaml"), "--printshellcmds",
+                        "--rerun-triggers", "mtime").stdout
+    block = out.split("rule all:")[1].split("\n\n")[0]
+    assert "results/test/model/model.ckpt" in block

@@ -113,4 +113,7 @@ rule validate:
         "../../scripts/validate.py"
 
 
+# the checkpoint is a product in itself (ysocensus infer --model): required by `all`, so a plain rerun after an
+# interrupted `--forcerun train` retrains instead of finding the downstream files up to date without a model
+FINAL_TARGETS.append(results("model/model.ckpt"))
 FINAL_TARGETS.append(results("validation/calibration.json"))
