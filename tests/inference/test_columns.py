@@ -126,3 +126,11 @@ def test_a_clash_in_a_file_is_an_input_error_naming_it(tmp_path):
     make_catalog(10).drop(columns=["ra"]).assign(RA_ICRS=1.0, RAJ2000=1.0).to_parquet(path)
     with pytest.raises(InputError, match=r"c\.parquet.*RA_ICRS.*RAJ2000"):
         CatalogReader(path)
+
+
+def test_literature_member_table_names_are_recognised():
+    """The shipped real-member files name 2MASS errors j_err … and WISE w1, w1_err …; none is ignored."""
+    rec = _recognise(["source_id", "ra", "dec", "j_m", "j_err", "ks_m", "ks_err", "w1", "w1_err", "w2", "w2_err"])
+    assert rec.used["j_msigcom"] == "j_err" and rec.used["ks_msigcom"] == "ks_err"
+    assert rec.used["w1mpro"] == "w1" and rec.used["w2sigmpro"] == "w2_err"
+    assert not rec.ignored

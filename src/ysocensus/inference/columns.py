@@ -48,6 +48,10 @@ ALIASES: dict[str, str] = {
     # VizieR 2MASS PSC (II/246): e_ = the total uncertainty, as j_msigcom
     "jmag": "j_m", "hmag": "h_m", "kmag": "ks_m", "ksmag": "ks_m",
     "e_jmag": "j_msigcom", "e_hmag": "h_msigcom", "e_kmag": "ks_msigcom", "e_ksmag": "ks_msigcom",
+    # literature member tables (e.g. the real-member files shipped in ysocensus/data/real): j_err, w1, w1_err ...
+    "j_err": "j_msigcom", "h_err": "h_msigcom", "ks_err": "ks_msigcom", "k_err": "ks_msigcom",
+    "w1": "w1mpro", "w2": "w2mpro", "w3": "w3mpro", "w4": "w4mpro",
+    "w1_err": "w1sigmpro", "w2_err": "w2sigmpro", "w3_err": "w3sigmpro", "w4_err": "w4sigmpro",
     # AllWISE: the Gaia archive's allwise_original_valid, VizieR II/328
     "w1mpro_error": "w1sigmpro", "w2mpro_error": "w2sigmpro", "w3mpro_error": "w3sigmpro",
     "w4mpro_error": "w4sigmpro",
