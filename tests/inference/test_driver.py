@@ -114,11 +114,9 @@ def test_failure_mid_run_leaves_no_partial_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.parquet"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_interrupting_a_run_leaves_no_partial_output(tmp_path, sig):
-    cat = tmp_path / "c.parquet"
-    write_catalog(make_catalog(2000), cat)
-    out = tmp_path / "post.parquet"
+def _slow_run_in_a_subprocess(cat, out, batch_size: int) -> subprocess.Popen:
+    """``infer_catalog`` with a slow sampler in a child process, returned once a few batches are written to the
+    temporary files (raw samples too)."""
     code = textwrap.dedent(f"""
         import signal, sys
         # Ctrl-C as at a terminal: a child of a non-interactive shell's background job inherits SIGINT
@@ -129,11 +127,19 @@ def test_interrupting_a_run_leaves_no_partial_output(tmp_path, sig):
         from ysocensus.inference import InferOptions, infer_catalog
         print("started", flush=True)
         infer_catalog({str(cat)!r}, {str(out)!r}, GaussianTestSampler(delay_s=0.3),
-                      InferOptions(batch_size=100, save_samples=True))
+                      InferOptions(batch_size={batch_size}, save_samples=True))
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(1.5)  # a few batches written to the temporary file
+    time.sleep(1.5)  # a few batches written to the temporary files
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_interrupting_a_run_leaves_no_partial_output(tmp_path, sig):
+    cat = tmp_path / "c.parquet"
+    write_catalog(make_catalog(2000), cat)
+    proc = _slow_run_in_a_subprocess(cat, tmp_path / "post.parquet", batch_size=100)
     os.kill(proc.pid, sig)
     proc.wait(timeout=30)
     assert proc.returncode != 0
@@ -267,18 +273,7 @@ def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(tmp_path):
     cat = tmp_path / "c.parquet"
     write_catalog(make_catalog(500), cat)
     out = tmp_path / "post.fits"
-    code = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(REPO)!r})
-        from tests.inference.doubles import GaussianTestSampler
-        from ysocensus.inference import InferOptions, infer_catalog
-        print("started", flush=True)
-        infer_catalog({str(cat)!r}, {str(out)!r}, GaussianTestSampler(delay_s=0.3),
-                      InferOptions(batch_size=50, save_samples=True))
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "started"
-    time.sleep(1.5)
+    proc = _slow_run_in_a_subprocess(cat, out, batch_size=50)
     proc.kill()  # kill -9: no cleanup code runs
     proc.wait(timeout=30)
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part"))

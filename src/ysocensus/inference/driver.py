@@ -111,14 +111,6 @@ def _terminate_as_exception():
 TIMING_KEYS = ("seconds", "stars_per_s")
 
 
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
-
-
 def _samples_schema(n_samples: int) -> pa.Schema:
     fields = [pa.field("source_id", pa.int64(), nullable=False)]
     for p in io.PARAMETERS:
@@ -184,7 +176,7 @@ def _file_schema(schema: pa.Schema, meta: Mapping, opts: InferOptions) -> pa.Sch
     fields = [f.with_metadata({**(f.metadata or {}), b"description": described[f.name].encode()})
               if f.name in described else f for f in schema]
     kv = {**(schema.metadata or {}), b"ysocensus.schema": b"posterior",
-          b"ysocensus.meta": json.dumps(meta, sort_keys=True, default=_json_default).encode()}
+          b"ysocensus.meta": json.dumps(meta, sort_keys=True, default=formats.json_default).encode()}
     kv.update({f"ysocensus.{p.name}".encode(): json.dumps(p.value).encode() for p in _file_params(opts)})
     return pa.schema(fields, metadata=kv)
 
@@ -304,7 +296,7 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
             report.seconds = time.perf_counter() - t0
             # counts only: run timings go to the log, so identical inputs give identical bytes
             counts = {k: v for k, v in report.to_dict().items() if k not in TIMING_KEYS}
-            report_json = json.dumps(counts, default=_json_default, sort_keys=True)
+            report_json = json.dumps(counts, default=formats.json_default, sort_keys=True)
             writer.add_key_value_metadata({"ysocensus.report": report_json})
             if fmt != "parquet":
                 writer.close()

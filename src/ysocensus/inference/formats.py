@@ -178,7 +178,7 @@ def write_to(table: pa.Table, target: str | os.PathLike, fmt: str, meta: Mapping
 
     ``where`` names the file in error messages (default ``target``)."""
     where = where or str(target)
-    meta_json = json.dumps(meta, sort_keys=True, default=_json_default) if meta is not None else None
+    meta_json = json.dumps(meta, sort_keys=True, default=json_default) if meta is not None else None
     if fmt == "parquet":
         import pyarrow.parquet as pq
         kv = dict(table.schema.metadata or {})
@@ -316,7 +316,8 @@ def _write_votable(table: pa.Table, target, meta_json: str | None, params: Seque
     vot.to_xml(str(target), tabledata_format="binary2")
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dumps`` fallback for the run metadata: numpy scalars and arrays as Python values, anything else as text."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
