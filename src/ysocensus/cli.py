@@ -88,7 +88,8 @@ def _load_model(args: argparse.Namespace, load_sampler):
         with warnings.catch_warnings():  # torch's note on a foreign pickle, before the error that says it all
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return load_sampler(args.model, device=args.device, threads=args.threads, n_steps=args.n_steps,
-                                method=args.method, rows_per_batch=args.rows_per_batch, prior=args.prior)
+                                method=args.method, rows_per_batch=args.rows_per_batch, prior=args.prior,
+                                field=args.field)
     except CheckpointError as exc:
         raise ModelFileError(one_line(exc)) from None
 
@@ -204,6 +205,9 @@ of a killed run are removed by the next one.""")
     p.add_argument("--prior", choices=("population", "simulation"), default=None,
                    help="posterior under the Galactic population (prior-ratio resampled; the model's default) or under "
                         "the simulated young-enriched training mix")
+    p.add_argument("--field", choices=("posterior_field", "transformer"), default=None,
+                   help="velocity field that draws the posterior: the light posterior field (fast; the model's default "
+                        "when it has one) or the Transformer decoder")
     p.add_argument("--n-steps", type=int, default=None, help="ODE steps (default: the model's own setting)")
     p.add_argument("--method", default=None, help="ODE solver: euler, heun, midpoint (default: the model's)")
     p.add_argument("--rows-per-batch", type=int, default=None,

@@ -159,8 +159,16 @@ def _prior_ratio(path, entry):
     return pr.eval()
 
 
+def sampling_field(net, samp: Mapping, asked: str | None = None) -> str:
+    """The field asked for, else the configured one; the Transformer for a network trained without a posterior
+    field unless the posterior field is asked for explicitly (``FlowPosterior`` then says it has none)."""
+    if asked is not None:
+        return asked
+    return samp["field"] if getattr(net, "posterior_field", None) is not None else "transformer"
+
+
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
-         method: str | None = None, prior: str | None = None):
+         method: str | None = None, prior: str | None = None, field: str | None = None):
     """Load a checkpoint as a ready ``estimator.FlowPosterior``. Sampling settings (solver, steps, prior) do not
     define the model: they come from ``expected_config`` when given (so the workflow's config decides how
     ``validate`` and ``infer`` sample), else from the config the model was trained under."""
@@ -180,6 +188,6 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
                          prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
                          oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
                          max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],
-                         anchors=extra["anchors"])
+                         anchors=extra["anchors"], field=sampling_field(net, samp, field))
     post.fingerprint = model_fingerprint(model_config)
     return post

@@ -45,6 +45,9 @@ _GAIA_SIGMA = 2.5 / np.log(10.0)
 
 #: the priors a posterior can be sampled under (see the module docstring)
 PRIORS = ("population", "simulation")
+#: the velocity fields a posterior can be drawn with: the network's light posterior field (``posterior_field``,
+#: the production path) or its Transformer decoder (any conditional)
+FIELDS = ("posterior_field", "transformer")
 
 
 def _check_prior(prior: str) -> None:
@@ -94,8 +97,15 @@ class FlowPosterior:
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
                  rows_per_batch: int = 4096, young_log10_age: float = 7.69897, prior_ratio=None,
                  prior: str = "population", oversample: int = 1, time_power: float = 1.0, anchors=None,
-                 min_ess: float = 0.0, max_oversample: int = 0):
+                 min_ess: float = 0.0, max_oversample: int = 0, field: str = "transformer"):
         _check_prior(prior)
+        if field not in FIELDS:
+            raise ValueError(f"field must be one of {FIELDS}, not {field!r}")
+        if field == "posterior_field" and getattr(net, "posterior_field", None) is None:
+            raise ValueError("field 'posterior_field': this network was trained without one "
+                             "(train.network.posterior_field); use 'transformer'")
+        # which velocity field draws the all-θ-latent posterior (``FIELDS``)
+        self.field = field
         self.anchors = anchors  # anchors.MeasurementAnchors the network was trained with (None: off)
         self.net = net.eval()
         self.prior_ratio = None if prior_ratio is None else prior_ratio.eval()
@@ -227,8 +237,12 @@ class FlowPosterior:
             cond = self._conditioning(t["values"][run], t["logsig"][run], t["sky"][run], state[run], self.device)
             noise = rng.normal(rows[run], purpose, (n_draw, cond.lat_idx.shape[1])).to(cond.values.dtype)
             z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
-                               noise=noise, full_sequence=full_sequence, time_power=self.time_power)
+                               noise=noise, full_sequence=full_sequence, time_power=self.time_power,
+                               field=self._use_field(full_sequence))
             yield sl, z[:n], cond.sky[:n]
+
+    def _use_field(self, full_sequence: bool = False) -> bool:
+        return self.field == "posterior_field" and not full_sequence
 
     @torch.no_grad()
     def proposals(self, arrays, n_draw: int, generator: torch.Generator | None = None):
@@ -287,7 +301,7 @@ class FlowPosterior:
         return s
 
     def describe(self) -> dict:
-        return {"solver": self.method, "n_steps": self.n_steps, "time_power": self.time_power, "fingerprint": getattr(self, "fingerprint", None),
+        return {"field": self.field, "solver": self.method, "n_steps": self.n_steps, "time_power": self.time_power, "fingerprint": getattr(self, "fingerprint", None),
                 "anchors": self.anchors is not None,
                 "network": self.net.config.to_dict(),
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
@@ -335,7 +349,7 @@ class FlowPosterior:
             th = theta.transpose(0, 1)  # [B, n, 5]
         cond = self._conditioning(t["values"], t["logsig"], t["sky"], state, self.device)
         z = theta_to_model(th, self.stats).to(self.device)
-        lp = sampler.log_prob(self.net, cond, z, n_steps, method).cpu() + log_abs_det_model_per_phys(th, self.stats)
+        lp = sampler.log_prob(self.net, cond, z, n_steps, method, field=self._use_field()).cpu() + log_abs_det_model_per_phys(th, self.stats)
         lp = torch.nan_to_num(lp, nan=-float("inf"))
         if theta.dim() == 2 and B == 1:
             return lp[0]

@@ -32,6 +32,7 @@ import torch
 
 from ysocensus.model.anchors import features, from_anchored, latent_map, to_anchored
 from ysocensus.model.network import FlowTransformer, affine_theta_slots, latent_slots
+from ysocensus.model.posterior_field import all_theta_latent
 from ysocensus.model.tokens import LATENT, N_THETA, OBSERVED, is_observed
 
 
@@ -74,6 +75,7 @@ class LossTerms:
     guidance: torch.Tensor | None
     x1_hat: torch.Tensor | None = None
     affine: torch.Tensor | None = None  # the affine head's Gaussian NLL (network.affine_head)
+    posterior_field: torch.Tensor | None = None  # the posterior field's flow-matching loss (network.posterior_field)
 
 
 #: rows are grouped by latent count (≤ this: the posterior masks) and by observed count (buckets split at
@@ -128,6 +130,8 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     w = batch.get("weight")
     w = torch.ones(B, dtype=values.dtype, device=values.device) if w is None else w.to(values.dtype)
     fm_sum, g_sum, a_sum = values.new_zeros(()), None, None
+    field = getattr(net, "posterior_field", None)
+    pf_sum, pf_w = values.new_zeros(()), values.new_zeros(())
     for sl in groups:
         st, wi, vals = state[sl], w[sl], values[sl]
         cache = net.encode(vals, logsig[sl], sky[sl], st)
@@ -149,6 +153,9 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         ok = lat_ok[:, None].to(v.dtype)
         per_example = (((v - u) ** 2) * ok).sum((1, 2)) / (ok.sum((1, 2)).clamp(min=1) * K)
         fm_sum = fm_sum + (wi * per_example).sum()
+        if field is not None:
+            pf, wf = _posterior_field_loss(field, cache, x_t, t, u, lat_idx, lat_ok, feat, wi)
+            pf_sum, pf_w = pf_sum + pf, pf_w + wf
         if guidance is not None and guidance.enabled:
             x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
             if cmap is not None:
@@ -164,7 +171,24 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     if a_sum is not None:
         a = a_sum / total_w
         loss = loss + a
-    return LossTerms(loss, fm, g, affine=a)
+    pf = None
+    if field is not None:
+        pf = pf_sum / pf_w.clamp(min=1e-12)
+        loss = loss + pf
+    return LossTerms(loss, fm, g, affine=a, posterior_field=pf)
+
+
+def _posterior_field_loss(field, cache, x_t, t, u, lat_idx, lat_ok, feat, w):
+    """(Σ w · loss, Σ w) of the posterior field (``posterior_field``) on the rows whose latent set is exactly
+    θ, at the Transformer's own (x_t, t, u_t) draws and per-star map, so both fields learn the same posterior."""
+    rows = all_theta_latent(lat_idx, lat_ok)
+    if not bool(rows.any()):
+        return w.new_zeros(()), w.new_zeros(())
+    th = slice(0, N_THETA)
+    cond = field.condition(cache.context[rows], None if feat is None else feat[rows][:, th])
+    v = field(cond, x_t[rows][..., th], t[rows])
+    per_example = ((v - u[rows][..., th]) ** 2).mean((1, 2))
+    return (w[rows] * per_example).sum(), w[rows].sum()
 
 
 def affine_nll(theta, c, s, slots) -> torch.Tensor:

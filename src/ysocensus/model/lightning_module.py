@@ -44,6 +44,8 @@ class FlowModule(L.LightningModule):
             self.log("train/guidance", out.guidance, batch_size=n)
         if out.affine is not None:
             self.log("train/affine_nll", out.affine, batch_size=n)
+        if out.posterior_field is not None:
+            self.log("train/posterior_field", out.posterior_field, batch_size=n)
         return out.loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
@@ -62,6 +64,8 @@ class FlowModule(L.LightningModule):
         state = posterior_states(batch["measured"])
         out = flow_matching_loss(self.ema, batch, state, self.flow_cfg, g, None, self.anchors)
         self.log("val/loss", out.fm, prog_bar=True, batch_size=batch["values"].shape[0], sync_dist=True)
+        if out.posterior_field is not None:
+            self.log("val/posterior_field", out.posterior_field, batch_size=batch["values"].shape[0], sync_dist=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.net.parameters(), lr=float(self.optim["lr"]),

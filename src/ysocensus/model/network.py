@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ysocensus.model.posterior_field import PosteriorField, pooled_context
 from ysocensus.model.tokens import (LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, SKY_INDEX, SURVEY_TOKENS,
                                     VALUE_ONLY, is_observed)
 
@@ -54,6 +55,11 @@ class NetworkConfig:
     #: s ≥ s_off, log-linearly between (``affine_gate``); None: in full everywhere. Sharp posteriors need the
     #: map; broad ones (faint stars, photometry alone) are learnt as well without it
     affine_widths: tuple | None = None
+    #: a light velocity field for the all-θ-latent posterior on the pooled observation encoding
+    #: (``posterior_field``), trained jointly; the production sampler (``train.sampling.field``)
+    posterior_field: bool = False
+    posterior_field_width: int = 128
+    posterior_field_layers: int = 3
 
     def __post_init__(self):
         if self.affine_rows not in AFFINE_ROWS:
@@ -80,13 +86,14 @@ class ObservationCache:
     obs_bias: torch.Tensor
     affine: torch.Tensor | None = None  # [B, N_THETA, 2]: the affine head's (c, raw log s) per θ (or None)
     affine_rows: torch.Tensor | None = None  # [B] bool: the rows the head's map applies to (``affine_rows``)
+    context: torch.Tensor | None = None  # [B, 2·dim]: pooled encoding for the posterior field (or None)
 
     def repeat(self, n: int) -> "ObservationCache":
         """Each star repeated n times (rows = star-major), for the full-sequence path."""
         r = lambda a: a.repeat_interleave(n, 0)  # noqa: E731
         opt = lambda a: None if a is None else r(a)  # noqa: E731
         return ObservationCache([r(k) for k in self.keys], [r(v) for v in self.values], r(self.obs_bias),
-                                opt(self.affine), opt(self.affine_rows))
+                                opt(self.affine), opt(self.affine_rows), opt(self.context))
 
 
 def _mlp(d, ratio):
@@ -217,6 +224,9 @@ class FlowTransformer(nn.Module):
             self.affine_out = nn.Linear(2 * d, 2 * N_THETA)
             nn.init.zeros_(self.affine_out.weight)
             nn.init.zeros_(self.affine_out.bias)
+        if c.posterior_field:
+            self.posterior_field = PosteriorField(2 * d, c.posterior_field_width, c.posterior_field_layers,
+                                                  c.time_frequencies)
 
     # ------------------------------------------------------------------------------------------ embed
     def embed_observed(self, values, logsig, sky, state) -> torch.Tensor:
@@ -273,7 +283,8 @@ class FlowTransformer(nn.Module):
             pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
             affine = self.affine_out(self.affine_mlp(pooled)).view(-1, N_THETA, 2)
             rows = affine_rows(state, self.config.affine_rows)
-        return ObservationCache(keys, vals, bias[:, None], affine, rows)
+        context = pooled_context(h, obs_ok) if self.config.posterior_field else None
+        return ObservationCache(keys, vals, bias[:, None], affine, rows, context)
 
     def affine_slots(self, cache: ObservationCache, lat_idx, lat_ok):
         """(c, s) [B, L] of the latent slots from the affine head: its values for θ slots of the rows it

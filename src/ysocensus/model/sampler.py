@@ -24,6 +24,8 @@ import torch
 
 from ysocensus.model.anchors import features, from_anchored, latent_map, to_anchored
 from ysocensus.model.network import FlowTransformer, ObservationCache
+from ysocensus.model.posterior_field import all_theta_latent
+from ysocensus.model.tokens import N_THETA
 
 METHODS = ("euler", "heun", "midpoint", "rk45")
 
@@ -65,10 +67,14 @@ def prepare(net: FlowTransformer, cond: Conditioning) -> Conditioning:
     return cond
 
 
-def velocity_fn(net: FlowTransformer, cond: Conditioning, full_sequence: bool = False):
-    """f(x [B,S,L], t float) → v [B,S,L]; encodes the observations once unless ``full_sequence``."""
+def velocity_fn(net: FlowTransformer, cond: Conditioning, full_sequence: bool = False, field: bool = False):
+    """f(x [B,S,L], t float) → v [B,S,L]; encodes the observations once unless ``full_sequence``. ``field``: the
+    network's posterior field (``posterior_field``) instead of its Transformer decoder; every row must have
+    exactly θ latent."""
     if not full_sequence and cond.cache is None:
         cond.cache = net.encode(cond.values, cond.logsig, cond.sky, cond.state)
+    if field:
+        return _field_fn(net, cond)
     kw = {} if cond.anchor_c is None else {"anchor": cond.anchor_features}
 
     def f(x, t):
@@ -77,6 +83,23 @@ def velocity_fn(net: FlowTransformer, cond: Conditioning, full_sequence: bool = 
             return net.forward_full(cond.values, cond.logsig, cond.sky, cond.state, x, tt,
                                     cond.lat_idx, cond.lat_ok, **kw)
         return net.decode(cond.cache, x, tt, cond.lat_idx, cond.lat_ok, **kw)
+
+    return f
+
+
+def _field_fn(net: FlowTransformer, cond: Conditioning):
+    pf = getattr(net, "posterior_field", None)
+    if pf is None:
+        raise ValueError("this network has no posterior field (train.network.posterior_field); sample with the "
+                         "Transformer (train.sampling.field: transformer)")
+    if not bool(all_theta_latent(cond.lat_idx, cond.lat_ok).all()):
+        raise ValueError("the posterior field samples the all-θ-latent posterior only; these rows have other "
+                         "latent slots (use the Transformer)")
+    feat = cond.anchor_features
+    h = pf.condition(cond.cache.context, None if feat is None else feat[:, :N_THETA])
+
+    def f(x, t):
+        return pf(h, x, torch.full((1, 1), float(t), dtype=x.dtype, device=x.device))
 
     return f
 
@@ -132,16 +155,17 @@ def _solve_ivp(f, x, t0, t1, rtol=1e-5, atol=1e-6):
 @torch.no_grad()
 def sample(net: FlowTransformer, cond: Conditioning, n_samples: int, n_steps: int = 4, method: str = "midpoint",
            generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
-           full_sequence: bool = False, time_power: float = 1.0) -> torch.Tensor:
+           full_sequence: bool = False, time_power: float = 1.0, field: bool = False) -> torch.Tensor:
     """Data-end samples [B, S, L] of the latent tokens (standardised model space); padded slots are 0.
-    ``time_power``: step spacing of the fixed-step solvers (``time_grid``)."""
+    ``time_power``: step spacing of the fixed-step solvers (``time_grid``); ``field``: integrate the posterior
+    field (``velocity_fn``)."""
     B, L = cond.lat_idx.shape
     if noise is None:  # drawn on the CPU so that a seed gives the same samples on every device
         noise = torch.randn(B, n_samples, L, generator=generator, dtype=cond.values.dtype)
     noise = noise.to(cond.values.device)
     x = noise * cond.lat_ok[:, None].to(noise.dtype)
     prepare(net, cond)
-    f = velocity_fn(net, cond, full_sequence)
+    f = velocity_fn(net, cond, full_sequence, field)
     x = integrate(f, x, n_steps, method, power=time_power)
     if cond.anchor_c is not None:
         x = from_anchored(x, cond.anchor_c, cond.anchor_s)
@@ -161,8 +185,9 @@ def _divergence(f, x, t, ok):
 
 
 def log_prob(net: FlowTransformer, cond: Conditioning, x1: torch.Tensor, n_steps: int = 32,
-             method: str = "midpoint") -> torch.Tensor:
-    """log q(x1 | observation) [B, S] in standardised model space of the latent slots.
+             method: str = "midpoint", field: bool = False) -> torch.Tensor:
+    """log q(x1 | observation) [B, S] in standardised model space of the latent slots, of the Transformer's
+    flow or (``field``) of the posterior field's.
 
     Integrates from t = 1 back to t = 0 with the exact divergence; ``method`` euler, midpoint or rk45.
     Anchored slots are integrated in y = (x1 − c) / s, and log q(x1) = log q(y) − Σ log s.
@@ -173,7 +198,7 @@ def log_prob(net: FlowTransformer, cond: Conditioning, x1: torch.Tensor, n_steps
     if cond.anchor_c is not None:
         x1 = to_anchored(x1, cond.anchor_c, cond.anchor_s)
         log_jac = -(torch.log(cond.anchor_s)[:, None] * ok).sum(-1)
-    f = velocity_fn(net, cond)
+    f = velocity_fn(net, cond, field=field)
     B, S, L = x1.shape
 
     def aug(z, t):

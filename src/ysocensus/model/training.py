@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
 import torch
 
 from ysocensus import io
@@ -84,12 +85,15 @@ def _lr_lambda(module, optim: Mapping):
     return f
 
 
-def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None):
+def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None, zones=None):
     """The prior ratio population / training mix (``model.prior_ratio``) from the training rows' truth, with the
-    field tilt the loss used (or None); (None, note) when the loss already used the full population weights (power 1)."""
+    field tilt the loss used (or None) and the zones of the near-young field the population was simulated with
+    (``population_zones``; None or empty: none); (None, note) when the loss already used the full population
+    weights (power 1)."""
     import pyarrow.parquet as pq
 
-    from ysocensus.model.prior_ratio import fit_prior_ratio
+    from ysocensus.galaxy.young import lbd_to_xyz, near_structure
+    from ysocensus.model.prior_ratio import DISTANCE_INDEX, fit_prior_ratio
     from ysocensus.model.tokens import N_THETA, tokenize
 
     if power >= 1.0:
@@ -99,11 +103,18 @@ def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None):
     arrays = tokenize(table, stats, "weight")
     ok = arrays.measured[:, :N_THETA].all(1)
     weight = table.column("weight").to_numpy()[ok]
-    others = 0 if tilt is None else tilt.check_zone(table.column(io.PARAMETERS[0]).to_numpy()[ok], weight, str(train_path))
+    age = table.column(io.PARAMETERS[0]).to_numpy()[ok]
+    has_zones = zones is not None and len(zones[1]) > 0
+    near = near_structure(*lbd_to_xyz(*(table.column(c).to_numpy()[ok] for c in ("l", "b", "distance_pc"))),
+                          *zones) if has_zones else np.zeros(len(weight), bool)
+    others = 0 if tilt is None else tilt.check_zone(age, weight, str(train_path), near=near)
     model, summary = fit_prior_ratio(arrays.values[ok, :N_THETA], arrays.sky[ok], weight, power, seed=seed,
-                                     tilt=tilt, age_scale=(stats.theta_mean[0], stats.theta_std[0]))
+                                     tilt=tilt, age_scale=(stats.theta_mean[0], stats.theta_std[0]),
+                                     zones=zones if has_zones else None,
+                                     distance_scale=(stats.theta_mean[DISTANCE_INDEX], stats.theta_std[DISTANCE_INDEX]))
     if tilt is not None:
         summary["tilt_zone_non_field_rows"] = others
+        summary["tilt_zone_near_young_rows"] = int((tilt.in_zone(age) & near).sum())
     summary["seconds"] = round(time.monotonic() - t0, 1)
     log.info("prior ratio: %s", summary)
     return model, summary
@@ -114,6 +125,7 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
     sampled as ``infer`` will sample them, and attach it to ``prior_ratio``; → its summary."""
     import pyarrow.parquet as pq
 
+    from ysocensus.model.checkpoint import sampling_field
     from ysocensus.model.estimator import FlowPosterior
     from ysocensus.model.recalibration import fit_from_posterior
 
@@ -121,7 +133,7 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
     samp = cfg["sampling"]
     post = FlowPosterior(net.eval(), stats, n_steps=samp["n_steps"], method=samp["method"],
                          rows_per_batch=samp["rows_per_batch"], prior_ratio=prior_ratio,
-                         time_power=samp["time_power"], anchors=anchors)
+                         time_power=samp["time_power"], anchors=anchors, field=sampling_field(net, samp))
     table = pq.read_table(val_path)
     table = table.filter(table.column("survey_mask").to_numpy() > 0)
     tr = cfg["training"]
@@ -171,10 +183,19 @@ def field_tilt(cfg: Mapping, population: Mapping | None):
     return FieldTilt.from_population(section("population", population), float(cfg["training"]["field_tilt_dex"]))
 
 
+def population_zones(population: Mapping | None, seed: int):
+    """The zones of the near-young field (``galaxy.young.near_young_zones``) of the population config the training
+    set was simulated with (its defaults when None), for the prior ratio's near-structure flag."""
+    from ysocensus.config import section
+    from ysocensus.galaxy.young import near_young_zones
+
+    return near_young_zones(section("population", population), seed)
+
+
 def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None, seed: int,
                  threads: int | None = None, isochrones=None, bc_grid=None, population: Mapping | None = None) -> dict:
     """Train the model on ``training_dir``; ``population`` is the population config of the simulation (for the
-    field tilt; its defaults when None)."""
+    field tilt and the near-young zones of the prior ratio; its defaults when None)."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -252,7 +273,7 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
     with phase(log, "prior ratio (population / training mix): fitting the classifier on the training rows"):
         prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
                                                                     float(cfg["training"]["importance_power"]),
-                                                                    cfg["seed"], tilt)
+                                                                    cfg["seed"], tilt, population_zones(population, seed))
     if prior_ratio is not None and float(cfg["training"]["age_recalibration_dex"]) > 0:
         with phase(log, "age recalibration: sampling the validation split's stars as infer will, then fitting"):
             summary["age_recalibration"] = fit_age_recalibration(module.ema, dm.stats, prior_ratio, anchors, cfg,
