@@ -3,6 +3,7 @@
 Fast: no Lightning, no trained model (a stand-in sampler goes through the real inference driver).
 """
 
+import contextlib
 import json
 import math
 import subprocess
@@ -367,3 +368,45 @@ def test_run_rule_takes_the_schema_defaults_and_loads_the_model_as_the_cli_does(
     assert out["young_threshold_myr"] == config["infer"]["young_threshold_myr"]
     assert set(YOUNG_FILES) <= set(out["files"])
     assert all((tmp_path / f"real_{k}.png").exists() for k in figures)
+
+
+class _Estimator:
+    """A stand-in posterior with two priors: under "simulation" every star is young (log age 6.6)."""
+
+    def __init__(self):
+        self.prior, self.prior_ratio = "population", object()
+
+    @contextlib.contextmanager
+    def using_prior(self, prior):
+        keep, self.prior = self.prior, prior
+        try:
+            yield self
+        finally:
+            self.prior = keep
+
+
+class _TwoPriorSampler(_Sampler):
+    def __init__(self):
+        super().__init__()
+        self.estimator = _Estimator()
+
+    def sample(self, batch, n_samples, seed):
+        res = super().sample(batch, n_samples, seed)
+        if self.estimator.prior == "simulation":
+            res.samples[..., 0] = 6.6
+        return res
+
+
+def test_the_other_prior_is_scored_beside_the_main_one(tmp_path):
+    files = [_file("CrA_EsplinLuhman2022_gaiaedr3.csv"), _old_file(tmp_path)]
+    sampler = _TwoPriorSampler()
+    out = real.run_real_validation(None, tmp_path / "real.json", tmp_path / "fig", n_samples=8, seed=1,
+                                   files=files, sampler=sampler, variants=["as_published"], compare_prior=True)
+    other = out["other_prior"]
+    assert other["prior"] == "simulation" and other["variant"] == "as_published"
+    # the stand-in calls every star young under "simulation", old ones included; the main scores do not
+    assert other["scores"]["old_called_young"] == 1.0 and out["variants"]["as_published"]["old_called_young"] == 0.0
+    assert sampler.estimator.prior == "population"  # restored
+    plain = real.run_real_validation(None, tmp_path / "r2.json", tmp_path / "fig", n_samples=8, seed=1, files=files,
+                                     sampler=_Sampler(), variants=["as_published"], compare_prior=True)
+    assert plain["other_prior"].startswith("not available")

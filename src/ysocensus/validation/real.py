@@ -611,13 +611,15 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
                         n_steps: int | None = None, method: str | None = None,
                         rows_per_batch: int | None = None, prior: str | None = None,
                         catalog_format: str = "parquet", files: Iterable | None = None,
-                        sagitta: bool = True, dpi: int = 130, calibration_groups: Sequence[str] = ()) -> dict:
+                        sagitta: bool = True, dpi: int = 130, calibration_groups: Sequence[str] = (),
+                        compare_prior: bool = False) -> dict:
     """Real members through ``infer_catalog`` for each variant; metrics to ``output_json``, figures.
 
     ``figures`` maps ``p_young``, ``age``, ``cmd`` to PNG paths (default ``figure_dir/real_<name>.png``).
     ``isochrones``/``bc_grid``: the workflow's ``results/models/isochrones.npz`` and ``bc_grid.npz``; the CMD
     has no isochrones without them. ``sampler`` replaces the model (tests); otherwise the checkpoint is
-    loaded with ``load_sampler`` exactly as ``ysocensus infer`` does. Returns the JSON dict.
+    loaded with ``load_sampler`` exactly as ``ysocensus infer`` does. ``compare_prior``: also score the first
+    variant under the other prior (``other_prior``), where the sampler can switch priors. Returns the JSON dict.
     """
     variants = list(variants)
     bad = [v for v in variants if v not in VARIANTS]
@@ -647,6 +649,9 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
             out_variants[v] = m
             log.info("%s: AUC %s, young called young %s, median |dlog age| %s, inside 16-84 %s", v,
                      m["auc_p_young"], m["young_called_young"], m["median_abs_dlog_age"], m["age_inside_16_84"])
+        if compare_prior:
+            result_other = _other_prior(members, sampler, variants[0], n_samples, seed, young_threshold_myr, tmp,
+                                        catalog_format, calibration_groups)
     result = {
         "definitions": DEFINITIONS,
         "young_threshold_myr": float(young_threshold_myr),
@@ -661,6 +666,8 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
     }
     if "as_published" in out_variants and "no_sigma" in out_variants:
         result["sigma_vs_no_sigma"] = compare_variants(out_variants["as_published"], out_variants["no_sigma"])
+    if compare_prior:
+        result["other_prior"] = result_other
     result["sagitta"] = "not run (validate_real.sagitta: false)"
     if sagitta:
         try:
@@ -690,6 +697,21 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
     output_json.parent.mkdir(parents=True, exist_ok=True)
     io.write_json(_jsonable(result), output_json)
     return result
+
+
+def _other_prior(members, sampler, variant, n_samples, seed, young_threshold_myr, tmp, catalog_format,
+                 calibration_groups) -> dict | str:
+    """Scores of ``variant`` under the prior the sampler is not set to (``FlowPosterior.using_prior``): the
+    network's own posterior (simulation) against the population-corrected one, per group."""
+    est = getattr(sampler, "estimator", None)
+    if est is None or not hasattr(est, "using_prior") or getattr(est, "prior_ratio", None) is None:
+        return "not available (the sampler has no prior ratio to switch)"
+    other = "simulation" if est.prior == "population" else "population"
+    with est.using_prior(other):
+        table, _ = run_members(members, sampler, variant, n_samples, seed, young_threshold_myr, tmp,
+                               catalog_format=catalog_format)
+    m = score(table, young_threshold_myr, calibration_groups=calibration_groups)
+    return {"prior": other, "variant": variant, "scores": m}
 
 
 def _jsonable(x):
@@ -729,4 +751,4 @@ def run_rule(model: str, isochrones: str | None, bc_grid: str | None, output_jso
         threads=int(threads), n_steps=infer.get("ode_steps"), method=infer.get("ode_method"),
         rows_per_batch=infer.get("rows_per_batch"), prior=section.get("prior"),
         catalog_format=section["catalog_format"], sagitta=bool(section["sagitta"]), dpi=int(section["dpi"]),
-        calibration_groups=calibration_groups)
+        calibration_groups=calibration_groups, compare_prior=bool(section.get("compare_prior", False)))
