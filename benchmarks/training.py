@@ -7,7 +7,9 @@ without Lightning's bookkeeping. Batches are rows of ``results/training/train.pa
 
 Reported (``results/benchmarks/training.json``): ``examples_per_s`` (best of several windows: the
 machine's figure on a shared box, like timeit's min), its median, ``examples_per_s_per_core``, and the
-share of one step spent in the observation encoder (forward + backward), with the machine.
+share of one step spent in the observation encoder (forward + backward), with the machine; and, timed in the
+same run, ``examples_per_s_without_posterior_field``: the same network without the jointly trained posterior
+field (``model.posterior_field``), what training cost before it.
 
     python benchmarks/training.py [--threads 2] [--seconds 30] [--batch-size 1024]
 """
@@ -64,15 +66,17 @@ def main(argv=None):
     n_batches = 8
     data, inputs = _batches(n_batches * a.batch_size, 0)
     net = FlowTransformer(NetworkConfig(**DEFAULTS["network"]))
+    bare = FlowTransformer(NetworkConfig(**{**DEFAULTS["network"], "posterior_field": False}))
     mix, fcfg = MaskMix(**DEFAULTS["masks"]), FlowConfig(**DEFAULTS["flow"])
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    opts = {id(m): torch.optim.AdamW(m.parameters(), lr=1e-3) for m in (net, bare)}
     g = torch.Generator().manual_seed(1)
     batches = [{k: v[i * a.batch_size:(i + 1) * a.batch_size] for k, v in data.items()} for i in range(n_batches)]
     states = [sample_condition_states(b["measured"], mix, g) for b in batches]
 
-    def step(i):
+    def step(i, model=net):
         b, s = batches[i % n_batches], states[i % n_batches]
-        out = flow_matching_loss(net, b, s, fcfg, g)
+        out = flow_matching_loss(model, b, s, fcfg, g)
+        opt = opts[id(model)]
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
@@ -98,11 +102,16 @@ def main(argv=None):
 
     for i in range(3):  # warm-up
         step(i)
-    steps = windows(step, a.seconds)
+        step(i, bare)
+    steps, steps_bare = [], []
+    for _ in range(3):  # alternate windows of the two networks, so machine load hits both alike
+        steps += windows(step, a.seconds / 3)
+        steps_bare += windows(lambda i: step(i, bare), a.seconds / 6)
     enc = windows(encoder_only, a.seconds / 4)
     best, enc_best = max(steps), max(enc)
     out = {"examples_per_s": round(best, 1), "examples_per_s_median_window": round(float(np.median(steps)), 1),
            "examples_per_s_per_core": round(best / torch.get_num_threads(), 1),
+           "examples_per_s_without_posterior_field": round(max(steps_bare), 1),
            "encoder_share_of_step": round(best / enc_best, 3), "windows": len(steps),
            "batch_size": a.batch_size, "draws_per_example": fcfg.draws_per_example,
            "flow_matching_samples_per_s": round(best * fcfg.draws_per_example, 1),
@@ -111,7 +120,8 @@ def main(argv=None):
            "machine": machine()}
     io.write_json(out, a.output)
     print(json.dumps(out, indent=2))
-    print(f"training: {best:.0f} examples/s ({best / torch.get_num_threads():.0f} per core, "
+    print(f"training: {best:.0f} examples/s ({best / torch.get_num_threads():.0f} per core; "
+          f"{max(steps_bare):.0f} without the posterior field; "
           f"{torch.get_num_threads()} threads, batch {a.batch_size}); encoder {100 * out['encoder_share_of_step']:.0f}% of a step")
     return out
 
