@@ -11,7 +11,7 @@ from ysocensus import population as P
 from ysocensus.dust import DustField
 from ysocensus.galaxy import COMPONENTS
 from ysocensus.config import section
-from ysocensus.galaxy.young import complexes_from_config
+from ysocensus.galaxy.young import complexes_from_config, near_structure, near_young_zones
 from ysocensus.stars.tracks import IsochroneGrid
 
 SMALL = {"distance_max_pc": 300.0, "thinning": {"field": 0.002, "young_field": 0.05, "young": 0.3},
@@ -44,8 +44,13 @@ def test_schema_weights_and_metadata(models, tmp_path):
     assert set(df["tile"]) == {24, 25, 26}
     assert df["source_id"].is_unique
     assert np.all((df["source_id"].to_numpy() >> 32) == df["tile"].to_numpy())
-    w = df.groupby(df["component"].astype(str))["weight"].first()
-    assert w["thin3"] == pytest.approx(500.0) and w["young_field"] == pytest.approx(20.0)
+    # field weights 1/f (thin3 500, young field 20), 1/max(f, near_young) = 10 inside the zones of young structure
+    zones = near_young_zones(section("population", SMALL), 11)
+    inside = near_structure(*(df[c].to_numpy(np.float64) for c in ("x_pc", "y_pc", "z_pc")), *zones)
+    f = np.where(df["component"].astype(str) == "young_field", 0.05, 0.002)
+    field = (df.cluster_id < 0).to_numpy()
+    assert np.allclose(df.loc[field, "weight"], 1 / np.where(inside, np.maximum(f, 0.1), f)[field])
+    assert (field & inside).sum() > 10 and ((df["component"] == "thin3") & ~inside).sum() > 10
     assert np.allclose(df.loc[df.cluster_id >= 0, "weight"], 1 / 0.3)
     assert np.all(df["distance_pc"] <= 300.0 + 1e-3)
     assert df["rv"].between(2.5, 6.0).all() and abs(df["rv"].mean() - 3.1) < 0.05
@@ -55,7 +60,10 @@ def test_schema_weights_and_metadata(models, tmp_path):
     t = meta["tiles"]["26"]
     assert t["total"]["generated"] == t["total"]["kept"] + t["total"]["dropped"]
     assert t["total"]["kept"] == int((df["tile"] == 26).sum())
-    assert t["components"]["thin7"]["dropped_weighted"] == pytest.approx(500.0 * t["components"]["thin7"]["dropped"])
+    c7 = t["components"]["thin7"]
+    kept_w = df.loc[(df["tile"] == 26) & (df["component"] == "thin7"), "weight"].sum()
+    assert c7["generated_weighted"] - c7["dropped_weighted"] == pytest.approx(kept_w, rel=1e-6)
+    assert 10.0 * c7["dropped"] <= c7["dropped_weighted"] <= 500.0 * c7["dropped"] and c7["dropped"] > 0
     assert meta["thinning"]["field"] == 0.002 and meta["components"] == list(COMPONENTS)
 
 
@@ -104,6 +112,9 @@ def test_tile_independent_of_chunking(models, tmp_path):
     ({"distance_min_pc": 500.0, "distance_max_pc": 300.0}, "distance_min_pc"),
     ({"thinning": {"field": -0.1}}, "thinning"),
     ({"thinning": {"field": 0.0}}, "thinning"),
+    ({"thinning": {"near_young": 0.0}}, "thinning"),
+    # = the young field's fraction: the near field would have no weight of its own
+    ({"thinning": {**SMALL["thinning"], "near_young": 0.05}}, "near_young"),
     ({"imf": {"kind": "salpeter"}}, "imf"),
     ({"unknown_key": 1}, "unknown_key|Additional properties"),
 ])

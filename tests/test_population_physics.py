@@ -190,3 +190,64 @@ def test_young_stars_in_complexes(grid, dust):
     assert in_orion.sum() > 1000
     assert np.median(d[cid >= 0][in_orion]) == pytest.approx(400, abs=40)
     assert set(np.unique(comp[cid >= 0])) <= {"young_cluster", "young_association"}
+
+
+# ------------------------------------------------------------------------------------------------
+# the near-young field: thinned less inside the zones of young structure (population.thinning.near_young)
+# ------------------------------------------------------------------------------------------------
+NEAR = dict(distance_max_pc=300.0, thinning={"field": 0.005, "young_field": 0.05, "near_young": 0.5},
+            sampling={"sub_nside": 32, "shell_pc": 5.0}, **NO_CUT)
+SCO_CEN = int(tile_of(2, 340.0, 15.0))  # Upper Sco, UCL, Lupus, rho Oph: zones of 8-60 pc within 160 pc
+
+
+def _smooth(table):
+    comp = table.column("component").to_numpy(zero_copy_only=False).astype(str)
+    return np.flatnonzero(table.column("cluster_id").to_numpy() < 0), comp
+
+
+def test_near_young_field_weights_per_star(grid, dust):
+    """A field star inside a zone weighs 1/max(f, near_young), one outside 1/f (f: its component's fraction)."""
+    from ysocensus.galaxy.young import near_structure
+
+    ctx = ctx_for(grid, dust, **NEAR)
+    assert ctx.zones[1].size > 50
+    table, st = P.generate_tile(ctx, SCO_CEN)
+    idx, comp = _smooth(table)
+    x, y, z, w = (arrays(table, c)[0][idx] for c in ("x_pc", "y_pc", "z_pc", "weight"))
+    inside = near_structure(x.astype(float), y.astype(float), z.astype(float), *ctx.zones)
+    f = np.where(comp[idx] == "young_field", 0.05, 0.005)
+    assert 100 < inside.sum() < inside.size - 100
+    assert np.allclose(w, 1.0 / np.where(inside, np.maximum(f, 0.5), f))
+    # per component, the metadata's weighted count is the sum of the stars' weights (no cut: all kept)
+    for name in ("young_field", "thin3"):
+        sel = comp[idx] == name
+        assert st["components"][name]["generated_weighted"] == pytest.approx(w[sel].sum(), rel=1e-6)
+    # young structure keeps its own weight (thinning.young = 1)
+    assert np.all(arrays(table, "weight")[0][table.column("cluster_id").to_numpy() >= 0] == 1.0)
+
+
+def test_near_young_thinning_keeps_the_weighted_counts(grid, dust):
+    """The zones change how many stars are drawn, not how many real stars they stand for: expected counts
+    divided by the element's fraction are the same with and without them, and the sum of the weights of the
+    generated field stars matches that expectation in both (within Poisson noise)."""
+    on = ctx_for(grid, dust, **NEAR)
+    off = ctx_for(grid, dust, near_young_sigmas=0.0, **NEAR)
+    rows, lam_on, (*_, near_on) = P.expected_counts(on, SCO_CEN)
+    _, lam_off, (*_, near_off) = P.expected_counts(off, SCO_CEN)
+    assert near_on.any() and not near_off.any()
+    frac_on = np.stack([P.element_fractions(on, r[2], near_on) for r in rows])
+    frac_off = np.stack([P.element_fractions(off, r[2], near_off) for r in rows])
+    assert np.allclose(lam_on / frac_on, lam_off / frac_off, rtol=1e-12)
+    assert lam_on.sum() > 1.5 * lam_off.sum() and set(np.unique(frac_off)) == {0.005, 0.05}
+    assert set(np.unique(frac_on)) == {0.005, 0.05, 0.5}
+    expect = (lam_off / frac_off).sum()
+    for ctx in (on, off):
+        table, _ = P.generate_tile(ctx, SCO_CEN)
+        idx, _ = _smooth(table)
+        w = arrays(table, "weight")[0][idx].astype(float)
+        assert abs(w.sum() - expect) < 4 * np.sqrt((w**2).sum())
+    # switched off, the rows are those of the stage without zones (no random number drawn for them)
+    t_off, _ = P.generate_tile(off, SCO_CEN)
+    t_none, _ = P.generate_tile(ctx_for(grid, dust, **{**NEAR, "thinning": {**NEAR["thinning"], "near_young": 0.005}}),
+                                SCO_CEN)
+    assert t_off.equals(t_none)

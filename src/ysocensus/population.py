@@ -16,6 +16,16 @@ gradient (clipped to the isochrone grid), an IMF mass, stellar parameters from t
 (``stars.tracks``), A_V from the dust model at its position, R_V ~ N(mean, sigma) clipped, and a disk with
 probability exp(-age / disk_efold_myr).
 
+Near young structure the field is thinned less: a field star (old or young field) within
+``near_young_sigmas`` x sigma of an association's centre (``galaxy.young.near_young_zones``) is kept with
+fraction max(f, ``thinning.near_young``) instead of its component's f, and weighs 1/that. Where young stars
+live, the training mix then holds old field stars at a weight ratio of ~10 to them instead of 1000, so a young
+star's small old tail of proposals does not take over its population posterior (``model.prior_ratio``). It stays
+an exact thinned Poisson process without generating the whole tile at the higher fraction: volume elements that
+may touch a zone get the expected count at the higher fraction, and a star placed in one of them but outside
+every zone is kept with probability f / f_high (a uniform from the tile's stream, drawn only in batches that
+have such elements: without zones the rows are those of the stage without the feature).
+
 Young structure (``galaxy.young``) adds the stars of clusters and associations that fall in the tile.
 
 An optional magnitude cut (``galaxy.maglimit``) drops stars no survey could see, and remnants; the numbers
@@ -24,14 +34,14 @@ completeness can be computed later. Generation runs in batches of at most ``samp
 a chunk holds at most ``SPILL_ROWS`` rows in memory (beyond, rows are spilled to a staging file row group by
 row group), so memory stays bounded whatever the tile or chunk size (≈ 1 GB at most). Counts per tile: ``io.read_metadata(path)["tiles"][str(tile)]["components"][name]``
 with ``generated``, ``generated_weighted``, ``kept``, ``dropped``, ``dropped_weighted``, ``remnants``,
-``no_parameters`` (weighted = divided by the thinning fraction).
+``no_parameters`` (weighted = the sum of the stars' weights, 1/fraction each).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -42,7 +52,7 @@ from . import io
 from .galaxy import COMPONENTS, SMOOTH_COMPONENTS
 from .galaxy.components import Galaxy, smooth_components
 from .galaxy.imf import IMF
-from .galaxy.young import build_clusters, cluster_stars
+from .galaxy.young import cluster_stars, clusters_from_config, near_structure, near_young_zones
 from .sky import source_ids, tile_rng
 
 log = logging.getLogger(__name__)
@@ -65,6 +75,9 @@ class Context:
     galaxy: Galaxy
     clusters: object      # galaxy.young.Clusters
     maglim: object | None
+    #: (centres [n, 3] heliocentric pc, radii [n] pc) where the field is thinned by ``thinning.near_young``
+    #: (``galaxy.young.near_young_zones``; global, so a tile's rows do not depend on which other tiles run)
+    zones: tuple = field(default_factory=lambda: (np.zeros((0, 3)), np.zeros(0)))
 
     @classmethod
     def create(cls, cfg: Mapping, seed: int, nside: int, grid, dust) -> "Context":
@@ -83,15 +96,18 @@ class Context:
         gal = cfg["galaxy"]
         comps = {k: v for k, v in smooth_components(gal["bulge_rho0_msun_pc3"]).items() if k in cfg["components"]}
         galaxy = Galaxy(comps, gal["r_sun_pc"], gal["z_sun_pc"])
-        young = cfg["young"]
-        clusters = build_clusters(young, seed) if young["enabled"] else build_clusters(
-            {"complexes": [], "radcliffe_wave": {"enabled": False}}, seed)
+        clusters = clusters_from_config(cfg["young"], seed)
         maglim = None
         if cfg["magnitude_limit"]["enabled"]:
             from .galaxy.maglimit import MagnitudeLimit
 
             maglim = MagnitudeLimit(cfg["magnitude_limit"])
-        return cls(cfg, int(seed), int(nside), grid, dust, imf, galaxy, clusters, maglim)
+        return cls(cfg, int(seed), int(nside), grid, dust, imf, galaxy, clusters, maglim,
+                   near_young_zones(cfg, seed, clusters))
+
+    def near_fraction(self, f: float) -> float:
+        """The fraction kept inside the zones of a field component thinned to ``f`` elsewhere."""
+        return max(float(f), float(self.cfg["thinning"]["near_young"])) if self.zones[1].size else float(f)
 
 
 def check_config(cfg: Mapping) -> None:
@@ -105,6 +121,24 @@ def check_config(cfg: Mapping) -> None:
     for k, f in cfg["thinning"].items():
         if not 0 < f <= 1:
             raise ValueError(f"population.thinning.{k}: {f} is not in (0, 1]")
+    _check_near_young(cfg)
+
+
+def _check_near_young(cfg: Mapping) -> None:
+    """Refuse ``thinning.near_young`` equal to the larger of the field's two fractions when they differ (a weight
+    step at ``young_field_age_max_myr``) and there are zones: the field near young structure would then carry a
+    far field weight on the wrong side of the step (e.g. old stars at the young field's 50), and the prior ratio,
+    which finds the far field's classes by those weights to tilt them (``model.prior_ratio.FieldTilt``), would
+    give its old proposals 1000 instead of 50. Any other value is consistent."""
+    th = cfg["thinning"]
+    lo, hi = sorted((float(th["field"]), float(th["young_field"])))
+    step = lo < hi and cfg["young_field_age_max_myr"] > 0 and "thin1" in cfg["components"]
+    zones = cfg.get("near_young_sigmas", 0) > 0 and cfg["young"]["enabled"]
+    if step and zones and np.isclose(th.get("near_young", lo), hi, rtol=1e-3):
+        raise ValueError(f"population.thinning.near_young = {th['near_young']} equals the larger field fraction "
+                         f"({hi}): near young structure the field would share a far-field weight across the step at "
+                         f"young_field_age_max_myr, which the prior ratio cannot tell apart; use another value (above "
+                         f"{hi}: one weight of its own) or near_young_sigmas 0 (no zones)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,6 +162,30 @@ def volume_elements(nside: int, tile: int, cfg: Mapping):
     return sub, sub_nside, edges, pos, vol
 
 
+def near_elements(ctx: Context, sub_nside: int, edges: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """[n_sub, n_sh] bool: volume elements that may hold a point of a zone (``ctx.zones``).
+
+    Conservative: a point of an element lies within pad = r1 · α + (r1 − r0) of its reference point ``pos``
+    (r1, r0 its shell's edges; α = 1.5 × healpy's largest centre-to-corner angle, the margin because pixel edges
+    are not great circles), so every element that touches a zone is flagged; flagging more costs only time
+    (stars of a flagged element outside every zone are thinned back). Each zone is tested only on the shells it
+    can reach."""
+    import healpy as hp
+
+    centres, radii = ctx.zones
+    near = np.zeros(pos.shape[:2], bool)
+    if radii.size == 0:
+        return near
+    pad = edges[1:] * 1.5 * hp.max_pixrad(sub_nside) + np.diff(edges)  # pc, per shell
+    r_mid = np.linalg.norm(pos[0], axis=-1)                           # pc, per shell
+    for c, r in zip(centres, radii):
+        sh = np.flatnonzero(np.abs(r_mid - np.linalg.norm(c)) < r + pad)
+        if sh.size:
+            s = slice(sh[0], sh[-1] + 1)
+            near[:, s] |= near_structure(pos[:, s, 0], pos[:, s, 1], pos[:, s, 2], c[None], [r], pad[s])
+    return near
+
+
 def _component_table(ctx: Context):
     """(name, density component, thinning fraction, age range in Gyr, density factor) of every smooth sub-component."""
     cfg = ctx.cfg
@@ -146,23 +204,33 @@ def _component_table(ctx: Context):
     return rows
 
 
+def element_fractions(ctx: Context, f: float, near: np.ndarray) -> np.ndarray:
+    """The fraction at which a component thinned to ``f`` is generated in each volume element: ``ctx.near_fraction``
+    in the elements that may touch a zone (``near``, from ``expected_counts``), f elsewhere."""
+    return np.where(near, ctx.near_fraction(f), float(f))
+
+
 def expected_counts(ctx: Context, tile: int) -> tuple[list, np.ndarray, tuple]:
-    """Expected (thinned) star counts per sub-component and volume element of a tile."""
+    """Expected (thinned) star counts per sub-component and volume element of a tile, ``lam`` [rows, elements],
+    at each element's fraction (``element_fractions``): ``lam / fraction`` is the expected number of real stars,
+    whatever the zones. Returns (rows of ``_component_table``, lam, (sub-pixels, sub_nside, shell edges, near
+    [elements] bool: the elements that may touch a zone, ``near_elements``))."""
     sub, sub_nside, edges, pos, vol = volume_elements(ctx.nside, tile, ctx.cfg)
     rows = _component_table(ctx)
     x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
+    near = near_elements(ctx, sub_nside, edges, pos).ravel()
     lam = np.empty((len(rows), x.size))
     cache = {}
     for k, (name, dens_name, f, _, factor) in enumerate(rows):
         if dens_name not in cache:
             cache[dens_name] = (ctx.galaxy.density(dens_name, x, y, z) * vol[None, :]).ravel()
-        lam[k] = cache[dens_name] * factor * f * ctx.imf.number_per_msun
-    return rows, lam, (sub, sub_nside, edges)
+        lam[k] = cache[dens_name] * factor * element_fractions(ctx, f, near) * ctx.imf.number_per_msun
+    return rows, lam, (sub, sub_nside, edges, near)
 
 
 def _smooth_batches(ctx: Context, tile: int, rng: np.random.Generator):
-    """Yield (component name, thinning fraction, star dict) batches of the smooth components of a tile."""
-    rows, lam, (sub, sub_nside, edges) = expected_counts(ctx, tile)
+    """Yield (component name, thinning fraction per star, star dict) batches of the smooth components of a tile."""
+    rows, lam, (sub, sub_nside, edges, near) = expected_counts(ctx, tile)
     counts = rng.poisson(lam)
     n_sh = edges.size - 1
     batch = int(ctx.cfg["sampling"]["batch_stars"])
@@ -191,14 +259,38 @@ def _smooth_batches(ctx: Context, tile: int, rng: np.random.Generator):
             r0, r1 = edges[i_sh], edges[i_sh + 1]
             d = np.cbrt(r0**3 + rng.random(n) * (r1**3 - r0**3))
             x, y, z = vx * d, vy * d, vz * d
+            fs, keep = _zone_thinning(ctx, f, element_fractions(ctx, f, near[elem]), x, y, z, rng)
+            if keep is not None:
+                x, y, z, d, vx, vy, vz, fs = x[keep], y[keep], z[keep], d[keep], vx[keep], vy[keep], vz[keep], fs[keep]
+                n = x.size
+                if n == 0:
+                    continue
             age_gyr = rng.uniform(a_lo, a_hi, n)
             log_age = np.maximum(np.log10(np.maximum(age_gyr, 1e-9)) + 9.0, MIN_LOG_AGE)
             feh = ctx.galaxy.feh_mean(dens_name, x, y) + comp.feh_sigma * rng.standard_normal(n)
             logm = ctx.imf.sample_log10(rng, n)
             u_disk = rng.random(n)
             u_rv = rng.standard_normal(n)
-            yield name, f, dict(x=x, y=y, z=z, d=d, vx=vx, vy=vy, vz=vz, log_age=log_age, feh=feh,
-                                logm=logm, u_disk=u_disk, u_rv=u_rv, cluster_id=None)
+            yield name, fs, dict(x=x, y=y, z=z, d=d, vx=vx, vy=vy, vz=vz, log_age=log_age, feh=feh,
+                                 logm=logm, u_disk=u_disk, u_rv=u_rv, cluster_id=None)
+
+
+def _zone_thinning(ctx: Context, f: float, f_elem: np.ndarray, x, y, z, rng: np.random.Generator):
+    """Per-star fraction and the stars kept, of stars placed at (x, y, z) (pc) in elements of fraction ``f_elem``.
+
+    A star of an element generated at f_elem > f (``near_elements``) keeps f_elem inside a zone; outside every
+    zone it is kept with probability f / f_elem and then has fraction f: the thinned Poisson process at f
+    there, at f_elem in the zones. → (fractions [n], kept mask [n] or None when no star is in such an element:
+    then no random number is drawn)."""
+    fs = np.full(x.size, float(f))
+    hi = np.flatnonzero(f_elem > f)
+    if hi.size == 0:
+        return fs, None
+    inside = np.zeros(x.size, bool)
+    inside[hi] = near_structure(x[hi], y[hi], z[hi], *ctx.zones)
+    keep = inside | (rng.random(x.size) * f_elem < f)
+    fs[inside] = f_elem[inside]
+    return fs, keep
 
 
 def _cluster_batches(ctx: Context, tile: int):
@@ -232,11 +324,12 @@ def _cluster_batches(ctx: Context, tile: int):
         out["d"] = d[keep]
         out["vx"], out["vy"], out["vz"] = out["x"] / out["d"], out["y"] / out["d"], out["z"] / out["d"]
         out["cluster_id"] = np.full(out["d"].size, cl.cluster_id[i], np.int32)
-        yield ("young_association" if cl.kind[i] == 0 else "young_cluster"), f, out
+        yield ("young_association" if cl.kind[i] == 0 else "young_cluster"), np.full(out["d"].size, float(f)), out
 
 
-def _properties(ctx: Context, name: str, f: float, s: dict) -> tuple[dict, dict]:
-    """Stellar parameters, extinction and flags of a batch; returns (kept columns, counts)."""
+def _properties(ctx: Context, name: str, frac: np.ndarray, s: dict) -> tuple[dict, dict]:
+    """Stellar parameters, extinction and flags of a batch whose stars were kept with fractions ``frac`` [n];
+    returns (kept columns, counts: weighted ones are sums of the stars' weights 1/frac)."""
     cfg = ctx.cfg
     grid = ctx.grid
     feh_ax = grid.axes["feh"]
@@ -252,15 +345,16 @@ def _properties(ctx: Context, name: str, f: float, s: dict) -> tuple[dict, dict]
         keep = ctx.maglim.visible(p["log10_teff"], p["logg"], p["log10_lum_lsun"], s["d"], av)
     else:
         keep = np.ones(n, bool)
-    counts = {"generated": int(n), "generated_weighted": float(n / f), "remnants": int(remnant.sum()),
+    w = 1.0 / np.asarray(frac, np.float64)
+    counts = {"generated": int(n), "generated_weighted": float(w.sum()), "remnants": int(remnant.sum()),
               "no_parameters": int((~np.isfinite(p["log10_teff"]) & ~remnant).sum()),
               "kept": int(keep.sum()), "dropped": int(n - keep.sum()),
-              "dropped_weighted": float((n - keep.sum()) / f)}
+              "dropped_weighted": float(w[~keep].sum())}
     if not keep.all():
         idx = np.flatnonzero(keep)
         s = {k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in s.items()}
         p = {k: v[idx] for k, v in p.items()}
-        l, b, av, remnant, feh, log_age = l[idx], b[idx], av[idx], remnant[idx], feh[idx], log_age[idx]
+        l, b, av, remnant, feh, log_age, w = l[idx], b[idx], av[idx], remnant[idx], feh[idx], log_age[idx], w[idx]
     m = l.size
     rv_cfg = cfg["rv"]
     rv = np.clip(rv_cfg["mean"] + rv_cfg["sigma"] * s["u_rv"], rv_cfg["min"], rv_cfg["max"])
@@ -278,7 +372,7 @@ def _properties(ctx: Context, name: str, f: float, s: dict) -> tuple[dict, dict]
         "logg": p["logg"], "log10_lum_lsun": p["log10_lum_lsun"],
         "radius_rsun": (10.0 ** p["log10_radius_rsun"]).astype(np.float32),
         "av_mag": av, "rv": rv.astype(np.float32), "has_disk": has_disk & ~remnant,
-        "is_remnant": remnant, "weight": np.full(m, 1.0 / f, np.float32),
+        "is_remnant": remnant, "weight": w.astype(np.float32),
     }
     return cols, counts
 
@@ -292,8 +386,8 @@ def iter_tile(ctx: Context, tile: int, stats: dict) -> Iterator[pa.Table]:
     row0 = 0
     comps = stats.setdefault("components", {})
     for source in (_smooth_batches(ctx, tile, rng), _cluster_batches(ctx, tile)):
-        for name, f, s in source:
-            cols, counts = _properties(ctx, name, f, s)
+        for name, frac, s in source:
+            cols, counts = _properties(ctx, name, frac, s)
             st = comps.setdefault(name, {k: 0 for k in counts})
             for k, v in counts.items():
                 st[k] += v
@@ -375,6 +469,7 @@ def run_chunk(tiles: Sequence[int], out_path, cfg: Mapping, seed: int, nside: in
         try:
             rows, buffer = _stream_tiles(ctx, tiles, stage, meta_tiles)
             meta = {"tiles": meta_tiles, "nside": nside, "seed": seed, "thinning": ctx.cfg["thinning"],
+                    "near_young_sigmas": ctx.cfg["near_young_sigmas"], "near_young_zones": int(ctx.zones[1].size),
                     "distance_pc": [ctx.cfg["distance_min_pc"], ctx.cfg["distance_max_pc"]],
                     "magnitude_limit": ctx.cfg["magnitude_limit"], "components": list(COMPONENTS),
                     "imf": {**ctx.cfg["imf"], "stars_per_msun": ctx.imf.number_per_msun},

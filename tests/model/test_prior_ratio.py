@@ -8,7 +8,8 @@ from ysocensus.model.config import merge
 from ysocensus.model.estimator import FlowPosterior, flat_to_frame
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.config import section
-from ysocensus.model.prior_ratio import FieldTilt, PriorRatio, fit_prior_ratio, loss_weights, resample, weight_classes
+from ysocensus.model.prior_ratio import (FieldTilt, PriorRatio, fit_prior_ratio, loss_weights, resample, weight_classes,
+                                         zones_config)
 from ysocensus.model.tokens import N_THETA, N_X, Normalisation
 
 
@@ -247,3 +248,113 @@ def test_prior_ratio_in_the_zone_keeps_association_members_of_the_step_age():
     # (the classifier leaks a little field probability, weighted by the field's 50-1000, hence the tolerance)
     assert np.all((r_assoc > 0.9) & (r_assoc < 1.5)) and np.all(np.exp(tilt.log_bridge(probe)) > 60)
     assert r_field == pytest.approx(np.exp(tilt.log_bridge(probe)), rel=0.1)
+
+
+# ------------------------------------------------------------------------------------------------
+# the near-young field: its own weight class, told to the classifier by a flag (population.near_young_sigmas)
+# ------------------------------------------------------------------------------------------------
+ZONES = (np.array([[100.0, 0.0, 0.0], [0.0, 200.0, 50.0]]), np.array([30.0, 20.0]))
+DIST = (2.0, 0.3)  # (mean, std) of log10 distance_pc in model space
+
+
+def _sky(l_deg, b_deg):
+    l, b = np.deg2rad(l_deg), np.deg2rad(b_deg)
+    return np.stack([np.sin(l), np.cos(l), np.sin(b), np.cos(b)], -1).astype(np.float32)
+
+
+def _z_at(d_pc, n=None):
+    d = np.atleast_1d(np.asarray(d_pc, np.float64))
+    z = np.zeros((d.size, N_THETA), np.float32)
+    z[:, 3] = (np.log10(d) - DIST[0]) / DIST[1]
+    return torch.as_tensor(z)
+
+
+def _zoned_ratio(**kw):
+    torch.manual_seed(0)
+    return PriorRatio([1.0, 10.0, 1000.0], zones=zones_config(ZONES), distance_scale=DIST, **kw)
+
+
+def test_near_flag_at_known_positions_and_zones_roundtrip(tmp_path):
+    ratio = _zoned_ratio()
+    # (l, b, d): the first zone's centre (x = 100), its edge, beyond it, the second zone, and the Sun
+    l, b, d = zip((0.0, 0.0, 100.0), (0.0, 0.0, 129.0), (0.0, 0.0, 131.0), (0.0, 90.0, 100.0),
+                  (np.rad2deg(np.arctan2(200.0, 0.0)), np.rad2deg(np.arctan2(50.0, 200.0)), np.hypot(200.0, 50.0)),
+                  (45.0, 0.0, 1.0))
+    flag = ratio.near_flag(_z_at(d), torch.as_tensor(_sky(np.array(l), np.array(b))))
+    assert flag.tolist() == [True, True, False, False, True, False]
+    # broadcast over proposals [B, S, 5] with one sky row per star [B, 1, 4], as the sampler calls it
+    zz = _z_at([100.0, 300.0]).reshape(1, 2, N_THETA)
+    one_sky = torch.as_tensor(_sky(np.array([0.0]), np.array([0.0])))[:, None]
+    assert ratio.near_flag(zz, one_sky).tolist() == [[True, False]]
+    assert ratio.mlp[0].in_features == N_THETA + 4 + 1
+    # the zones travel in config(): a rebuilt module (JSON, as the checkpoint stores it) gives the same log r
+    import json
+
+    cfg = json.loads(json.dumps(ratio.config()))
+    assert cfg["zones"] == zones_config(ZONES) and cfg["distance_scale"] == list(DIST) and cfg["n_theta"] == N_THETA
+    back = PriorRatio(**cfg)
+    back.load_state_dict(ratio.state_dict())
+    sky = torch.as_tensor(_sky(np.array(l), np.array(b)))
+    assert torch.equal(back(_z_at(d), sky), ratio(_z_at(d), sky))
+    net_cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
+    p = tmp_path / "m.ckpt"
+    model_cfg = merge({"anchors": {"enabled": False}, "network": net_cfg.to_dict()})
+    save_checkpoint(p, FlowTransformer(net_cfg), Normalisation(), model_cfg, prior_ratio=ratio)
+    loaded = load(p).prior_ratio
+    assert loaded.zones == ratio.zones and torch.equal(loaded(_z_at(d), sky), ratio(_z_at(d), sky))
+
+
+def test_a_checkpoint_config_without_zones_gives_the_same_log_r():
+    torch.manual_seed(1)
+    old = PriorRatio([1.0, 50.0, 1000.0], tilt=_tilt().to_dict(), age_scale=(7.8, 0.6))
+    cfg = old.config()
+    # the keys a prior ratio of a checkpoint from before the zones stored
+    legacy = {k: cfg[k] for k in ("class_weights", "power", "hidden", "n_theta", "n_sky", "tilt", "age_scale",
+                                  "age_correction")}
+    assert legacy["n_theta"] == old.mlp[0].in_features - 4 == N_THETA
+    new = PriorRatio(**legacy)
+    new.load_state_dict(old.state_dict())
+    assert new.zones is None and new.mlp[0].in_features == N_THETA + 4
+    z = torch.randn(7, 3, N_THETA)
+    sky = torch.as_tensor(_sky(np.arange(7) * 50.0, np.arange(7) * 10.0 - 30.0))[:, None]
+    assert torch.equal(new(z, sky), old(z, sky)) and torch.equal(new.log_untilt(z, sky), old.log_untilt(z, sky))
+    assert not new.near_flag(z, sky).any()
+    # empty zones are no zones
+    assert PriorRatio([1.0], zones=zones_config((np.zeros((0, 3)), np.zeros(0)))).zones is None
+
+
+def test_near_field_rows_have_their_own_weight_untilted():
+    """Field stars inside the zones (weight 10 at every age) beside the far field (50 / 1000 stepping at 50 Myr):
+    their loss weight is not tilted, check_zone leaves them out, and the fitted ratio at a proposal inside a zone
+    is 10 at any age (the flag tells the classifier), the far field's bridge / weights outside."""
+    tilt = _tilt()
+    rng = np.random.default_rng(5)
+    n = 20000
+    age = rng.uniform(6.5, 9.0, n)
+    scale = (7.8, 0.6)
+    z = rng.normal(size=(n, N_THETA)).astype(np.float32)
+    z[:, 0] = (age - scale[0]) / scale[1]
+    z[:, 3] = rng.uniform(-0.5, 0.5, n)  # 70-200 pc
+    sky = _sky(rng.uniform(-40.0, 40.0, n), rng.uniform(-20.0, 20.0, n))
+    near = _zoned_ratio().near_flag(torch.as_tensor(z), torch.as_tensor(sky)).numpy()
+    assert 0.1 < near.mean() < 0.5
+    w = np.where(near, 10.0, tilt.field_weight(age))
+    zone = tilt.in_zone(age)
+    # λ = 1 for the near rows (one weight across the step), the tilt for the far field
+    lam = loss_weights(w, age, 0.0, tilt)
+    assert np.all(lam[near] == 1.0) and not np.allclose(lam[~near & zone], 1.0)
+    assert tilt.check_zone(age, w, "t", near=near) == 0
+    assert tilt.check_zone(age, w, "t") == int((near & zone).sum())  # without the flag they count as others
+    ratio, summary = fit_prior_ratio(z, sky, w, power=0.0, steps=400, seed=3, tilt=tilt, age_scale=scale,
+                                     zones=ZONES, distance_scale=DIST)
+    assert summary["class_weights"] == [10.0, 50.0, 1000.0] and summary["near_structure_rows"] == int(near.sum())
+    assert summary["mean_ratio_check"] == pytest.approx(1.0, abs=0.05)
+    probe = np.array([7.0, tilt.log_age - 0.1, tilt.log_age + 0.1, 8.5])
+    zz = torch.zeros(4, N_THETA)
+    zz[:, 0] = torch.as_tensor((probe - scale[0]) / scale[1])
+    zz[:, 3] = float((np.log10(100.0) - DIST[0]) / DIST[1])
+    r_in = ratio(zz, torch.as_tensor(_sky(np.zeros(4), np.zeros(4)))).exp().numpy()         # x = 100: inside
+    r_out = ratio(zz, torch.as_tensor(_sky(np.full(4, -35.0), np.zeros(4)))).exp().numpy()  # outside both
+    assert r_in == pytest.approx(np.full(4, 10.0), rel=0.1)
+    assert r_out[1:3] == pytest.approx(np.exp(tilt.log_bridge(probe[1:3])), rel=1e-3)
+    assert r_out[0] == pytest.approx(50.0, rel=0.1) and r_out[3] == pytest.approx(1000.0, rel=0.1)

@@ -39,6 +39,11 @@ which gives its ~2.7 kpc length and ~160 pc vertical undulation.
 ``cluster_id`` = complex index * 1000 + cluster number (0 = the association). Every cluster's stars come
 from their own random stream (global seed, cluster id), so a cluster that straddles tiles is drawn the
 same way in every tile and each tile keeps the stars that fall inside it.
+
+Zones of young structure (``structure_zones``, ``near_structure``, ``near_young_zones``): spheres of
+``population.near_young_sigmas`` x sigma around every association (cluster number 0, and the literature
+associations and Radcliffe Wave clouds), where the population stage thins the field less
+(``population.thinning.near_young``) and which the model's prior ratio is told (``model.prior_ratio``).
 """
 
 from __future__ import annotations
@@ -294,6 +299,67 @@ def build_clusters(young: Mapping, seed: int) -> Clusters:
     cols = list(zip(*rows))
     return Clusters(np.asarray(cols[0], np.int32), list(cols[1]), np.asarray(cols[2], np.int8),
                     *(np.asarray(cols[i], np.float64) for i in range(3, 12)))
+
+
+def clusters_from_config(young: Mapping, seed: int) -> Clusters:
+    """The clusters of ``population.young`` (none when ``enabled`` is false)."""
+    if young.get("enabled", True):
+        return build_clusters(young, seed)
+    return build_clusters({"complexes": [], "radcliffe_wave": {"enabled": False}}, seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# zones of young structure (population.near_young_sigmas), where the field is thinned less
+# ------------------------------------------------------------------------------------------------
+def structure_zones(cl: Clusters, sigmas: float) -> tuple[np.ndarray, np.ndarray]:
+    """Spheres around every association-kind entry (kind 0: complexes' distributed associations, literature
+    associations, Radcliffe Wave clouds): centres [n, 3] (heliocentric x, y, z in pc, ``lbd_to_xyz``'s axes) and
+    radii [n] = ``sigmas`` x the association's Gaussian sigma (pc). ``sigmas`` <= 0: no zones.
+
+    The population stage thins the field less inside them (``population.thinning.near_young``), so that where
+    young stars live the training mix holds old field stars at a weight ratio of ~10 to the young ones rather
+    than 1000 (a young star's 0.3 % old proposals would otherwise outweigh the rest in the population
+    posterior); ``model.prior_ratio.PriorRatio`` gets the same zones to know each proposal's weight class.
+    The centres do not depend on the seed (only the clusters' positions do)."""
+    assoc = (cl.kind == 0) if sigmas > 0 else np.zeros(len(cl), bool)
+    centres = np.stack([cl.x[assoc], cl.y[assoc], cl.z[assoc]], axis=1).astype(np.float64).reshape(-1, 3)
+    return centres, float(sigmas) * np.asarray(cl.scale_pc[assoc], np.float64)
+
+
+def near_structure(x, y, z, centres, radii, pad=0.0):
+    """True where heliocentric (x, y, z) (pc; numpy arrays or torch tensors, broadcast together) lies within
+    ``radii`` + ``pad`` of a zone's centre (``structure_zones``); ``pad`` (pc, broadcast with x) widens every
+    zone, e.g. by a volume element's size to find the elements a zone may touch. A loop over the zones
+    (tens), vectorised over the points."""
+    out = None
+    for (cx, cy, cz), r in zip(np.asarray(centres, np.float64).reshape(-1, 3).tolist(),
+                               np.asarray(radii, np.float64).reshape(-1).tolist()):
+        inside = (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 < (r + pad) ** 2
+        out = inside if out is None else out | inside
+    if out is not None:
+        return out
+    if isinstance(x, np.ndarray) or np.isscalar(x):
+        return np.zeros(np.broadcast(x, y, z, pad).shape, bool)
+    import torch
+
+    return torch.zeros(torch.broadcast_shapes(x.shape, y.shape, z.shape), dtype=torch.bool, device=x.device)
+
+
+def near_young_zones(population: Mapping, seed: int = 0, clusters: Clusters | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The zones in which the population stage thins the field by ``thinning.near_young`` (resolved
+    ``population`` section; ``clusters`` as built from it, or built here): ``structure_zones`` of its
+    associations at ``near_young_sigmas``, none when that is 0 or when ``near_young`` is not above the field's
+    fractions (then the zones change nothing). The one definition of the zones for the population stage and
+    for the prior ratio of the model trained on it."""
+    th = population["thinning"]
+    sigmas = float(population.get("near_young_sigmas", 0.0))
+    near = float(th.get("near_young", 0.0))
+    if sigmas <= 0 or near <= min(float(th["field"]), float(th["young_field"])):
+        return np.zeros((0, 3)), np.zeros(0)
+    if clusters is None:
+        clusters = clusters_from_config(population["young"], seed)
+    return structure_zones(clusters, sigmas)
 
 
 def cluster_stars(cl: Clusters, i: int, seed: int, imf, thinning: float = 1.0) -> dict[str, np.ndarray]:

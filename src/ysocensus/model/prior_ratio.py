@@ -34,6 +34,21 @@ untilted samples of ambiguous stars now drop at 50 Myr as the truths do, Σ P(yo
 calibration target still met. The rest of the gap is the network's own error in its age prior, measured on
 held-out stars and removed by the age recalibration (``model.recalibration``), which ``population_indices`` adds to
 the ratio for the network's own samples: Σ P(young) 231.5 for the 241.
+
+The near-young field. Near young structure (spheres of ``population.near_young_sigmas`` × sigma around every
+association: ``galaxy.young.near_young_zones``) the population stage thins the field by ``thinning.near_young``
+(default 0.1, weight 10) instead of 0.001 / 0.02: for a young star inside ρ Oph or Upper Centaurus–Lupus the
+network's proposals were 99.7 % young, but the 0.3 % old tail weighed 1000 against 1 and the population posterior
+called the star old; with weight 10 beside 1 the training mix there holds the realistic young/old confusion.
+Those rows form their own weight class (10), and the classifier is told exactly where the zones are rather
+than left to learn ~60 small spheres from (θ, sky): with ``zones`` it gets a 0/1 input, whether the proposal's
+position (distance from θ, direction from the sky features) is inside one (``PriorRatio.near_flag``). With
+``near_young`` above both field fractions (the default) the near field has one weight at every age, so the field
+tilt concerns the far field's classes only (weights ``w_below`` / ``w_above``): near rows get λ = 1 in
+``loss_weights`` and no tilt in ``forward``, and ``check_zone`` leaves them out of its count (the flag tells them
+apart exactly). (A near_young between the two fractions raises only the old field's: the young field near
+structure keeps the far young field's weight and is tilted with it, the same way in the loss and in the ratio;
+near_young equal to the larger fraction is refused by the population stage.)
 """
 
 from __future__ import annotations
@@ -45,10 +60,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ysocensus.galaxy.young import near_structure
 from ysocensus.model.recalibration import AgeCorrection
+from ysocensus.model.tokens import THETA
 
 #: at most this many weight classes; more distinct weights are binned in log10 weight
 MAX_CLASSES = 8
+#: the index of distance in θ (standardised log10 distance_pc), for the near-structure flag
+DISTANCE_INDEX = [v.name for v in THETA].index("distance_pc")
+assert THETA[DISTANCE_INDEX].transform == "log10"
 
 
 def weight_classes(weights: np.ndarray, max_classes: int = MAX_CLASSES) -> tuple[np.ndarray, np.ndarray]:
@@ -116,12 +136,15 @@ class FieldTilt:
         field = self.in_zone(log_age) & self.is_field(log_age, weight)
         return np.where(field, np.exp((1.0 - power) * (np.log(weight) - self.log_bridge(log_age))), 1.0)
 
-    def check_zone(self, log_age: np.ndarray, weight: np.ndarray, where: str, max_fraction: float = 0.5) -> int:
+    def check_zone(self, log_age: np.ndarray, weight: np.ndarray, where: str, max_fraction: float = 0.5,
+                   near: np.ndarray | None = None) -> int:
         """The number of rows in the zone that are not field stars (association members of 40–60 Myr), whose
         share of the ratio there comes from the classifier (module docstring); an error naming them when they
-        are more than ``max_fraction`` of the zone's rows, where the tilt would no longer be about the field."""
+        are more than ``max_fraction`` of the zone's rows, where the tilt would no longer be about the field.
+        ``near`` (bool per row): rows of the near-young field (inside a zone of young structure), left out of
+        both counts: their weight class is told by the classifier's near-structure flag, not learned."""
         log_age, weight = np.asarray(log_age, np.float64), np.asarray(weight, np.float64)
-        zone = self.in_zone(log_age)
+        zone = self.in_zone(log_age) if near is None else self.in_zone(log_age) & ~np.asarray(near, bool)
         bad = zone & ~self.is_field(log_age, weight)
         if bad.sum() > max_fraction * max(zone.sum(), 1):
             i = np.flatnonzero(bad)[:5]
@@ -145,13 +168,32 @@ def loss_weights(weight: np.ndarray, log_age: np.ndarray | None, power: float, t
     return out
 
 
+def zones_config(zones) -> dict | None:
+    """(centres [n, 3], radii [n]) of ``galaxy.young.near_young_zones`` → the ``PriorRatio`` argument (None
+    when there are none)."""
+    if zones is None or len(zones[1]) == 0:
+        return None
+    return {"centres": np.asarray(zones[0], np.float64).reshape(-1, 3).tolist(),
+            "radii": np.asarray(zones[1], np.float64).reshape(-1).tolist()}
+
+
 class PriorRatio(nn.Module):
-    """log r(θ, l, b) up to a constant, from standardised θ [..., 5] and sky features [..., 4]."""
+    """log r(θ, l, b) up to a constant, from standardised θ [..., 5] and sky features [..., 4].
+
+    ``zones``: {"centres": [[x, y, z], ...] heliocentric pc, "radii": [...] pc} of the near-young field
+    (``zones_config``), and ``distance_scale`` the (mean, std) that standardised log10 distance: the MLP then
+    gets one more input, the 0/1 near-structure flag of each θ (``near_flag``). Without zones (checkpoints from
+    before them) the module is the same as it was, input for input."""
 
     def __init__(self, class_weights, power: float = 0.0, hidden: int = 64, n_theta: int = 5, n_sky: int = 4,
                  tilt: dict | None = None, age_scale: tuple[float, float] = (0.0, 1.0),
-                 age_correction: dict | None = None):
+                 age_correction: dict | None = None, zones: dict | None = None,
+                 distance_scale: tuple[float, float] = (0.0, 1.0)):
         super().__init__()
+        self.zones = None if not zones or not zones["radii"] else {
+            "centres": [list(map(float, c)) for c in zones["centres"]], "radii": list(map(float, zones["radii"]))}
+        self.distance_scale = (float(distance_scale[0]), float(distance_scale[1]))
+        self.n_theta, self.n_sky = int(n_theta), int(n_sky)
         # the field tilt (``FieldTilt``) and the (mean, std) that standardised log age, to find the zone in z
         self.tilt = None if tilt is None else FieldTilt(**tilt)
         # the network's age recalibration (``model.recalibration``), fitted after training; None: none
@@ -167,11 +209,31 @@ class PriorRatio(nn.Module):
         self.register_buffer("field_class", torch.as_tensor(field), persistent=False)
         self.power = float(power)
         self.hidden = int(hidden)
-        self.mlp = nn.Sequential(nn.Linear(n_theta + n_sky, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+        n_in = n_theta + n_sky + (self.zones is not None)
+        self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                  nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, len(cw)))
 
+    def features(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+        """The MLP's input [..., n_theta + n_sky (+ 1)]: θ, the sky features and (with zones) the flag."""
+        sky = sky.expand(*z.shape[:-1], sky.shape[-1])
+        if self.zones is None:
+            return torch.cat([z, sky], -1)
+        return torch.cat([z, sky, self.near_flag(z, sky).to(z.dtype)[..., None]], -1)
+
+    def near_flag(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+        """[...] bool: θ's position inside a zone of young structure (``galaxy.young.near_structure``), from
+        standardised θ ``z`` (log10 distance_pc = z[..., DISTANCE_INDEX] · std + mean) and the sky features
+        (sin l, cos l, sin b, cos b) → heliocentric x (towards l = 0), y (l = 90°), z (b = 90°), pc, as
+        ``galaxy.young.lbd_to_xyz`` and the population stage place stars. All False without zones."""
+        if self.zones is None:
+            return torch.zeros(z.shape[:-1], dtype=torch.bool, device=z.device)
+        sky = sky.expand(*z.shape[:-1], sky.shape[-1]).double()
+        d = 10.0 ** (z[..., DISTANCE_INDEX].double() * self.distance_scale[1] + self.distance_scale[0])
+        x, y, h = d * sky[..., 3] * sky[..., 1], d * sky[..., 3] * sky[..., 0], d * sky[..., 2]
+        return near_structure(x, y, h, self.zones["centres"], self.zones["radii"])
+
     def logits(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
-        return self.mlp(torch.cat([z, sky.expand(*z.shape[:-1], sky.shape[-1])], -1))
+        return self.mlp(self.features(z, sky))
 
     def forward(self, z: torch.Tensor, sky: torch.Tensor, tilted: bool = True) -> torch.Tensor:
         """log r at standardised θ ``z`` [..., 5] and sky features [..., 4] (broadcast over samples), from the
@@ -213,9 +275,10 @@ class PriorRatio(nn.Module):
     def config(self) -> dict:
         """Constructor arguments (the checkpoint stores these beside the state dict)."""
         return {"class_weights": self.class_weight.tolist(), "power": self.power, "hidden": self.hidden,
-                "n_theta": self.mlp[0].in_features - 4, "n_sky": 4,
+                "n_theta": self.n_theta, "n_sky": self.n_sky,
                 "tilt": None if self.tilt is None else self.tilt.to_dict(), "age_scale": list(self.age_scale),
-                "age_correction": None if self.age_correction is None else self.age_correction.to_dict()}
+                "age_correction": None if self.age_correction is None else self.age_correction.to_dict(),
+                "zones": self.zones, "distance_scale": list(self.distance_scale)}
 
     def log_age_correction(self, z: torch.Tensor) -> torch.Tensor:
         """log c(age) [...] of the network's age recalibration at standardised θ ``z`` (0 without one)."""
@@ -226,10 +289,13 @@ class PriorRatio(nn.Module):
 
 def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: float = 0.0, steps: int = 1500,
                     batch_size: int = 4096, lr: float = 3e-3, seed: int = 0, hidden: int = 64,
-                    tilt: FieldTilt | None = None, age_scale: tuple[float, float] = (0.0, 1.0)) -> tuple[PriorRatio, dict]:
+                    tilt: FieldTilt | None = None, age_scale: tuple[float, float] = (0.0, 1.0),
+                    zones=None, distance_scale: tuple[float, float] = (0.0, 1.0)) -> tuple[PriorRatio, dict]:
     """Train the component classifier on training rows (standardised truth θ, sky features, weights); with a
     ``tilt`` (the loss used ``loss_weights`` with it), the ratio in its zone is the bridge (module docstring),
-    located in z by ``age_scale`` = (mean, std) of log age.
+    located in z by ``age_scale`` = (mean, std) of log age. ``zones``: (centres, radii) of the near-young field
+    (``galaxy.young.near_young_zones``), told to the classifier as a flag located by ``distance_scale`` =
+    (mean, std) of log10 distance.
 
     Returns the module (eval mode) and a summary: classes, rows, final cross-entropy, accuracy and the
     mean ratio check E_sim[r] / E_sim[w^(1-p) / λ] (1 when the ratio is calibrated on average).
@@ -241,11 +307,15 @@ def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: 
     g = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     tilt_cfg = None if tilt is None else tilt.to_dict()
-    model = PriorRatio(cw, power, hidden, z.shape[1], sky.shape[1], tilt_cfg, age_scale)
-    X = torch.as_tensor(np.concatenate([z[ok], sky[ok]], 1))
+    model = PriorRatio(cw, power, hidden, z.shape[1], sky.shape[1], tilt_cfg, age_scale,
+                       zones=zones_config(zones), distance_scale=distance_scale)
+    with torch.no_grad():
+        X = model.features(torch.as_tensor(z[ok]), torch.as_tensor(sky[ok]))
     y = torch.as_tensor(cls, dtype=torch.long)
     n = len(y)
     summary = {"rows": int(n), "class_weights": [float(v) for v in cw], "power": float(power), "tilt": tilt_cfg}
+    if model.zones is not None:
+        summary["near_structure_rows"] = int(X[:, -1].sum())
     if len(cw) == 1 or n == 0:  # one weight for every star: the ratio is a constant
         summary.update(cross_entropy=0.0, accuracy=1.0)
         return model.eval().requires_grad_(False), summary
@@ -264,7 +334,8 @@ def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: 
         logits = torch.cat([model.mlp(X[i:i + 65536]) for i in range(0, n, 65536)])
         ce = float(lossf(logits, y))
         acc = float((logits.argmax(-1) == y).float().mean())
-        r = torch.cat([model(X[i:i + 65536, :z.shape[1]], X[i:i + 65536, z.shape[1]:])
+        nt, ns = z.shape[1], sky.shape[1]
+        r = torch.cat([model(X[i:i + 65536, :nt], X[i:i + 65536, nt:nt + ns])
                        for i in range(0, n, 65536)]).exp().double()
         w = np.asarray(weights, np.float64)[ok]
         lam = 1.0 if tilt is None else tilt.loss_factor(z[ok, 0] * age_scale[1] + age_scale[0], w, power)
