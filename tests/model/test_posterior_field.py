@@ -10,7 +10,7 @@ from ysocensus.model import sampler
 from ysocensus.model.flow import FlowConfig, fit_plain
 from ysocensus.model.masks import MaskMix
 from ysocensus.model.network import FlowTransformer, NetworkConfig, latent_slots
-from ysocensus.model.posterior_field import all_theta_latent, pooled_context
+from ysocensus.model.posterior_field import PosteriorField, all_theta_latent
 from ysocensus.model.tokens import N_THETA, N_TOKENS
 
 D = 4
@@ -25,15 +25,20 @@ def test_all_theta_latent_selects_exactly_the_posterior_rows():
     assert not all_theta_latent(idx[:, :3], ok[:, :3]).any()  # fewer slots than θ
 
 
-def test_pooled_context_ignores_unobserved_tokens():
-    h = torch.randn(2, 4, 3)
+def test_readout_ignores_unobserved_tokens():
+    torch.manual_seed(0)
+    field = PosteriorField(8, width=16, layers=2, heads=2)
+    h = torch.randn(2, 4, 8)
     ok = torch.tensor([[True, True, False, False], [False, False, False, False]])
-    c = pooled_context(h, ok)
-    assert torch.allclose(c[0, :3], h[0, :2].mean(0)) and torch.allclose(c[0, 3:], h[0, :2].amax(0))
+    c = field.readout(h, ok)
+    assert c.shape == (2, N_THETA * 8)
     h2 = h.clone()
     h2[0, 2:] = 100.0  # what an unobserved token holds must not matter
-    assert torch.equal(pooled_context(h2, ok)[0], c[0])
-    assert torch.equal(c[1], torch.zeros(6))  # nothing observed: zeros, not NaN
+    assert torch.equal(field.readout(h2, ok)[0], c[0])
+    assert torch.equal(c[1], torch.zeros(N_THETA * 8))  # nothing observed: zeros, not NaN
+    h3 = h.clone()
+    h3[0, 1] += torch.randn(8)  # an observed token does matter
+    assert not torch.allclose(field.readout(h3, ok)[0], c[0])
 
 
 def test_a_network_without_the_field_says_so():

@@ -87,6 +87,16 @@ def frame_to_flat(frame) -> np.ndarray:
     return np.stack(vals + sigs + [_col(frame, "l", n), _col(frame, "b", n)], -1)
 
 
+def top_up_factor(ess: np.ndarray, min_ess: float, have: int, most: int) -> np.ndarray:
+    """Extra proposals per returned sample for stars of ``ess`` (< ``min_ess``) that already have ``have`` per
+    sample: the ESS of self-normalised weights grows about in proportion to the number of proposals, so a star
+    needs ~min_ess / ess times as many, rounded up to a power of two (few distinct sizes: batched network calls)
+    with 50 % to spare, and never more than ``most`` in all."""
+    need = have * 1.5 * min_ess / np.maximum(np.asarray(ess, np.float64), 1e-3)
+    total = np.minimum(2.0 ** np.ceil(np.log2(np.maximum(need, 2 * have))), most)
+    return np.maximum(total - have, 0).astype(np.int64)
+
+
 #: the fewest stars one network call is made with (``FlowPosterior._draws``)
 MIN_CALL_STARS = 8
 
@@ -181,25 +191,28 @@ class FlowPosterior:
     @torch.no_grad()
     def _top_up(self, t, state, props, log_w, out, ess, n_samples, rng, eligible, full_sequence, n_steps,
                 method):
-        """More proposals, up to ``max_oversample`` × n in all, for the stars whose weights have an effective sample
-        size below ``min_ess`` (young stars under the population prior: their young proposals weigh ~1/20 of the
-        training mix's); their samples are resampled from all their proposals. ``out`` and ``ess`` are updated in
-        place; returns the proposals and log weights, widened with −inf weights for the other stars."""
+        """More proposals for the stars whose weights have an effective sample size below ``min_ess`` (young stars
+        under the population prior: their young proposals weigh ~1/20 of the training mix's): as many as their
+        ESS says they need (``top_up_factor``), up to ``max_oversample`` × n in all; their samples are resampled
+        from all their proposals. ``out`` and ``ess`` are updated in place; returns the proposals and log weights,
+        widened with −inf weights for the other stars."""
         from ysocensus.model.prior_ratio import resample
 
         low = np.flatnonzero(eligible & (ess < self.min_ess))
         if not low.size:
             return props, log_w
-        extra = n_samples * (self.max_oversample - self.oversample)
         B, K, P = props.shape
-        props = np.concatenate([props, np.full((B, extra, P), np.nan, np.float32)], 1)
-        log_w = np.concatenate([log_w, np.full((B, extra), -np.inf, np.float32)], 1)
-        sub = {k: v[low] for k, v in t.items()}
-        for sl, z, sky in self._draws(sub, state[low], extra, rng, low, streams.TOP_UP, full_sequence, n_steps,
-                                      method):
-            rows = low[sl]
-            props[rows, K:] = theta_from_model(z.float().cpu(), self.stats).numpy()
-            log_w[rows, K:] = self._log_weights(z, sky)
+        extra = top_up_factor(ess[low], self.min_ess, K // n_samples, self.max_oversample) * n_samples
+        props = np.concatenate([props, np.full((B, int(extra.max()), P), np.nan, np.float32)], 1)
+        log_w = np.concatenate([log_w, np.full((B, int(extra.max())), -np.inf, np.float32)], 1)
+        for m in np.unique(extra):  # stars needing the same number of proposals share network calls
+            rows_m = low[extra == m]
+            sub = {k: v[rows_m] for k, v in t.items()}
+            for sl, z, sky in self._draws(sub, state[rows_m], int(m), rng, rows_m, streams.TOP_UP, full_sequence,
+                                          n_steps, method):
+                rows = rows_m[sl]
+                props[rows, K:K + m] = theta_from_model(z.float().cpu(), self.stats).numpy()
+                log_w[rows, K:K + m] = self._log_weights(z, sky)
         idx, e = resample(torch.as_tensor(log_w[low]), n_samples, u=rng.uniform(low, streams.TOP_UP_RESAMPLE))
         out[low] = np.take_along_axis(props[low], idx.numpy()[..., None], 1)
         ess[low] = e.numpy()

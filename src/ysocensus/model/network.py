@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ysocensus.model.posterior_field import PosteriorField, pooled_context
+from ysocensus.model.posterior_field import PosteriorField
 from ysocensus.model.tokens import (LATENT, MISSING, N_THETA, N_TOKENS, OBSERVED, SKY_INDEX, SURVEY_TOKENS,
                                     VALUE_ONLY, is_observed)
 
@@ -86,7 +86,7 @@ class ObservationCache:
     obs_bias: torch.Tensor
     affine: torch.Tensor | None = None  # [B, N_THETA, 2]: the affine head's (c, raw log s) per θ (or None)
     affine_rows: torch.Tensor | None = None  # [B] bool: the rows the head's map applies to (``affine_rows``)
-    context: torch.Tensor | None = None  # [B, 2·dim]: pooled encoding for the posterior field (or None)
+    context: torch.Tensor | None = None  # [B, N_THETA·dim]: the posterior field's readout (or None)
 
     def repeat(self, n: int) -> "ObservationCache":
         """Each star repeated n times (rows = star-major), for the full-sequence path."""
@@ -225,8 +225,8 @@ class FlowTransformer(nn.Module):
             nn.init.zeros_(self.affine_out.weight)
             nn.init.zeros_(self.affine_out.bias)
         if c.posterior_field:
-            self.posterior_field = PosteriorField(2 * d, c.posterior_field_width, c.posterior_field_layers,
-                                                  c.time_frequencies)
+            self.posterior_field = PosteriorField(d, c.posterior_field_width, c.posterior_field_layers,
+                                                  c.time_frequencies, c.heads)
 
     # ------------------------------------------------------------------------------------------ embed
     def embed_observed(self, values, logsig, sky, state) -> torch.Tensor:
@@ -273,8 +273,16 @@ class FlowTransformer(nn.Module):
         h = torch.gather(h, 1, order[..., None].expand(-1, -1, h.shape[-1]))
         bias = _neg_bias(obs_ok, h.dtype)[:, None, None, :]  # [B,1,1,M]
         keys, vals = [], []
+        field = self.config.posterior_field
+        h_final = None
         for i, blk in enumerate(self.blocks):
-            h, k_bd, v_bd = blk.encode(h, bias, last=i == len(self.blocks) - 1)
+            last = i == len(self.blocks) - 1
+            # the posterior field reads the observed stream's final states: run the last layer in full for it
+            h_out, k_bd, v_bd = blk.encode(h, bias, last=last and not field)
+            if last:
+                h_final = h_out
+            else:
+                h = h_out
             keys.append(k_bd)
             vals.append(v_bd)
         affine = rows = None
@@ -283,7 +291,7 @@ class FlowTransformer(nn.Module):
             pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
             affine = self.affine_out(self.affine_mlp(pooled)).view(-1, N_THETA, 2)
             rows = affine_rows(state, self.config.affine_rows)
-        context = pooled_context(h, obs_ok) if self.config.posterior_field else None
+        context = self.posterior_field.readout(h_final, obs_ok) if field else None
         return ObservationCache(keys, vals, bias[:, None], affine, rows, context)
 
     def affine_slots(self, cache: ObservationCache, lat_idx, lat_ok):

@@ -3,8 +3,9 @@
 The all-in-one Transformer (``network``) answers any conditional, but a sky-wide run asks one question a
 billion times: p(θ | x) with all five θ latent. There, the Transformer's latent stream runs attention over
 5 θ tokens and ~12 cached observed keys for every sample at every ODE step. This field replaces only that
-part: the observation encoding (the Transformer's observed stream, computed once per star) is pooled into a
-context vector, and a small MLP maps (y_t, t, context, the per-star affine map) to the velocity of all five θ
+part: the observation encoding (the Transformer's observed stream, computed once per star) is read out by one
+learned query per θ (attention pooling over the observed tokens, so a sharp LAMOST label or parallax is not
+averaged away among a dozen broad bands) into a context vector, and a small MLP maps (y_t, t, context, the per-star affine map) to the velocity of all five θ
 at once (as in the encoder + MLP flows of Wildberger et al. 2023, "Flow matching for scalable simulation-based
 inference"; Lipman et al. 2023 for the loss). It is trained jointly with the Transformer, on the same (x_t, t,
 u_t) draws of every training row whose latent set is exactly θ, so the two fields learn the same posterior, and
@@ -29,12 +30,17 @@ from ysocensus.model.tokens import N_THETA
 class PosteriorField(nn.Module):
     """v(y_t, t | context, map) [B, S, N_THETA] for the all-θ-latent posterior.
 
-    ``context_dim``: width of the pooled observation encoding; ``width`` × ``layers``: the MLP (``layers``
-    linear maps of width ``width`` before the output); ``time_frequencies``: Fourier features of t."""
+    ``dim``: width of the observed-token states; ``width`` × ``layers``: the MLP (``layers`` linear maps of
+    width ``width`` before the output); ``heads``: of the readout; ``time_frequencies``: Fourier features of t."""
 
-    def __init__(self, context_dim: int, width: int = 128, layers: int = 3, time_frequencies: int = 8):
+    def __init__(self, dim: int, width: int = 128, layers: int = 3, time_frequencies: int = 8, heads: int = 4):
         super().__init__()
-        self.width, self.layers = int(width), int(layers)
+        self.width, self.layers, self.heads = int(width), int(layers), int(heads)
+        # the readout: one query per θ over the observed tokens' final states
+        self.queries = nn.Parameter(torch.randn(N_THETA, dim) * dim ** -0.5)
+        self.ln = nn.LayerNorm(dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        context_dim = N_THETA * dim
         self.context = nn.Sequential(nn.LayerNorm(context_dim), nn.Linear(context_dim, width))
         self.map_in = nn.Linear(2 * N_THETA, width, bias=False)  # (c, log s) of each θ slot
         self.register_buffer("freqs", (2.0 ** torch.arange(time_frequencies)) * math.pi, persistent=False)
@@ -46,6 +52,19 @@ class PosteriorField(nn.Module):
         self.hidden = nn.Sequential(*hidden, nn.SiLU())
         self.out = nn.Linear(width, N_THETA)
         self.skip = nn.Parameter(torch.zeros(N_THETA))  # linear skip: v += skip · y_t
+
+    def readout(self, h: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        """[B, N_THETA·d]: the observed tokens' states h [B, N, d] (``ok`` [B, N] bool) read out by one query per θ
+        (multi-head attention pooling); a star with nothing observed reads zeros."""
+        B, N, d = h.shape
+        H, dh = self.heads, d // self.heads
+        k, v = self.kv(self.ln(h)).view(B, N, 2, H, dh).permute(2, 0, 3, 1, 4)  # [B, H, N, dh] each
+        q = self.queries.view(N_THETA, H, dh).transpose(0, 1)  # [H, N_THETA, dh]
+        s = torch.matmul(q * dh ** -0.5, k.transpose(-1, -2))  # [B, H, N_THETA, N]
+        s = s.masked_fill(~ok[:, None, None, :], float("-inf"))
+        p = torch.nan_to_num(torch.softmax(s, -1))  # all −inf (nothing observed): zeros
+        out = torch.matmul(p, v)  # [B, H, N_THETA, dh]
+        return out.permute(0, 2, 1, 3).reshape(B, N_THETA * d)
 
     def condition(self, context: torch.Tensor, map_features: torch.Tensor | None) -> torch.Tensor:
         """The per-star part of the first layer, [B, 1, width]: computed once per star and reused by every
@@ -64,16 +83,6 @@ class PosteriorField(nn.Module):
         """Velocity [B, S, N_THETA] from ``condition`` [B, 1, W], y_t [B, S, N_THETA], t [B, S] or [1, 1]."""
         h = cond + self.y_in(y_t) + self.time_features(t)
         return self.out(self.hidden(h)) + self.skip * y_t
-
-
-def pooled_context(h: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-    """[B, 2d]: the mean and the max over a star's observed tokens' states h [B, N, d] (``ok`` [B, N] bool).
-    Mean and max together keep both what every band says and what one band says loudly (e.g. a Li line)."""
-    w = ok.to(h.dtype)[..., None]
-    mean = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
-    mx = h.masked_fill(~ok[..., None], float("-inf")).amax(1)
-    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
-    return torch.cat([mean, mx], -1)
 
 
 def all_theta_latent(lat_idx: torch.Tensor, lat_ok: torch.Tensor) -> torch.Tensor:
