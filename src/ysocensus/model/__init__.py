@@ -1,17 +1,26 @@
 """The inference model: an all-in-one (Simformer-style) Transformer trained by flow matching.
 
-One concern per module, importable without Lightning except ``lightning_module`` and ``data``:
+One concern per module, importable without Lightning except ``lightning_module``, ``data`` and ``training``:
 
-- ``tokens``: the variable registry (θ and observed variables from ``ysocensus.io``), transforms to
-  model space, normalisation statistics and the conversion of catalog rows into token tensors.
-- ``masks``: condition masks (posterior, random subsets, survey drops, predict-a-band).
-- ``network``: the Transformer. Observed tokens attend only among themselves, so their keys and values
-  are computed once per star and reused across posterior samples and ODE steps.
+- ``config``: the ``train`` config section with the schema's defaults (outside Snakemake).
+- ``tokens``: the variable registry (θ and observed variables from ``ysocensus.io``), transforms to model space,
+  normalisation statistics and the conversion of catalog rows into token tensors.
+- ``masks``: condition masks (posterior, survey drops, Gaia only, random subsets, predict-a-band, prior).
+- ``network``: the Transformer. Observed tokens attend only among themselves, so their keys and values are
+  computed once per star and reused across posterior samples and ODE steps.
+- ``posterior_field``: the light MLP velocity field for the all-θ-latent posterior (the production sampler).
 - ``flow``: flow matching (straight paths, σ_min, time sampling) and its loss.
-- ``anchors``: the per-star change of variables for [Fe/H] and distance around their LAMOST and
-  parallax measurements, so measurement-sharp posteriors are learnt at unit width.
-- ``guidance``: the χ² residual of the measurement operator on the one-step clean estimate.
+- ``anchors``: the per-star change of variables around the LAMOST [Fe/H] and parallax measurements.
+- ``guidance``: the χ² residual of the measurement operator on the one-step clean estimate (off by default).
 - ``sampler``: fixed-step Euler/Heun/midpoint, an adaptive RK45 reference, exact-divergence log density.
-- ``estimator``: a plain-torch posterior object (``sample_batched``, ``log_prob``) for sbi-style code.
+- ``streams``: per-star counter-based random streams (a star's draws do not depend on its batch).
+- ``prior_ratio``: the training mix → Galactic population importance weights (classifier, field tilt,
+  near-young zones) and systematic resampling.
+- ``recalibration``: the network's age recalibration, fitted on held-out stars after training.
+- ``estimator``: ``FlowPosterior``, the posterior object (``sample_batched``, ``log_prob``, catalog sampling).
 - ``checkpoint``: save/load with ``weights_only=True`` and a config fingerprint check.
+- ``trainset``: the training / validation / test splits joined from truth and catalog.
+- ``data``: the Lightning data module streaming the Parquet splits.
+- ``lightning_module``: the ``LightningModule`` (step logic only).
+- ``training``: the ``train`` stage: Lightning fit, then the prior ratio and the age recalibration.
 """

@@ -154,7 +154,7 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
         per_example = (((v - u) ** 2) * ok).sum((1, 2)) / (ok.sum((1, 2)).clamp(min=1) * K)
         fm_sum = fm_sum + (wi * per_example).sum()
         if field is not None:
-            pf, wf = _posterior_field_loss(field, cache, x_t, t, u, lat_idx, lat_ok, feat, wi)
+            pf, wf = _posterior_field_loss(field, cache, x_t, t, u, lat_idx, lat_ok, feat, cmap, wi)
             pf_sum, pf_w = pf_sum + pf, pf_w + wf
         if guidance is not None and guidance.enabled:
             x1_hat = clean_estimate(x_t, v, t, cfg.sigma_min)
@@ -178,7 +178,7 @@ def flow_matching_loss(net: FlowTransformer, batch: dict, state: torch.Tensor, c
     return LossTerms(loss, fm, g, affine=a, posterior_field=pf)
 
 
-def _posterior_field_loss(field, cache, x_t, t, u, lat_idx, lat_ok, feat, w):
+def _posterior_field_loss(field, cache, x_t, t, u, lat_idx, lat_ok, feat, cmap, w):
     """(Σ w · loss, Σ w) of the posterior field (``posterior_field``) on the rows whose latent set is exactly
     θ, at the Transformer's own (x_t, t, u_t) draws and per-star map, so both fields learn the same posterior."""
     rows = all_theta_latent(lat_idx, lat_ok)
@@ -186,7 +186,8 @@ def _posterior_field_loss(field, cache, x_t, t, u, lat_idx, lat_ok, feat, w):
         return w.new_zeros(()), w.new_zeros(())
     th = slice(0, N_THETA)
     cond = field.condition(cache.context[rows], None if feat is None else feat[rows][:, th])
-    v = field(cond, x_t[rows][..., th], t[rows])
+    c, s = (None, None) if cmap is None else (cmap[0][rows][:, th], cmap[1][rows][:, th])
+    v = field(cond, x_t[rows][..., th], t[rows], c, s)
     per_example = ((v - u[rows][..., th]) ** 2).mean((1, 2))
     return (w[rows] * per_example).sum(), w[rows].sum()
 

@@ -46,6 +46,9 @@ class PosteriorField(nn.Module):
         self.register_buffer("freqs", (2.0 ** torch.arange(time_frequencies)) * math.pi, persistent=False)
         self.time = nn.Linear(2 * time_frequencies, width, bias=False)
         self.y_in = nn.Linear(N_THETA, width, bias=False)
+        # the point in the common standardised θ coordinates, t·c + s·y_t (the Transformer is told the same):
+        # the physics depends on θ, not on its offset from a per-star centre
+        self.theta_in = nn.Linear(N_THETA, width, bias=False)
         hidden = []
         for _ in range(self.layers - 1):
             hidden += [nn.SiLU(), nn.Linear(width, width)]
@@ -79,9 +82,12 @@ class PosteriorField(nn.Module):
         a = t[..., None] * self.freqs
         return self.time(torch.cat([torch.sin(a), torch.cos(a)], -1))
 
-    def forward(self, cond: torch.Tensor, y_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Velocity [B, S, N_THETA] from ``condition`` [B, 1, W], y_t [B, S, N_THETA], t [B, S] or [1, 1]."""
-        h = cond + self.y_in(y_t) + self.time_features(t)
+    def forward(self, cond: torch.Tensor, y_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                s: torch.Tensor | None = None) -> torch.Tensor:
+        """Velocity [B, S, N_THETA] from ``condition`` [B, 1, W], y_t [B, S, N_THETA], t [B, S] or [1, 1] and the
+        per-star map (c, s) [B, N_THETA] (None: c = 0, s = 1)."""
+        theta = y_t if c is None else t[..., None] * c[:, None] + s[:, None] * y_t
+        h = cond + self.y_in(y_t) + self.theta_in(theta) + self.time_features(t)
         return self.out(self.hidden(h)) + self.skip * y_t
 
 

@@ -97,9 +97,10 @@ def _field_fn(net: FlowTransformer, cond: Conditioning):
                          "latent slots (use the Transformer)")
     feat = cond.anchor_features
     h = pf.condition(cond.cache.context, None if feat is None else feat[:, :N_THETA])
+    c, s = (None, None) if feat is None else (cond.anchor_c[:, :N_THETA], cond.anchor_s[:, :N_THETA])
 
     def f(x, t):
-        return pf(h, x, torch.full((1, 1), float(t), dtype=x.dtype, device=x.device))
+        return pf(h, x, torch.full((1, 1), float(t), dtype=x.dtype, device=x.device), c, s)
 
     return f
 
