@@ -5,7 +5,7 @@ import torch
 
 from ysocensus.model.checkpoint import load, save_checkpoint
 from ysocensus.model.config import merge
-from ysocensus.model.estimator import FlowPosterior, flat_to_frame
+from ysocensus.model.estimator import FlowPosterior, flat_to_frame, top_up_factor
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.config import section
 from ysocensus.model.prior_ratio import (FieldTilt, PriorRatio, fit_prior_ratio, loss_weights, resample, weight_classes,
@@ -126,11 +126,16 @@ def test_stars_with_a_low_ess_get_more_proposals_and_p_young_comes_from_all_weig
     e0 = plain.last_ess
     assert plain.last_proposals.shape == (50, 64, N_THETA)
     s, _ = more.sample_frame(frame, 32, torch.Generator().manual_seed(3))
-    assert more.last_proposals.shape == (50, 256, N_THETA)
     low = e0 < 40
     assert low.any() and (~low).any()
+    # each low star gets the proposals its ESS says it needs (a power of two per sample, 8 x 32 in all at most)
+    extra = top_up_factor(e0[low], 40, 2, 8)
+    assert ((extra >= 1) & (extra <= 6)).all()
+    assert more.last_proposals.shape == (50, 64 + 32 * extra.max(), N_THETA)
+    got = np.isfinite(more.last_log_weights[low, 64:]).sum(1)
+    assert (got <= 32 * extra).all() and (got >= 0.9 * 32 * extra).all()  # non-finite proposals get no weight
     # stars above the target keep their 64 proposals (the extra slots carry no weight), the others gain ESS
-    assert np.isneginf(more.last_log_weights[~low, 64:]).all() and np.isfinite(more.last_log_weights[low, 64:]).any()
+    assert np.isneginf(more.last_log_weights[~low, 64:]).all()
     assert np.median(more.last_ess[low]) > 2 * np.median(e0[low])
     # the samples are drawn from the weighted proposals
     assert np.isfinite(s).all()
@@ -358,3 +363,11 @@ def test_near_field_rows_have_their_own_weight_untilted():
     assert r_in == pytest.approx(np.full(4, 10.0), rel=0.1)
     assert r_out[1:3] == pytest.approx(np.exp(tilt.log_bridge(probe[1:3])), rel=1e-3)
     assert r_out[0] == pytest.approx(50.0, rel=0.1) and r_out[3] == pytest.approx(1000.0, rel=0.1)
+
+
+def test_top_up_factor_sizes_proposals_by_ess():
+    # ESS grows about in proportion to the proposals: ESS 20 of a target 32 needs ~2x (with 50 % to spare: 4x
+    # in all, 3 more per sample), ESS 1 needs the most allowed; always a power of two in all
+    extra = top_up_factor(np.array([31.0, 20.0, 8.0, 1.0, 0.0]), 32, 1, 16)
+    assert extra.tolist() == [1, 3, 7, 15, 15]
+    assert top_up_factor(np.array([10.0]), 32, 2, 4).tolist() == [2]  # capped at 4 in all
