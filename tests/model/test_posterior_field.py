@@ -118,3 +118,25 @@ def test_field_log_density_matches_the_analytic_one(trained):
     exact = np.array(exact)
     assert np.corrcoef(lp.ravel(), exact.ravel())[0, 1] > 0.8, (lp, exact)
     assert np.median(np.abs(lp - exact)) < 1.5
+
+
+def test_field_samples_do_not_depend_on_the_thread_count():
+    # 7 stars: the per-star conditioning is then a few-row matrix product, which 2 CPU threads split differently
+    # from 1 unless it runs on one (sampler._one_thread); the stars' samples must be the same bytes either way
+    torch.manual_seed(3)
+    net = FlowTransformer(NetworkConfig(affine_head=True, affine_widths=(0.05, 0.15), posterior_field=True)).eval()
+    toy = LinearGaussianToy(D=D, seed=1)
+    z = toy.simulate(7, np.random.default_rng(2))
+    cond_args = _cond(toy, z, X)
+    out = {}
+    keep = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            cond = sampler.Conditioning(cond_args.values, cond_args.logsig, cond_args.sky, cond_args.state,
+                                        cond_args.lat_idx, cond_args.lat_ok)
+            out[threads] = sampler.sample(net, cond, 64, 4, "midpoint", field=True,
+                                          generator=torch.Generator().manual_seed(0))
+    finally:
+        torch.set_num_threads(keep)
+    assert torch.equal(out[1], out[2])

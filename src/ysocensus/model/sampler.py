@@ -17,6 +17,7 @@ the time_power = 2 grid (8 network evaluations, the same cost) gave 0.04.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +88,23 @@ def velocity_fn(net: FlowTransformer, cond: Conditioning, full_sequence: bool = 
     return f
 
 
+@contextmanager
+def _one_thread():
+    """Run the block on one CPU thread. Why: the posterior field's per-star conditioning is a matrix product
+    of a few rows ([stars, 320] × [320, 128]); with 2 threads the CPU kernel splits it differently from 1 and
+    30 of 800 stars came out different in the last bits, so a star's samples depended on the thread count. It
+    runs once per star, so one thread costs nothing measurable."""
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def _field_fn(net: FlowTransformer, cond: Conditioning):
     pf = getattr(net, "posterior_field", None)
     if pf is None:
@@ -96,7 +114,8 @@ def _field_fn(net: FlowTransformer, cond: Conditioning):
         raise ValueError("the posterior field samples the all-θ-latent posterior only; these rows have other "
                          "latent slots (use the Transformer)")
     feat = cond.anchor_features
-    h = pf.condition(cond.cache.context, None if feat is None else feat[:, :N_THETA])
+    with _one_thread():  # a few-row GEMM (once per star) that 2 threads split differently from 1
+        h = pf.condition(cond.cache.context, None if feat is None else feat[:, :N_THETA])
     c, s = (None, None) if feat is None else (cond.anchor_c[:, :N_THETA], cond.anchor_s[:, :N_THETA])
 
     def f(x, t):
