@@ -47,8 +47,8 @@ from ysocensus import io
 log = logging.getLogger(__name__)
 
 GAIA_SIGMA = 2.5 / np.log(10.0)
-DEFAULT_BANDS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag", "j_m", "h_m", "ks_m",
-                 "w1mpro", "w2mpro")
+#: Gaia G, BP, RP, 2MASS J, H, Ks and WISE W1, W2 (W3/W4 carry disk excess)
+DEFAULT_BANDS = io.GAIA_BANDS + io.TMASS_BANDS + io.WISE_BANDS[:2]
 _ERR = {m: e for m, e in zip(io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)}
 _ERR.update(zip(io.TMASS_BANDS + io.WISE_BANDS, io.TMASS_ERRORS + io.WISE_ERRORS))
 MIN_LOG_AGE = 5.7

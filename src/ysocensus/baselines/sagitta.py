@@ -32,9 +32,10 @@ from ysocensus import io
 #: Sagitta's input names ← our catalog columns
 COLUMNS = {
     "l": "l", "b": "b", "parallax": "parallax", "eparallax": "parallax_error",
-    "g": "phot_g_mean_mag", "bp": "phot_bp_mean_mag", "rp": "phot_rp_mean_mag",
-    "eg": "phot_g_mean_flux_over_error", "ebp": "phot_bp_mean_flux_over_error", "erp": "phot_rp_mean_flux_over_error",
-    "j": "j_m", "h": "h_m", "k": "ks_m", "ej": "j_msigcom", "eh": "h_msigcom", "ek": "ks_msigcom",
+    **dict(zip(("g", "bp", "rp"), io.GAIA_BANDS, strict=True)),
+    **dict(zip(("eg", "ebp", "erp"), io.GAIA_FLUX_OVER_ERROR, strict=True)),
+    **dict(zip(("j", "h", "k"), io.TMASS_BANDS, strict=True)),
+    **dict(zip(("ej", "eh", "ek"), io.TMASS_ERRORS, strict=True)),
 }
 #: DataTools.fix_and_mark_nans
 NAN_FILL = {"g": 20.0, "bp": 21.0, "rp": 19.0, "j": 18.0, "h": 18.0, "k": 18.0, "parallax": 0.0, "av": 5.0,

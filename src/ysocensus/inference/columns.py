@@ -28,39 +28,55 @@ import re
 from dataclasses import dataclass, field
 from typing import Collection, Mapping, Sequence
 
+from ysocensus import io
+
+# canonical (io) names the alias table maps onto, in io's band order
+_G, _BP, _RP = io.GAIA_BANDS
+_RFG, _RFBP, _RFRP = io.GAIA_FLUX_OVER_ERROR
+_J, _H, _KS = io.TMASS_BANDS
+_EJ, _EH, _EKS = io.TMASS_ERRORS
+_W1, _W2, _W3, _W4 = io.WISE_BANDS
+_EW1, _EW2, _EW3, _EW4 = io.WISE_ERRORS
+_EWLI, _EWHA = io.LAMOST_LABELS[3:]
+_EWLI_ERR, _EWHA_ERR = io.LAMOST_ERRORS[3:]
+
+
+def _flux(mag_column: str) -> str:
+    """The Gaia archive's mean-flux column of a mean-magnitude column (as ``catalog.GAIA_ALTERNATIVES``)."""
+    return mag_column.replace("_mag", "_flux")
+
+
 #: alternative (lower-case) name -> canonical column; targets are checked against catalog.KNOWN at import
 ALIASES: dict[str, str] = {
     # VizieR Gaia DR3 (I/355/gaiadr3), DR2 (I/345/gaia2)
     "source": "source_id",
     "ra_icrs": "ra", "de_icrs": "dec", "dec_icrs": "dec",
     "plx": "parallax", "e_plx": "parallax_error",
-    "gmag": "phot_g_mean_mag", "bpmag": "phot_bp_mean_mag", "rpmag": "phot_rp_mean_mag",
-    "e_gmag": "phot_g_mean_mag_error", "e_bpmag": "phot_bp_mean_mag_error", "e_rpmag": "phot_rp_mean_mag_error",
-    "fg": "phot_g_mean_flux", "e_fg": "phot_g_mean_flux_error",
-    "fbp": "phot_bp_mean_flux", "e_fbp": "phot_bp_mean_flux_error",
-    "frp": "phot_rp_mean_flux", "e_frp": "phot_rp_mean_flux_error",
-    "rfg": "phot_g_mean_flux_over_error", "rfbp": "phot_bp_mean_flux_over_error",
-    "rfrp": "phot_rp_mean_flux_over_error",
+    "gmag": _G, "bpmag": _BP, "rpmag": _RP,
+    "e_gmag": f"{_G}_error", "e_bpmag": f"{_BP}_error", "e_rpmag": f"{_RP}_error",
+    "fg": _flux(_G), "e_fg": f"{_flux(_G)}_error",
+    "fbp": _flux(_BP), "e_fbp": f"{_flux(_BP)}_error",
+    "frp": _flux(_RP), "e_frp": f"{_flux(_RP)}_error",
+    "rfg": _RFG, "rfbp": _RFBP, "rfrp": _RFRP,
     # positions as VizieR computes them, other archives, HEASARC
     "raj2000": "ra", "dej2000": "dec", "_raj2000": "ra", "_dej2000": "dec",
     "radeg": "ra", "dedeg": "dec", "ra_deg": "ra", "dec_deg": "dec",
     "glon": "l", "glat": "b", "_glon": "l", "_glat": "b", "lii": "l", "bii": "b",
     # VizieR 2MASS PSC (II/246): e_ = the total uncertainty, as j_msigcom
-    "jmag": "j_m", "hmag": "h_m", "kmag": "ks_m", "ksmag": "ks_m",
-    "e_jmag": "j_msigcom", "e_hmag": "h_msigcom", "e_kmag": "ks_msigcom", "e_ksmag": "ks_msigcom",
+    "jmag": _J, "hmag": _H, "kmag": _KS, "ksmag": _KS,
+    "e_jmag": _EJ, "e_hmag": _EH, "e_kmag": _EKS, "e_ksmag": _EKS,
     # literature member tables (e.g. the real-member files shipped in ysocensus/data/real): j_err, w1, w1_err ...
-    "j_err": "j_msigcom", "h_err": "h_msigcom", "ks_err": "ks_msigcom", "k_err": "ks_msigcom",
-    "w1": "w1mpro", "w2": "w2mpro", "w3": "w3mpro", "w4": "w4mpro",
-    "w1_err": "w1sigmpro", "w2_err": "w2sigmpro", "w3_err": "w3sigmpro", "w4_err": "w4sigmpro",
+    "j_err": _EJ, "h_err": _EH, "ks_err": _EKS, "k_err": _EKS,
+    "w1": _W1, "w2": _W2, "w3": _W3, "w4": _W4,
+    "w1_err": _EW1, "w2_err": _EW2, "w3_err": _EW3, "w4_err": _EW4,
     # AllWISE: the Gaia archive's allwise_original_valid, VizieR II/328
-    "w1mpro_error": "w1sigmpro", "w2mpro_error": "w2sigmpro", "w3mpro_error": "w3sigmpro",
-    "w4mpro_error": "w4sigmpro",
-    "w1mag": "w1mpro", "w2mag": "w2mpro", "w3mag": "w3mpro", "w4mag": "w4mpro",
-    "e_w1mag": "w1sigmpro", "e_w2mag": "w2sigmpro", "e_w3mag": "w3sigmpro", "e_w4mag": "w4sigmpro",
+    "w1mpro_error": _EW1, "w2mpro_error": _EW2, "w3mpro_error": _EW3, "w4mpro_error": _EW4,
+    "w1mag": _W1, "w2mag": _W2, "w3mag": _W3, "w4mag": _W4,
+    "e_w1mag": _EW1, "e_w2mag": _EW2, "e_w3mag": _EW3, "e_w4mag": _EW4,
     # LAMOST stellar parameters: no bare teff / logg / feh aliases. A photometric Teff or another survey's [Fe/H]
     # under those names would be read as a LAMOST LRS label with LAMOST's errors; the near-miss warning asks
     # the user to name them teff_lamost, ... when they are LAMOST's.
-    "ew_li": "ewli", "e_ewli": "ewli_err", "ew_ha": "ewha", "e_ewha": "ewha_err",
+    "ew_li": _EWLI, "e_ewli": _EWLI_ERR, "ew_ha": _EWHA, "e_ewha": _EWHA_ERR,
 }
 assert all(k == k.lower() for k in ALIASES)
 

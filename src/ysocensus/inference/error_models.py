@@ -31,8 +31,10 @@ from ysocensus import io
 from ysocensus.surveys import gaia, lamost, tmass, wise
 
 _GAIA_SIGMA = 2.5 / math.log(10.0)
-_GAIA_BAND = {"phot_g_mean_mag": "g", "phot_bp_mean_mag": "bp", "phot_rp_mean_mag": "rp"}
-_LAMOST_KEY = {"teff_lamost": "teff", "logg_lamost": "logg", "feh_lamost": "feh", "ewli": "ewli", "ewha": "ewha"}
+#: catalog column -> the survey module's band / label key
+_GAIA_BAND = dict(zip(io.GAIA_BANDS, ("g", "bp", "rp"), strict=True))
+_LAMOST_KEY = dict(zip(io.LAMOST_LABELS, ("teff", "logg", "feh", "ewli", "ewha"), strict=True))
+_G_MAG = io.GAIA_BANDS[0]
 
 
 def gaia_flux_over_error(mag_column: str, mag: np.ndarray) -> np.ndarray:
@@ -74,13 +76,13 @@ def lamost_sigma(label: str, g_mag: np.ndarray | None, n: int) -> np.ndarray:
 ERROR_MODELS: dict[str, tuple[str, Callable[[Mapping[str, np.ndarray], int], np.ndarray]]] = {}
 for _m, _e in zip(io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR):
     ERROR_MODELS[_e] = (_m, lambda c, n, _m=_m: gaia_flux_over_error(_m, c[_m]))
-ERROR_MODELS["parallax_error"] = ("parallax", lambda c, n: gaia_parallax_error(c["phot_g_mean_mag"]))
+ERROR_MODELS["parallax_error"] = ("parallax", lambda c, n: gaia_parallax_error(c[_G_MAG]))
 for _m, _e in zip(io.TMASS_BANDS, io.TMASS_ERRORS):
     ERROR_MODELS[_e] = (_m, lambda c, n, _m=_m: tmass_sigma(_m, c[_m]))
 for _m, _e in zip(io.WISE_BANDS, io.WISE_ERRORS):
     ERROR_MODELS[_e] = (_m, lambda c, n, _m=_m: wise_sigma(_m, c[_m], c.get("b")))
 for _m, _e in zip(io.LAMOST_LABELS, io.LAMOST_ERRORS):
-    ERROR_MODELS[_e] = (_m, lambda c, n, _m=_m: lamost_sigma(_m, c.get("phot_g_mean_mag"), n))
+    ERROR_MODELS[_e] = (_m, lambda c, n, _m=_m: lamost_sigma(_m, c.get(_G_MAG), n))
 
 #: value column → its uncertainty column, in io.MEASUREMENT_BITS order
 ERROR_OF = {value: err for err, (value, _) in ERROR_MODELS.items()}

@@ -35,7 +35,7 @@ class GuidanceConfig:
     include_parallax: bool = True
     # W3/W4 carry disk excess, which the operator does not model (at the true θ the W4 residual of
     # disk-bearing stars is tens of σ): guiding on them would pull θ away from the truth
-    exclude_bands: tuple = ("w3mpro", "w4mpro")
+    exclude_bands: tuple = io.WISE_BANDS[2:]  # W3, W4
 
     def __post_init__(self):
         unknown = set(self.exclude_bands) - set(io.MAGNITUDES)

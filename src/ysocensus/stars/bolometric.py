@@ -63,24 +63,16 @@ from ysocensus import io
 log = logging.getLogger(__name__)
 
 #: the table column of each catalog band (io.MAGNITUDES order)
-TABLE_BANDS: dict[str, tuple[str, str]] = {
-    "phot_g_mean_mag": ("UBVRIplus", "Gaia_G_EDR3"),
-    "phot_bp_mean_mag": ("UBVRIplus", "Gaia_BP_EDR3"),
-    "phot_rp_mean_mag": ("UBVRIplus", "Gaia_RP_EDR3"),
-    "j_m": ("UBVRIplus", "2MASS_J"),
-    "h_m": ("UBVRIplus", "2MASS_H"),
-    "ks_m": ("UBVRIplus", "2MASS_Ks"),
-    "w1mpro": ("WISE", "WISE_W1"),
-    "w2mpro": ("WISE", "WISE_W2"),
-    "w3mpro": ("WISE", "WISE_W3"),
-    "w4mpro": ("WISE", "WISE_W4"),
-}
-#: speclite passband of each catalog band
-PASSBANDS: dict[str, str] = {
-    "phot_g_mean_mag": "gaiadr3-G", "phot_bp_mean_mag": "gaiadr3-BP", "phot_rp_mean_mag": "gaiadr3-RP",
-    "j_m": "twomass-J", "h_m": "twomass-H", "ks_m": "twomass-Ks",
-    "w1mpro": "wise2010-W1", "w2mpro": "wise2010-W2", "w3mpro": "wise2010-W3", "w4mpro": "wise2010-W4",
-}
+TABLE_BANDS: dict[str, tuple[str, str]] = dict(zip(io.MAGNITUDES, (
+    ("UBVRIplus", "Gaia_G_EDR3"), ("UBVRIplus", "Gaia_BP_EDR3"), ("UBVRIplus", "Gaia_RP_EDR3"),
+    ("UBVRIplus", "2MASS_J"), ("UBVRIplus", "2MASS_H"), ("UBVRIplus", "2MASS_Ks"),
+    ("WISE", "WISE_W1"), ("WISE", "WISE_W2"), ("WISE", "WISE_W3"), ("WISE", "WISE_W4"),
+), strict=True))
+#: speclite passband of each catalog band (io.MAGNITUDES order)
+PASSBANDS: dict[str, str] = dict(zip(io.MAGNITUDES, (
+    "gaiadr3-G", "gaiadr3-BP", "gaiadr3-RP", "twomass-J", "twomass-H", "twomass-Ks",
+    "wise2010-W1", "wise2010-W2", "wise2010-W3", "wise2010-W4",
+), strict=True))
 #: bolometric magnitude of the Sun (IAU 2015 Resolution B2; the MIST zero point)
 MBOL_SUN = 4.74
 #: the R_V of the tables

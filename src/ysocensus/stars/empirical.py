@@ -85,16 +85,19 @@ def cluster_members(name: str):
     """Members of the named old cluster from the shipped file (pandas), with M_G and BP − RP."""
     import pandas as pd
 
+    from ysocensus.io import GAIA_BANDS
+
+    g, bp, rp = GAIA_BANDS
     with (resources.files("ysocensus") / "data" / "real" / MEMBERS_FILE).open("r") as fh:
         frame = pd.read_csv(fh)
     m = frame[frame["group"] == name].copy()
     if m.empty:
         raise ValueError(f"empirical correction: no members of {name!r} in data/real/{MEMBERS_FILE} "
                          f"(groups: {sorted(frame['group'].unique())})")
-    ok = (m["parallax"] > 0) & m[["phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag"]].notna().all(axis=1)
+    ok = (m["parallax"] > 0) & m[list(GAIA_BANDS)].notna().all(axis=1)
     m = m[ok]
-    m["abs_g"] = m["phot_g_mean_mag"] + 5.0 * np.log10(m["parallax"] / 100.0)
-    m["bp_rp_obs"] = m["phot_bp_mean_mag"] - m["phot_rp_mean_mag"]
+    m["abs_g"] = m[g] + 5.0 * np.log10(m["parallax"] / 100.0)
+    m["bp_rp_obs"] = m[bp] - m[rp]
     return m
 
 

@@ -131,13 +131,16 @@ def observe_summary_figure(catalog_path: str | os.PathLike, population_path: str
     centres = 0.5 * (bins[1:] + bins[:-1])
     ax = axes[1, 1]
     col = {b: io.MAGNITUDES.index(b) for b in io.MAGNITUDES}
-    curves = [("Gaia G", "phot_g_mean_mag", "phot_g_mean_mag"),
-              ("Gaia BP/RP", "phot_g_mean_mag", "phot_bp_mean_mag"),
-              ("Gaia parallax", "phot_g_mean_mag", "parallax"),
-              ("2MASS Ks", "ks_m", "ks_m"),
-              ("AllWISE W1", "w1mpro", "w1mpro"),
-              ("AllWISE W3", "w3mpro", "w3mpro"),
-              ("LAMOST spectrum (vs G)", "phot_g_mean_mag", "ewha")]
+    g_col, bp_col, _ = io.GAIA_BANDS
+    ks_col, w1_col, w3_col = io.TMASS_BANDS[2], io.WISE_BANDS[0], io.WISE_BANDS[2]
+    ewha_col = io.LAMOST_LABELS[4]
+    curves = [("Gaia G", g_col, g_col),
+              ("Gaia BP/RP", g_col, bp_col),
+              ("Gaia parallax", g_col, "parallax"),
+              ("2MASS Ks", ks_col, ks_col),
+              ("AllWISE W1", w1_col, w1_col),
+              ("AllWISE W3", w3_col, w3_col),
+              ("LAMOST spectrum (vs G)", g_col, ewha_col)]
     for label, band, measured in curves:
         f = missing_fraction(m_true[ph, col[band]], df[measured].notna().to_numpy()[ph], bins)
         ax.plot(centres, f, drawstyle="steps-mid", label=label)

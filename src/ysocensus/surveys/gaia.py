@@ -28,6 +28,7 @@ import functools
 
 import numpy as np
 
+from ysocensus import io
 from ysocensus.surveys.selection import detection_probability
 
 DEFAULTS = dict(g_bright=3.0, g_faint=20.9, g_faint_width=0.12,
@@ -93,8 +94,7 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
     has_bprp = det & (u[1] < detection_probability(g, p["bprp_faint"], p["bprp_faint_width"]))
     has_plx = det & (u[2] < detection_probability(g, p["parallax_faint"], p["parallax_faint_width"]))
     out = {}
-    names = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag")
-    for j, (band, name) in enumerate(zip(_BANDS, names)):
+    for j, (band, name, foe_name) in enumerate(zip(_BANDS, io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)):
         have = det if j == 0 else has_bprp
         sig = magnitude_error(band, true_mags[:, j])
         if var_sigma is not None:
@@ -102,7 +102,7 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
         mag = np.where(have, true_mags[:, j] + sig * z[j], np.nan).astype(np.float32)
         out[name] = mag
         foe = np.float32(1.0) / (sig * np.float32(np.log(10.0) / 2.5))
-        out[name.replace("_mag", "_flux_over_error")] = np.where(have, foe, np.nan).astype(np.float32)
+        out[foe_name] = np.where(have, foe, np.nan).astype(np.float32)
     sig_plx = parallax_error(g)
     out["parallax"] = np.where(has_plx, parallax_true + sig_plx.astype(np.float64) * z[3], np.nan)
     out["parallax_error"] = np.where(has_plx, sig_plx, np.nan).astype(np.float32)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ysocensus import io
 from ysocensus.surveys.selection import detection_probability
 
 DEFAULTS = dict(dec_min=-10.0, dec_max=90.0, g_bright=9.0, g_faint=17.8, g_width=0.15,
@@ -30,8 +31,9 @@ DEFAULTS = dict(dec_min=-10.0, dec_max=90.0, g_bright=9.0, g_faint=17.8, g_width
                 teff_range=(3700.0, 8750.0),
                 errors={"teff": [50.0, 2000.0], "logg": [0.07, 2.5], "feh": [0.04, 1.5],
                         "ewli": [0.02, 1.0], "ewha": [0.1, 5.0]})
-LABELS = ("teff_lamost", "logg_lamost", "feh_lamost", "ewli", "ewha")
-ERRORS = ("teff_err_lamost", "logg_err_lamost", "feh_err_lamost", "ewli_err", "ewha_err")
+#: catalog columns of the labels (``_ERRKEY`` order) and of their uncertainties, as in ``io``
+LABELS = io.LAMOST_LABELS
+ERRORS = io.LAMOST_ERRORS
 _ERRKEY = ("teff", "logg", "feh", "ewli", "ewha")
 
 

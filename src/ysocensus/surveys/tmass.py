@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ysocensus import io
 from ysocensus.surveys.selection import background_limited_error, detection_probability, m50_from_limit
 
 DEFAULTS = dict(limits={"j": 15.8, "h": 15.1, "ks": 14.3}, completeness_at_limit=0.99, width=0.15,
                 error_floor=0.022, saturation={"j": 4.0, "h": 4.0, "ks": 3.5}, saturated_error=0.2)
 _BANDS = ("j", "h", "ks")
-NAMES = ("j_m", "h_m", "ks_m")
-ERRORS = ("j_msigcom", "h_msigcom", "ks_msigcom")
+#: catalog columns of the bands (``_BANDS`` order) and of their uncertainties, as in ``io``
+NAMES = io.TMASS_BANDS
+ERRORS = io.TMASS_ERRORS
 
 
 def _merge(params):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ysocensus import io
 from ysocensus.surveys.selection import background_limited_error, detection_probability
 
 DEFAULTS = dict(limits={"w1": 16.9, "w2": 16.0, "w3": 11.5, "w4": 8.0}, width=0.2,
@@ -31,8 +32,9 @@ DEFAULTS = dict(limits={"w1": 16.9, "w2": 16.0, "w3": 11.5, "w4": 8.0}, width=0.
                 saturation={"w1": 8.0, "w2": 6.7, "w3": 3.8, "w4": -0.4}, saturated_error=0.05,
                 plane_loss_mag=1.5, plane_scale_deg=5.0, n_epochs=2)
 _BANDS = ("w1", "w2", "w3", "w4")
-NAMES = ("w1mpro", "w2mpro", "w3mpro", "w4mpro")
-ERRORS = ("w1sigmpro", "w2sigmpro", "w3sigmpro", "w4sigmpro")
+#: catalog columns of the bands (``_BANDS`` order) and of their uncertainties, as in ``io``
+NAMES = io.WISE_BANDS
+ERRORS = io.WISE_ERRORS
 
 
 def _merge(params):
