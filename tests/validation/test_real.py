@@ -410,3 +410,43 @@ def test_the_other_prior_is_scored_beside_the_main_one(tmp_path):
     plain = real.run_real_validation(None, tmp_path / "r2.json", tmp_path / "fig", n_samples=8, seed=1, files=files,
                                      sampler=_Sampler(), variants=["as_published"], compare_prior=True)
     assert plain["other_prior"].startswith("not available")
+
+
+def test_grid_fit_recovers_the_age_of_stars_made_from_the_models():
+    """Unreddened stars made from the grid itself (1 Myr … 1 Gyr, 0.2–0.8 M☉, at 100 pc) come back at their own
+    pre-main-sequence age within one grid step; reddened by A_V = 1 and fitted unreddened (the default), never
+    older than they are (the fit is a lower bound); a row without a usable parallax is NaN, not dropped."""
+    from ysocensus.stars.bolometric import load_bc_grid
+    from ysocensus.stars.tracks import IsochroneGrid
+
+    iso, bc = IsochroneGrid.build(feh_range=(-0.25, 0.25), feh_step=0.25, log10_mass_step=0.02), load_bc_grid()
+    a, m = (v.ravel() for v in np.meshgrid([6.0, 6.5, 7.0, 7.5, 9.0], np.log10([0.2, 0.4, 0.8]), indexing="ij"))
+    q = iso.interpolate(a, m, np.zeros(a.size))
+    cols = [list(bc.bands).index(b) for b in io.GAIA_BANDS]
+    step = real.GRID_FIT_LOG10_AGE[2] + 1e-9
+    pms = a < 8   # 1 Gyr main-sequence M/K dwarfs are ageless in colour and magnitude
+    for av in (0.0, 1.0):
+        mags = bc.absolute_magnitudes(10 ** q["log10_teff"], q["logg"], q["log10_lum_lsun"], np.zeros(a.size),
+                                      np.full(a.size, av))
+        stars = pd.DataFrame(mags[:, cols] + 5.0, columns=list(io.GAIA_BANDS))   # 100 pc: distance modulus 5
+        stars["parallax"] = 10.0
+        stars.loc[len(stars)] = [12.0, 13.0, 11.0, -1.0]
+        fit = real.grid_fit(stars, iso, bc)
+        assert len(fit) == len(stars) and fit.iloc[-1].isna().all()
+        got = fit["grid_log10_age"].to_numpy()[:-1]
+        if av == 0:
+            assert (np.abs(got - a) <= step)[pms].all(), list(zip(a, 10 ** m, got))
+        else:
+            assert (got <= a + step)[pms].all() and (got < a - step)[pms].any(), list(zip(a, 10 ** m, got))
+
+
+def test_age_scale_splits_the_offset():
+    members = pd.DataFrame({"group": ["A", "A", "B", "old"], "age_myr": [10.0, 10.0, 20.0, 600.0]})
+    fit = pd.DataFrame({"grid_log10_age": [7.2, 7.4, 7.0, 9.0], "grid_av_mag": [0.1, 0.3, 0.0, 0.0]})
+    net = {"population": {"A": {"median_log10_age_yr_q50": 7.5}}, "simulation": {}}
+    out = real.age_scale(members, fit, net, 50.0)
+    assert set(out) == {"A", "B"}
+    assert out["A"]["literature_log10_age"] == pytest.approx(7.0)
+    assert out["A"]["models_minus_literature"] == pytest.approx(0.3)
+    assert out["A"]["network_population_minus_models"] == pytest.approx(0.2)
+    assert out["A"]["network_simulation_log10_age"] is None and out["B"]["network_population_minus_models"] is None

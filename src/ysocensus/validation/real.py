@@ -84,6 +84,12 @@ DEFINITIONS = {
               "posterior distance distance_pc_q50 against median 1000/parallax (pc) and the median of their ratio",
     "variants": "as_published: every column the literature gives, incl. its uncertainties; no_sigma: every "
                 "uncertainty column removed (magnitudes and parallax only), the driver's default handling applies",
+    "age_scale": "per young group: the literature log10 age, the median flat-prior best fit of each member's "
+                 "(M_G, BP-RP, G-RP) on the workflow's own isochrone grid (grid_fit: the stellar models' age, no "
+                 "network, no prior; A_V <= av_max_mag, default unreddened: for a reddened group such as rho Oph a lower bound) "
+                 "and the "
+                 "network's median age under each prior scored; models_minus_literature "
+                 "is the models' age-scale offset, network_<prior>_minus_models what the inference adds",
     "catalog": "one catalog per source file, Gaia archive column names; J/H/Ks only where jhk_source is 2MASS "
                "(VHS/FourStar left null); columns no row of a file provides are absent",
 }
@@ -472,6 +478,85 @@ def isochrone_cmd(isochrones, bc, ages_myr: Sequence[float] = CMD_AGES_MYR, feh:
     return out
 
 
+#: the grid of the flat-prior isochrone fit (``grid_fit``): log10(age/yr) from, to, step; A_V upper bound (mag).
+#: In Gaia's bands the reddening vector runs almost along the pre-main-sequence isochrones: a fit with A_V free
+#: trades ~0.2 dex of age per mag of A_V at the same χ². Fitted unreddened (0), the age is the models' age of an
+#: unreddened star and, for a reddened one, a lower bound (dereddening moves it onto older isochrones).
+GRID_FIT_LOG10_AGE = (5.8, 9.8, 0.05)
+GRID_FIT_AV_MAX = 0.0
+#: its uncertainties on M_G, BP−RP, G−RP (mag): not the photometric errors (mmag) but what a single-star,
+#: solar-[Fe/H] isochrone cannot follow (unresolved binaries, spots, a model's colour at fixed T_eff)
+GRID_FIT_SIGMA = (0.10, 0.05, 0.05)
+
+
+def grid_fit(members: pd.DataFrame, isochrones, bc, feh: float = 0.0,
+             log10_age: Sequence[float] = GRID_FIT_LOG10_AGE, av_max: float = GRID_FIT_AV_MAX,
+             sigma: Sequence[float] = GRID_FIT_SIGMA) -> pd.DataFrame:
+    """The age the stellar models alone give each member: the best fit of (M_G, BP − RP, G − RP) over the
+    model's own isochrone grid (``IsochroneGrid`` + ``BCGrid``, as corrected for the workflow) in log age,
+    initial mass and A_V ∈ [0, ``av_max``] (``GRID_FIT_AV_MAX``), flat in all three, at ``feh``, the distance 1/ϖ.
+
+    Why: the network's age is the models' age through a prior. Beside the literature age and the network's
+    median under either prior, this separates an offset of the models' age scale (literature vs this fit) from
+    one the inference adds (this fit vs the network). A_V is fitted per model point by weighted least squares on
+    the extinction coefficients at A_V = 1 (linear in A_V), clipped to [0, av_max]. Columns ``grid_log10_age``,
+    ``grid_av_mag`` and ``grid_chi2`` (NaN where ϖ ≤ 0 or a band is missing), index as ``members``.
+    """
+    ages = np.arange(log10_age[0], log10_age[1] + 0.5 * log10_age[2], log10_age[2])
+    logm = np.asarray(isochrones.axes["log10_mass"], np.float64)
+    a, m = (v.ravel() for v in np.meshgrid(ages, logm, indexing="ij"))
+    q = isochrones.interpolate(a, m, np.full(a.size, feh))
+    ok = np.isfinite(q["log10_teff"]) & np.isfinite(q["logg"]) & np.isfinite(q["log10_lum_lsun"])
+    a = a[ok]
+    args = [10.0 ** q["log10_teff"][ok], q["logg"][ok], q["log10_lum_lsun"][ok], np.full(ok.sum(), feh)]
+    col = [list(bc.bands).index(b) for b in io.GAIA_BANDS]
+    m0 = bc.absolute_magnitudes(*args, np.zeros(ok.sum()))[:, col]
+    k = bc.absolute_magnitudes(*args, np.ones(ok.sum()))[:, col] - m0
+    def cmd(g, bp, rp):
+        return np.stack([g, bp - rp, g - rp], axis=-1)
+    model, kv = cmd(*m0.T), cmd(*k.T)
+    inv = 1.0 / np.asarray(sigma, np.float64) ** 2
+    plx = _num(members, "parallax")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.where(plx > 0, 5.0 * np.log10(100.0 / plx), np.nan)
+    x = cmd(_num(members, "phot_g_mean_mag") - mu, _num(members, "phot_bp_mean_mag") - mu,
+            _num(members, "phot_rp_mean_mag") - mu)
+    good = np.isfinite(x).all(1)
+    out = np.full((len(members), 3), np.nan)
+    kk = (kv ** 2 * inv).sum(1)
+    for start in range(0, int(good.sum()), 256):
+        idx = np.flatnonzero(good)[start:start + 256]
+        r = x[idx, None, :] - model[None]                                    # [n, models, 3]
+        av = np.clip((r * kv[None] * inv).sum(-1) / kk[None], 0.0, av_max)
+        chi2 = ((r - av[..., None] * kv[None]) ** 2 * inv).sum(-1)
+        best = np.argmin(chi2, axis=1)
+        out[idx] = np.stack([a[best], av[np.arange(idx.size), best], chi2[np.arange(idx.size), best]], 1)
+    return pd.DataFrame(out, index=members.index, columns=["grid_log10_age", "grid_av_mag", "grid_chi2"])
+
+
+def age_scale(members: pd.DataFrame, fit: pd.DataFrame, network: Mapping[str, Mapping],
+              young_threshold_myr: float) -> dict:
+    """Per young group with a literature age: log10(age/yr) from the literature, the median ``grid_fit`` and
+    the network's median age under each prior scored (``network``: {prior: score()["groups"]}), and the
+    differences that split the offset into the models' age scale and what the inference adds."""
+    out = {}
+    for name, idx in members.groupby(members["group"].astype(str)).groups.items():
+        age = _median(_num(members.loc[idx], "age_myr"))
+        if age is None or age >= young_threshold_myr:
+            continue
+        lit = math.log10(age * 1e6)
+        grid = _median(fit.loc[idx, "grid_log10_age"].to_numpy(np.float64))
+        g = {"literature_log10_age": lit, "grid_fit_log10_age": grid,
+             "grid_fit_av_mag": _median(fit.loc[idx, "grid_av_mag"].to_numpy(np.float64)),
+             "models_minus_literature": None if grid is None else grid - lit}
+        for prior, groups in network.items():
+            net = (groups.get(name) or {}).get("median_log10_age_yr_q50")
+            g[f"network_{prior}_log10_age"] = net
+            g[f"network_{prior}_minus_models"] = None if net is None or grid is None else net - grid
+        out[name] = g
+    return out
+
+
 def _group_order(table: pd.DataFrame) -> list[str]:
     ages = table.groupby("group", dropna=False)["age_myr"].median()
     return sorted(ages.index.astype(str), key=lambda g: (not np.isfinite(ages.get(g, np.nan)),
@@ -689,7 +774,16 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
         from ysocensus.stars.bolometric import load_bc_grid
         from ysocensus.stars.tracks import IsochroneGrid
 
-        iso = isochrone_cmd(IsochroneGrid.load(isochrones), load_bc_grid(bc_grid))
+        grid, bc = IsochroneGrid.load(isochrones), load_bc_grid(bc_grid)
+        iso = isochrone_cmd(grid, bc)
+        est = getattr(sampler, "estimator", None)
+        young = members[_num(members, "age_myr") < young_threshold_myr]
+        network = {str(getattr(est, "prior", "configured")): out_variants[variants[0]]["groups"]}
+        if compare_prior and isinstance(result_other, Mapping):
+            network[str(result_other["prior"])] = result_other["scores"]["groups"]
+        result["age_scale"] = {"variant": variants[0],
+                               "av_max_mag": GRID_FIT_AV_MAX,
+                               "groups": age_scale(young, grid_fit(young, grid, bc), network, young_threshold_myr)}
     figure_cmd(members, paths["cmd"], iso, dpi, young_threshold_myr)
     result["figures"] = {k: str(p) for k, p in paths.items()}
     result["isochrones_myr"] = sorted(iso) if iso else None
