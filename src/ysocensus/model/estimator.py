@@ -372,14 +372,10 @@ class FlowPosterior:
 
     # ------------------------------------------------------------------------------ summaries
     def summarise(self, samples: np.ndarray) -> dict[str, np.ndarray]:
-        """Quantiles named after io.POSTERIOR and p_young from samples [B, S, 5]."""
-        out = {}
-        for i, p in enumerate(io.PARAMETERS):
-            qs = np.nanpercentile(samples[..., i], io.QUANTILES, axis=1) if samples.shape[1] else None
-            for q, v in zip(io.QUANTILES, qs):
-                out[f"{p}_q{q}"] = v.astype(np.float32)
-        with np.errstate(invalid="ignore"):
-            py = (samples[..., 0] < self.young_log10_age).mean(1)
-        py[~np.isfinite(samples[..., 0]).all(1)] = np.nan
-        out["p_young"] = py.astype(np.float32)
+        """Quantiles named after io.POSTERIOR and p_young from samples [B, S, 5], at this model's young threshold:
+        ``inference.summaries.summarise``, the one summary of the project (what ``ysocensus infer`` writes)."""
+        from ysocensus.inference.summaries import summarise
+
+        out = summarise(samples, self.young_log10_age)
+        out.pop("p_young_2")
         return out
