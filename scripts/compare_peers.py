@@ -17,4 +17,5 @@ run_peers(
     sim_seed=snakemake.params.seed,  # noqa: F821
     npe_path=snakemake.output.figures + "/npe.pt",  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
+    young_threshold_myr=snakemake.params.young_threshold_myr,  # noqa: F821
 )

@@ -8,5 +8,5 @@ observe_summary_figure(
     snakemake.input.population,  # noqa: F821
     snakemake.output[0],  # noqa: F821
     bc_path=snakemake.input.bc,  # noqa: F821
-    young_log10_age_yr=snakemake.params.young_log10_age_yr,  # noqa: F821
+    young_threshold_myr=snakemake.params.young_threshold_myr,  # noqa: F821
 )

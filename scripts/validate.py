@@ -12,4 +12,5 @@ run_validation(
     seed=snakemake.params.seed,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
     preset=snakemake.params.preset,  # noqa: F821
+    young_threshold_myr=snakemake.params.young_threshold_myr,  # noqa: F821
 )

@@ -178,7 +178,14 @@ for _p in PARAMETERS:
     _unit = POPULATION[_p].unit
     for _q in QUANTILES:
         _POSTERIOR.append(_c(f"{_p}_q{_q}", F32, _unit, f"{_q}th posterior percentile of {_p}", True))
-_POSTERIOR.append(_c("p_young", F32, "", "posterior probability that the age is below the configured threshold", True))
+#: the age (Myr) below which a star is young: p_young = P(age < this). The workflow's one key for it is
+#: ``infer.young_threshold_myr`` (read by infer, maps, validate, validate_real, compare_peers and the figures);
+#: this is its default, and what a function falls back to without a config. Not a property of a trained model:
+#: changing it needs no retraining (the population's thinning step, ``population.young_field_age_max_myr``, is a
+#: separate choice of the simulation).
+YOUNG_THRESHOLD_MYR = 50.0
+_POSTERIOR.append(_c("p_young", F32, "", "posterior probability that the age is below the configured threshold "
+                     "(config infer.young_threshold_myr, default 50 Myr)", True))
 _POSTERIOR.append(_c("p_young_2", F32, "",
                      "posterior probability that the age is below the optional second threshold "
                      "(config infer.second_threshold_myr, default 10 Myr; null when not configured)", True))

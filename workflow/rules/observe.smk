@@ -76,9 +76,7 @@ rule observe_figure:
         mem_mb=2000,
         runtime=10,
     params:
-        young_log10_age_yr=config.get("observe", {}).get(
-            "figure_young_log10_age_yr", 7.7
-        ),
+        young_threshold_myr=config["infer"]["young_threshold_myr"],
     script:
         "../../scripts/observe_figure.py"
 

@@ -33,5 +33,6 @@ rule compare_peers:
         dust=config["dust"],
         train=config["train"],
         seed=config["seed"],
+        young_threshold_myr=config["infer"]["young_threshold_myr"],
     script:
         "../../scripts/compare_peers.py"

@@ -101,6 +101,7 @@ rule population_figure:
         runtime=10,
     params:
         nside=config["sky"]["nside"],
+        young_threshold_myr=config["infer"]["young_threshold_myr"],
     script:
         "../../scripts/population_figure.py"
 

@@ -109,6 +109,7 @@ rule validate:
         train=TRAIN,
         training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
         preset=PRESET,
+        young_threshold_myr=config["infer"]["young_threshold_myr"],
     script:
         "../../scripts/validate.py"
 

@@ -22,6 +22,7 @@ Targets (issue 7) are evaluated in the JSON (``targets``), each with its value, 
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 import platform
@@ -41,7 +42,8 @@ from ysocensus.validation import calibration as cal
 
 log = logging.getLogger(__name__)
 
-YOUNG_LOG10_AGE = 7.69897
+#: the default young threshold (io.YOUNG_THRESHOLD_MYR), log10 yr; the rule passes infer.young_threshold_myr
+YOUNG_LOG10_AGE = math.log10(io.YOUNG_THRESHOLD_MYR * 1e6)
 PARAM_SPACE = ("log10_age_yr", "log10_mass", "feh", "log10_distance_pc", "av_mag")
 
 DEFAULTS = dict(n_test=2000, n_calibration=1500, n_samples=64, n_grid=12, n_c2st_samples=256, npe_minutes=None,
@@ -133,7 +135,7 @@ def _roc(score, label):
 
 
 # ------------------------------------------------------------------------------------------------ driver
-def _select_grid_stars(test, n: int, seed: int, bands=None) -> np.ndarray:
+def _select_grid_stars(test, n: int, seed: int, bands=None, young_log10_age: float = YOUNG_LOG10_AGE) -> np.ndarray:
     """Half young, half old; at least two of the grid's magnitudes measured; at random within each half."""
     from ysocensus.baselines.grid import DEFAULT_BANDS
 
@@ -142,8 +144,8 @@ def _select_grid_stars(test, n: int, seed: int, bands=None) -> np.ndarray:
     nmag = sum(((mask >> io.MEASUREMENT_BITS.index(b)) & 1) for b in (bands or DEFAULT_BANDS))
     age = test.column("log10_age_yr").to_numpy()
     ok = nmag >= 2
-    young = np.flatnonzero(ok & (age < YOUNG_LOG10_AGE))
-    old = np.flatnonzero(ok & (age >= YOUNG_LOG10_AGE))
+    young = np.flatnonzero(ok & (age < young_log10_age))
+    old = np.flatnonzero(ok & (age >= young_log10_age))
     ny = min(len(young), n // 2)
     no = min(len(old), n - ny)
     return np.sort(np.r_[rng.choice(young, ny, replace=False), rng.choice(old, no, replace=False)]).astype(int)
@@ -151,8 +153,10 @@ def _select_grid_stars(test, n: int, seed: int, bands=None) -> np.ndarray:
 
 def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, figures_dir,
               population_cfg: Mapping | None = None, dust_cfg: Mapping | None = None, train_cfg: Mapping | None = None,
-              sim_seed: int = 0, npe_path=None, **sizes) -> dict:
-    """Run every method on the same stars and write ``out_json`` and figures; returns the result dict."""
+              sim_seed: int = 0, npe_path=None, young_threshold_myr: float = io.YOUNG_THRESHOLD_MYR,
+              **sizes) -> dict:
+    """Run every method on the same stars and write ``out_json`` and figures; returns the result dict. Young =
+    younger than ``young_threshold_myr`` (config ``infer.young_threshold_myr``)."""
     import torch
 
     from ysocensus.baselines import c2st as c2st_mod
@@ -177,7 +181,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
     threads = int(z["threads"])
     torch.set_num_threads(threads)
     seed = int(z["seed"])
-    young_thr = float(tcfg.get("young_log10_age", YOUNG_LOG10_AGE))
+    young_thr = math.log10(float(young_threshold_myr) * 1e6)
     t_start = time.perf_counter()
     training_dir = Path(training_dir)
     rng = np.random.default_rng(seed)
@@ -271,7 +275,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
     # ---- grid reference + C2ST
     gcfg = grid_mod.GridConfig()
     gp = grid_mod.build_grid_posterior(isochrones, bc_grid, dust, population_cfg, dust_cfg, sim_seed, gcfg)
-    idx = _select_grid_stars(test, int(z["n_grid"]), seed, gcfg.bands)
+    idx = _select_grid_stars(test, int(z["n_grid"]), seed, gcfg.bands, young_thr)
     sub = test.take(pa.array(idx))
     n_c = int(z["n_c2st_samples"])
     g_s, g_diag, g_sec = gp.sample_frame(sub, n_c, seed)

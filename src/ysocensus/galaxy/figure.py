@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Sequence
 
 import numpy as np
@@ -11,11 +12,11 @@ from .. import io
 
 log = logging.getLogger(__name__)
 
-YOUNG_LOG_AGE = np.log10(50e6)
 
-
-def sky_figure(paths: Sequence[str], out_path, nside: int, map_nside: int = 8) -> dict:
-    """Write a three-panel Mollweide figure of the population files ``paths`` to ``out_path`` (PNG)."""
+def sky_figure(paths: Sequence[str], out_path, nside: int, map_nside: int = 8,
+               young_threshold_myr: float = io.YOUNG_THRESHOLD_MYR) -> dict:
+    """Write a three-panel Mollweide figure of the population files ``paths`` to ``out_path`` (PNG); young =
+    younger than ``young_threshold_myr`` (config ``infer.young_threshold_myr``)."""
     import healpy as hp
     import pyarrow as pa
 
@@ -32,7 +33,8 @@ def sky_figure(paths: Sequence[str], out_path, nside: int, map_nside: int = 8) -
     # pixels of the fine map that lie in a simulated tile
     fine_tiles = hp.ang2pix(nside, *hp.pix2ang(mnside, np.arange(npix), lonlat=True), lonlat=True, nest=True)
     covered[np.isin(fine_tiles, tiles)] = True
-    young = d["log10_age_yr"] < YOUNG_LOG_AGE
+    young_log_age = math.log10(young_threshold_myr * 1e6)
+    young = d["log10_age_yr"] < young_log_age
     ycount = np.bincount(pix[young], weights=d["weight"][young], minlength=npix) / area
     # extinction on a finer map (every star counts once, so it is less noisy than the weighted counts)
     anside = 2 * mnside
@@ -62,7 +64,7 @@ def sky_figure(paths: Sequence[str], out_path, nside: int, map_nside: int = 8) -
     right = (cbar_rect[0] + 0.6 * cbar_rect[2], cbar_rect[1], 0.55 * cbar_rect[2], cbar_rect[3])
     ax = mollweide(fig, (map_rect, left), yd, nest=False, log=True, cmap="Greys", vmin=ylo, vmax=yhi,
                    unit="young stars per deg$^2$ (grey scale)",
-                   title=f"Young stars (< {10 ** YOUNG_LOG_AGE / 1e6:.0f} Myr): density, and the stars coloured by age")
+                   title=f"Young stars (< {young_threshold_myr:g} Myr): density, and the stars coloured by age")
     if young.any():
         sel = np.flatnonzero(young)
         if sel.size > 20000:
@@ -73,7 +75,7 @@ def sky_figure(paths: Sequence[str], out_path, nside: int, map_nside: int = 8) -
 
         age_myr = 10 ** d["log10_age_yr"][sel] / 1e6
         sc = ax.projscatter(d["l"][sel], d["b"][sel], lonlat=True, s=3, c=age_myr, cmap="plasma",
-                            norm=LogNorm(0.5, 10 ** YOUNG_LOG_AGE / 1e6), alpha=0.7, edgecolors="none")
+                            norm=LogNorm(0.5, young_threshold_myr), alpha=0.7, edgecolors="none")
         cb = fig.colorbar(sc, cax=fig.add_axes(right), orientation="horizontal")
         cb.set_ticks([0.5, 1, 2, 5, 10, 20, 50])
         cb.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: plain_number(v)))

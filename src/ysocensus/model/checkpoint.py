@@ -15,6 +15,7 @@ registry). Loading checks, with a clear message each:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Mapping
 
@@ -33,7 +34,7 @@ class CheckpointError(RuntimeError):
 
 
 #: sections of the train config that define the trained model (sampling/validation settings do not)
-FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training", "optim", "young_log10_age", "seed")
+FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training", "optim", "seed")
 
 
 #: what model-defining sections and keys added after checkpoints were written were before they existed: absent
@@ -168,10 +169,12 @@ def sampling_field(net, samp: Mapping, asked: str | None = None) -> str:
 
 
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
-         method: str | None = None, prior: str | None = None, field: str | None = None):
+         method: str | None = None, prior: str | None = None, field: str | None = None,
+         young_threshold_myr: float | None = None):
     """Load a checkpoint as a ready ``estimator.FlowPosterior``. Sampling settings (solver, steps, prior) do not
     define the model: they come from ``expected_config`` when given (so the workflow's config decides how
-    ``validate`` and ``infer`` sample), else from the config the model was trained under."""
+    ``validate`` and ``infer`` sample), else from the config the model was trained under. Neither is the young
+    threshold of ``summarise`` (``young_threshold_myr``, default ``io.YOUNG_THRESHOLD_MYR``): a reporting choice."""
     from ysocensus.model.estimator import FlowPosterior
 
     net, stats, model_config, extra = load_checkpoint(path, expected_config)
@@ -184,7 +187,7 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
             **dict((expected_config or {}).get("sampling") or {})}
     post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
                          rows_per_batch=samp["rows_per_batch"],
-                         young_log10_age=model_config.get("young_log10_age", DEFAULTS["young_log10_age"]),
+                         young_log10_age=math.log10(float(young_threshold_myr or io.YOUNG_THRESHOLD_MYR) * 1e6),
                          prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
                          oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
                          max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ysocensus import io
+
 #: proposals per held-out star for the fit (the default posterior sample size)
 N_PROPOSALS = 64
 #: at most this many held-out stars (a random subset of a larger validation split)
@@ -89,7 +91,7 @@ def _normalised(log_w: np.ndarray) -> np.ndarray:
 
 
 def fit_age_correction(log_age: np.ndarray, log_w: np.ndarray, truth_log_age: np.ndarray, weights: np.ndarray,
-                       edges: np.ndarray, young_log10_age: float = math.log10(50e6),
+                       edges: np.ndarray, young_log10_age: float = math.log10(io.YOUNG_THRESHOLD_MYR * 1e6),
                        age_range: tuple[float, float] = (-math.inf, math.inf)) -> tuple[AgeCorrection, dict]:
     """The EM of the module docstring. ``log_age`` [B, S]: the network's proposals for B held-out stars;
     ``log_w`` [B, S]: their log importance weights to the population (log r); ``truth_log_age`` [B];

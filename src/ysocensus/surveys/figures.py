@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import numpy as np
@@ -61,10 +62,10 @@ def _reddening_arrow(ax, dx: float, dy: float, label: str, at=(0.70, 0.10), y_in
 
 def observe_summary_figure(catalog_path: str | os.PathLike, population_path: str | os.PathLike,
                            output_path: str | os.PathLike, bc_path: str | os.PathLike | None = None,
-                           young_log10_age_yr: float = 7.7) -> None:
+                           young_threshold_myr: float = io.YOUNG_THRESHOLD_MYR) -> None:
     """Four panels: Gaia CMD, 2MASS CMD, Ks−W3 vs W1−W2 (each with the reddening vector of the simulator's
     extinction), missing fraction per survey vs magnitude; the title says which tiles and that young stars are
-    over-represented on purpose."""
+    over-represented on purpose; ``young_threshold_myr`` (config ``infer.young_threshold_myr``) splits young from old."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +76,7 @@ def observe_summary_figure(catalog_path: str | os.PathLike, population_path: str
                         columns=["source_id", "log10_age_yr", "teff_k", "logg", "log10_lum_lsun", "feh",
                                  "av_mag", "distance_pc", "is_remnant", "has_disk"]).to_pandas()
     df = cat.merge(pop, on="source_id", how="left", validate="one_to_one")
-    young = (df["log10_age_yr"] < young_log10_age_yr).to_numpy()
+    young = (df["log10_age_yr"] < math.log10(young_threshold_myr * 1e6)).to_numpy()
     disk = df["has_disk"].to_numpy(bool)
     plx, eplx = df["parallax"].to_numpy(float), df["parallax_error"].to_numpy(float)
     good = np.isfinite(plx) & (plx > 5 * eplx) & (plx > 0)
@@ -89,7 +90,7 @@ def observe_summary_figure(catalog_path: str | os.PathLike, population_path: str
     kw_disk = dict(s=7, c="tab:blue", alpha=0.9, rasterized=True, lw=0)
 
     def panel(ax, x, y, title, xl, yl, legend_loc="lower left"):
-        for sel, kw, lab in ((~young, kw_old, f"age ≥ {10**young_log10_age_yr / 1e6:.0f} Myr"),
+        for sel, kw, lab in ((~young, kw_old, f"age ≥ {young_threshold_myr:g} Myr"),
                              (young & ~disk, kw_young, "young, no disk"), (young & disk, kw_disk, "young, disk")):
             m = sel & np.isfinite(x) & np.isfinite(y)
             ax.scatter(x[m], y[m], label=f"{lab} ({m.sum()})", **kw)
@@ -164,7 +165,7 @@ def observe_summary_figure(catalog_path: str | os.PathLike, population_path: str
              f"of the young field, {kept(thin['field'])} of the old field"
              if {"young", "young_field", "field"} <= set(thin) else "")
     fig.text(0.5, 0.962,
-             f"Young stars (< {10 ** young_log10_age_yr / 1e6:.0f} Myr) are over-represented on purpose{rates}.\n"
+             f"Young stars (< {young_threshold_myr:g} Myr) are over-represented on purpose{rates}.\n"
              "Counts are simulated rows, not stars on the sky. Arrows: reddening by the simulator's extinction "
              "(G23, $R_V$ = 3.1) for a Sun-like star.",
              ha="center", va="top", fontsize=10, color="0.2")

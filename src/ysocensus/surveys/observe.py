@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 DEFAULTS = dict(
     binary_fraction=0.3, binary_q_min=0.1,
     random_loss={"gaia": 0.0, "tmass": 0.0, "wise": 0.0, "lamost": 0.0},
-    rv_correction=True, variability=True, figure_chunk=None, figure_young_log10_age_yr=7.7,
+    rv_correction=True, variability=True, figure_chunk=None,
     gaia={}, tmass={}, wise={}, lamost={}, disk={}, halpha={},
 )
 #: population columns the stage reads

@@ -18,6 +18,7 @@ survey-combination figure alone cannot show.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -193,7 +194,8 @@ def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float
     return out
 
 
-def widths_table(post, table, n_samples: int, seed: int, max_stars: int) -> dict:
+def widths_table(post, table, n_samples: int, seed: int, max_stars: int,
+                 young_log10_age: float = math.log10(io.YOUNG_THRESHOLD_MYR * 1e6)) -> dict:
     """Mean posterior half-width (q84 − q16)/2 of each parameter as surveys are added, for young stars
     measured by every survey step (the same stars in every step)."""
     from ysocensus.model.masks import DROP_GROUPS
@@ -203,7 +205,7 @@ def widths_table(post, table, n_samples: int, seed: int, max_stars: int) -> dict
     meas = arrays.measured
     has = {g: meas[:, list(idx)].any(1) for g, idx in DROP_GROUPS.items()}
     truth = cal.truth_array(table)
-    sel = has["gaia_phot"] & has["parallax"] & (has["tmass"] | has["wise"]) & has["lamost"] & (truth[:, 0] < 7.69897)
+    sel = has["gaia_phot"] & has["parallax"] & (has["tmass"] | has["wise"]) & has["lamost"] & (truth[:, 0] < young_log10_age)
     idx = np.flatnonzero(sel)[:max_stars]
     res = {"n_stars": int(len(idx)), "steps": {}}
     if not len(idx):
@@ -297,9 +299,11 @@ def _plan(vcfg: Mapping, n_pop: int, n_test: int, n_width: int, resample_twice: 
 
 
 def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: Mapping | None, seed: int,
-                   threads: int | None = None, preset: Mapping | None = None) -> dict:
+                   threads: int | None = None, preset: Mapping | None = None,
+                   young_threshold_myr: float = io.YOUNG_THRESHOLD_MYR) -> dict:
     """calibration.json and the figures; ``preset`` (the workflow's ``preset`` section) is written into the
-    JSON, so a smoke test's numbers say what they are."""
+    JSON, so a smoke test's numbers say what they are; young = younger than ``young_threshold_myr`` (config
+    ``infer.young_threshold_myr``, as in the catalog's p_young)."""
     from ysocensus.model.checkpoint import load
 
     cfg = mconfig.resolve(train_cfg, seed)
@@ -308,6 +312,8 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     t0 = time.monotonic()
     log.info("validation: loading %s", checkpoint)
     post = load(checkpoint, expected_config=cfg)
+    young_age = math.log10(float(young_threshold_myr) * 1e6)
+    post.young_log10_age = young_age
     vcfg = cfg["validation"]
     training_dir = Path(training_dir)
     pop = random_rows(pq.read_table(training_dir / "test_population.parquet"), int(vcfg["max_stars"]), cfg["seed"])
@@ -335,7 +341,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     truth, samples = res["_truth"], res["_samples"]
     med = np.nanmedian(cal.model_space(samples), axis=1)
     tm = cal.model_space(truth)
-    young = truth[:, 0] < cfg["young_log10_age"]
+    young = truth[:, 0] < young_age
     acc_defs = {"log10_age_yr": young, "initial_mass_msun": None, "feh": None, "distance_pc": None, "av_mag": None}
     for j, p in enumerate(io.PARAMETERS):
         m = np.ones(len(truth), bool) if acc_defs[p] is None else acc_defs[p]
@@ -366,7 +372,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
                            min_group=int(vcfg["min_stars_per_group"]))
         with progress.phase("posterior widths as surveys are added",
                             len(WIDTH_STEPS) * int(vcfg["width_stars"]) * int(vcfg["n_samples"]), kind="simulation"):
-            wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]))
+            wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]), young_age)
     s_sim, st_t = sim["_samples"], sim["_status"]
     if post.prior_ratio is not None and post.oversample == 1 and not (post.min_ess > 0 and post.max_oversample > 1):
         # the population posterior is these same samples resampled by the prior ratio (what sample_tokens
@@ -378,7 +384,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
         with progress.phase("population posterior of the held-out stars (P(young))",
                             test.num_rows * int(vcfg["n_samples"])):
             s_pop, _ = post.sample_tokens(sim["_arrays"], int(vcfg["n_samples"]), g)
-        p_pop = p_young_of_last_call(post, s_pop, cfg["young_log10_age"])
+        p_pop = p_young_of_last_call(post, s_pop, young_age)
     out["as_simulated"] = {"test_set": "test (held-out stars as simulated), posterior under the training mix",
                            "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")}
                                           for p, v in sim["overall"]["parameters"].items()},
@@ -386,18 +392,18 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
                            "by_survey_combination": {c: {"n_stars": r["n_stars"], "max_coverage_error": max(
                                v["max_coverage_error"] for v in r["parameters"].values())}
                                for c, r in sim["by_survey_combination"].items()}}
-    out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, cfg["young_log10_age"], p_pop)
+    out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, young_age, p_pop)
     log.info("validation: calibration and P(young) done, %.0f s", time.monotonic() - t0)
     # is P(young) a probability: expected vs found young stars in the unweighted population sample
     ok_pop = (res["_status"] == "ok") & np.isfinite(samples[..., 0]).all(1)
     out["p_young"]["test_population"] = {
         "n_stars": int(ok_pop.sum()), "n_young": int((ok_pop & young).sum()),
-        "reliability": cal.reliability((samples[ok_pop, :, 0] < cfg["young_log10_age"]).mean(1), young[ok_pop])}
+        "reliability": cal.reliability((samples[ok_pop, :, 0] < young_age).mean(1), young[ok_pop])}
     if int(vcfg["degraded_stars"]) > 0:
         out["as_users_supply"] = users_supply(post, pop, test, int(vcfg["degraded_stars"]), int(vcfg["n_samples"]),
-                                              cfg["young_log10_age"], cfg["seed"], int(vcfg["min_stars_per_group"]),
+                                              young_age, cfg["seed"], int(vcfg["min_stars_per_group"]),
                                               progress)
-    yt = tr_t[:, 0] < cfg["young_log10_age"]
+    yt = tr_t[:, 0] < young_age
     if yt.any():
         a = cal.accuracy(np.nanmedian(s_sim[yt, :, 0], 1), tr_t[yt, 0])
         out["young_age_accuracy_as_simulated"] = a
