@@ -3,7 +3,9 @@
 Measures, in one run and on the same model and inputs,
 
 - ``stars_per_s``: the production path, the light posterior field (``model.posterior_field``) on the
-  observation encoding computed once per star;
+  observation encoding computed once per star, its trunk in the configured precision
+  (``sampling.field_precision``, ``auto``: bfloat16 on a CPU with AMX / avx512_bf16); ``stars_per_s_float32``:
+  the same field in float32, when that differs;
 - ``stars_per_s_transformer``: the Transformer decoder with the observation encoding computed once per star and
   its keys/values reused by every sample and ODE step (``network.FlowTransformer.encode`` + ``decode``; the
   production path before the posterior field, and the path for any other conditional);
@@ -55,7 +57,8 @@ def _inputs(stats, n: int, seed: int):
     return synthetic_tokens(n, seed)
 
 
-def _run(net, t, n_samples, n_steps, method, rows, seconds, full, time_power=1.0, anchors=None, field=False):
+def _run(net, t, n_samples, n_steps, method, rows, seconds, full, time_power=1.0, anchors=None, field=False,
+         precision="float32"):
     """Stars/s over whole batches until ``seconds`` have passed (at least one batch)."""
     B = t["values"].shape[0]
     state = posterior_states(t["measured"].clone().index_fill_(1, torch.arange(N_THETA), False))
@@ -67,7 +70,8 @@ def _run(net, t, n_samples, n_steps, method, rows, seconds, full, time_power=1.0
             c, s = anchors.affine(t["values"][sl], t["logsig"][sl], state[sl], lat_idx, lat_ok)
         cond = sampler.Conditioning(t["values"][sl], t["logsig"][sl], t["sky"][sl], state[sl], lat_idx, lat_ok,
                                     anchor_c=c, anchor_s=s)
-        sampler.sample(net, cond, n_samples, n_steps, method, full_sequence=full, time_power=time_power, field=field)
+        sampler.sample(net, cond, n_samples, n_steps, method, full_sequence=full, time_power=time_power, field=field,
+                       precision=precision)
         done += sl.stop - sl.start
         if time.perf_counter() - t0 > seconds:
             break
@@ -86,6 +90,8 @@ def main(argv=None):
     ap.add_argument("--method", default=DEFAULTS["sampling"]["method"])
     ap.add_argument("--time-power", type=float, default=DEFAULTS["sampling"]["time_power"])
     ap.add_argument("--rows-per-batch", type=int, default=DEFAULTS["sampling"]["rows_per_batch"])
+    ap.add_argument("--field-precision", default=DEFAULTS["sampling"]["field_precision"],
+                    choices=("auto", "float32", "bfloat16"))
     ap.add_argument("--model", default=str(ROOT / "results/model/model.ckpt"))
     ap.add_argument("--output", default=str(ROOT / "results/benchmarks/sampling.json"))
     a = ap.parse_args(argv)
@@ -104,18 +110,25 @@ def main(argv=None):
         anchors = None
         model_desc = "untrained network, default architecture"
         net, stats = FlowTransformer(NetworkConfig(**DEFAULTS["network"])).eval(), Normalisation()
+    from ysocensus.model.posterior_field import resolve_precision
+
+    precision = resolve_precision(a.field_precision, torch.device("cpu"))
     n_stars = max(4 * a.rows_per_batch // a.n_samples, 1) * 20
     t, inputs = _inputs(stats, n_stars, 0)
     with torch.inference_mode():
         for field in (True, False):  # warm-up
-            _run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, 0.5, False, a.time_power, anchors, field)
+            _run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, 0.5, False, a.time_power, anchors, field,
+                 precision)
         # alternate short windows of the paths; on a shared machine the best window is the machine's
         # figure (like timeit's min), the median is reported beside it
-        pf_w, kv_w, full_w = [], [], []
+        pf_w, kv_w, full_w, f32_w = [], [], [], []
         t_end = time.perf_counter() + a.seconds * 5 / 3
         while time.perf_counter() < t_end or len(full_w) < 2:
             pf_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 8, False,
-                             a.time_power, anchors, True))
+                             a.time_power, anchors, True, precision))
+            if precision != "float32":
+                f32_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 8, False,
+                                  a.time_power, anchors, True))
             kv_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 8, False,
                              a.time_power, anchors))
             full_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 24, True,
@@ -126,7 +139,9 @@ def main(argv=None):
     kv_med = float(np.median([r[0] for r in kv_w]))
     full_med = float(np.median([r[0] for r in full_w]))
     pf_med = float(np.median([r[0] for r in pf_w]))
-    out = {"stars_per_s": round(pf, 1), "stars_per_s_transformer": round(kv, 1),
+    out = {"stars_per_s": round(pf, 1), "field_precision": precision,
+           "stars_per_s_float32": round(max(r[0] for r in f32_w), 1) if f32_w else round(pf, 1),
+           "stars_per_s_transformer": round(kv, 1),
            "stars_per_s_full_sequence": round(full, 1),
            "ratio_posterior_field_over_transformer": round(pf / kv, 1),
            "ratio_kv_reuse_over_full_sequence": round(kv / full, 1),
@@ -146,7 +161,8 @@ def main(argv=None):
            "machine": machine()}
     io.write_json(out, a.output)
     print(json.dumps(out, indent=2))
-    print(f"stars/s: posterior field {pf:.0f} (CPU-time {pf_cpu:.0f}), Transformer with KV reuse {kv:.0f} "
+    print(f"stars/s: posterior field {pf:.0f} in {precision} (CPU-time {pf_cpu:.0f}; float32 "
+          f"{out['stars_per_s_float32']:.0f}), Transformer with KV reuse {kv:.0f} "
           f"(CPU-time {kv_cpu:.0f}): ratio {pf / kv:.1f}x; full sequence {full:.1f} (CPU-time {full_cpu:.1f}) "
           f"({a.n_samples} samples, {a.method} {a.n_steps} steps, {torch.get_num_threads()} threads)")
     return out

@@ -89,7 +89,7 @@ def _load_model(args: argparse.Namespace, load_sampler):
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return load_sampler(args.model, device=args.device, threads=args.threads, n_steps=args.n_steps,
                                 method=args.method, rows_per_batch=args.rows_per_batch, prior=args.prior,
-                                field=args.field)
+                                field=args.field, field_precision=args.field_precision)
     except CheckpointError as exc:
         raise ModelFileError(one_line(exc)) from None
 
@@ -208,6 +208,10 @@ of a killed run are removed by the next one.""")
     p.add_argument("--field", choices=("posterior_field", "transformer"), default=None,
                    help="velocity field that draws the posterior: the light posterior field (fast; the model's default "
                         "when it has one) or the Transformer decoder")
+    p.add_argument("--field-precision", choices=("auto", "float32", "bfloat16"), default=None,
+                   help="precision of the posterior field's MLP: auto (the model's default) = bfloat16 where the CPU "
+                        "has bf16 matrix units (AMX, avx512_bf16) or on a GPU, else float32; float32 gives the same "
+                        "samples on every machine")
     p.add_argument("--n-steps", type=int, default=None, help="ODE steps (default: the model's own setting)")
     p.add_argument("--method", default=None, help="ODE solver: euler, heun, midpoint (default: the model's)")
     p.add_argument("--rows-per-batch", type=int, default=None,

@@ -156,7 +156,8 @@ def test_affine_head_checkpoint_roundtrip_samples_alike(tmp_path):
     save_checkpoint(p, net, Normalisation(), cfg)
     post = load(p, expected_config=cfg)
     x = _x()
-    a = FlowPosterior(net.eval(), Normalisation(), n_steps=4, time_power=cfg["sampling"]["time_power"]).sample_batched(
+    a = FlowPosterior(net.eval(), Normalisation(), n_steps=cfg["sampling"]["n_steps"],
+                      time_power=cfg["sampling"]["time_power"]).sample_batched(
         (5,), x, torch.Generator().manual_seed(1))
     b = post.sample_batched((5,), x, torch.Generator().manual_seed(1))
     assert torch.allclose(a, b) and torch.isfinite(b).all()

@@ -120,23 +120,50 @@ def test_field_log_density_matches_the_analytic_one(trained):
     assert np.median(np.abs(lp - exact)) < 1.5
 
 
-def test_field_samples_do_not_depend_on_the_thread_count():
+def test_the_folded_sampling_field_is_the_trained_one():
+    # velocity() folds y_in and theta_in into one per-star map; it must be forward() up to float rounding
+    torch.manual_seed(0)
+    pf = PosteriorField(16, width=32, layers=3, heads=2).eval()
+    with torch.no_grad():
+        for p in pf.parameters():
+            p.normal_(0, 0.3)
+    cond, y = torch.randn(5, 1, 32), torch.randn(5, 9, N_THETA)
+    c, s = torch.randn(5, N_THETA), torch.rand(5, N_THETA) + 0.5
+    for cc, ss in ((None, None), (c, s)):
+        f = pf.velocity(cond, cc, ss)
+        for t in (0.0, 0.4, 1.0):
+            torch.testing.assert_close(f(y, t), pf(cond, y, torch.full((1, 1), t), cc, ss), atol=1e-4, rtol=0)
+    # bfloat16 trunk: a sampling copy (the module's own weights stay float32), ~1 % of the velocity's scale
+    v32, v16 = pf.velocity(cond, c, s)(y, 0.5), pf.velocity(cond, c, s, "bfloat16")(y, 0.5)
+    assert v16.dtype == torch.float32 and pf.out.weight.dtype == torch.float32
+    assert (v16 - v32).abs().max() < 0.05 * v32.abs().max()
+    with pytest.raises(ValueError, match="precision"):
+        sampler.sample(FlowTransformer(NetworkConfig(posterior_field=True)).eval(), _cond(
+            LinearGaussianToy(D=D, seed=1), np.zeros((1, N_THETA + D), np.float32), X), 4, 2, field=True,
+            precision="float16")
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_field_samples_do_not_depend_on_the_thread_count_or_the_batch(precision):
     # 7 stars: the per-star conditioning is then a few-row matrix product, which 2 CPU threads split differently
-    # from 1 unless it runs on one (sampler._one_thread); the stars' samples must be the same bytes either way
+    # from 1 unless it runs on one (sampler._one_thread); the stars' samples must be the same bytes either way,
+    # and a star's samples the same whether it is sampled alone or with the others
     torch.manual_seed(3)
     net = FlowTransformer(NetworkConfig(affine_head=True, affine_widths=(0.05, 0.15), posterior_field=True)).eval()
     toy = LinearGaussianToy(D=D, seed=1)
     z = toy.simulate(7, np.random.default_rng(2))
-    cond_args = _cond(toy, z, X)
+    c = _cond(toy, z, X)
+    noise = torch.randn(7, 64, c.lat_idx.shape[1], generator=torch.Generator().manual_seed(0))
     out = {}
     keep = torch.get_num_threads()
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            cond = sampler.Conditioning(cond_args.values, cond_args.logsig, cond_args.sky, cond_args.state,
-                                        cond_args.lat_idx, cond_args.lat_ok)
-            out[threads] = sampler.sample(net, cond, 64, 4, "midpoint", field=True,
-                                          generator=torch.Generator().manual_seed(0))
+            cond = sampler.Conditioning(c.values, c.logsig, c.sky, c.state, c.lat_idx, c.lat_ok)
+            out[threads] = sampler.sample(net, cond, 64, 4, "midpoint", field=True, noise=noise, precision=precision)
+        part = sampler.Conditioning(c.values[:3], c.logsig[:3], c.sky[:3], c.state[:3], c.lat_idx[:3], c.lat_ok[:3])
+        alone = sampler.sample(net, part, 64, 4, "midpoint", field=True, noise=noise[:3], precision=precision)
     finally:
         torch.set_num_threads(keep)
     assert torch.equal(out[1], out[2])
+    assert torch.equal(alone, out[2][:3])

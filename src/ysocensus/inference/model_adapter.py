@@ -84,14 +84,17 @@ class ModelSampler:
 def load_sampler(path: str | Path, device: str = "auto", threads: int | None = None,
                  n_steps: int | None = None, method: str | None = None,
                  rows_per_batch: int | None = None, expected_config: Mapping | None = None,
-                 prior: str | None = None, field: str | None = None) -> ModelSampler:
+                 prior: str | None = None, field: str | None = None,
+                 field_precision: str | None = None) -> ModelSampler:
     """Load a trained model checkpoint as a sampler (``threads``: torch CPU threads; None = torch's default).
 
     ``rows_per_batch`` (stars × samples per network call; None = the model's own setting) trades memory for
     speed on CPU. ``expected_config`` (a resolved ``train`` section) makes loading fail, naming the keys,
     when the checkpoint was trained under another config. ``prior``: ``population`` or ``simulation``
     (None = the model's own setting, ``train.sampling.prior``); ``field``: ``posterior_field`` or ``transformer``
-    (None = the model's own setting, ``train.sampling.field``).
+    (None = the model's own setting, ``train.sampling.field``); ``field_precision``: ``auto``, ``float32`` or
+    ``bfloat16`` for the posterior field's trunk (None = the model's own, ``train.sampling.field_precision``;
+    ``float32`` gives the same samples on machines with and without bf16 matrix units).
     """
     import torch
 
@@ -104,7 +107,8 @@ def load_sampler(path: str | Path, device: str = "auto", threads: int | None = N
     from ysocensus.model import checkpoint  # stage 3
 
     estimator = checkpoint.load(path, device=dev, n_steps=n_steps, method=method,
-                                expected_config=expected_config, prior=prior, field=field)
+                                expected_config=expected_config, prior=prior, field=field,
+                                field_precision=field_precision)
     if rows_per_batch:
         estimator.rows_per_batch = int(rows_per_batch)
     log.info("loaded %s on %s (%d threads)", path, dev, torch.get_num_threads())

@@ -170,7 +170,7 @@ def sampling_field(net, samp: Mapping, asked: str | None = None) -> str:
 
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
          method: str | None = None, prior: str | None = None, field: str | None = None,
-         young_threshold_myr: float | None = None):
+         young_threshold_myr: float | None = None, field_precision: str | None = None):
     """Load a checkpoint as a ready ``estimator.FlowPosterior``. Sampling settings (solver, steps, prior) do not
     define the model: they come from ``expected_config`` when given (so the workflow's config decides how
     ``validate`` and ``infer`` sample), else from the config the model was trained under. Neither is the young
@@ -191,6 +191,7 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
                          prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
                          oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
                          max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],
-                         anchors=extra["anchors"], field=sampling_field(net, samp, field))
+                         anchors=extra["anchors"], field=sampling_field(net, samp, field),
+                         field_precision=field_precision or samp["field_precision"])
     post.fingerprint = model_fingerprint(model_config)
     return post

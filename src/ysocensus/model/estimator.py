@@ -38,6 +38,7 @@ from ysocensus.model import streams
 from ysocensus.model.masks import drop, posterior_states
 from ysocensus.model.streams import as_streams
 from ysocensus.model.network import FlowTransformer, latent_slots
+from ysocensus.model.posterior_field import resolve_precision
 from ysocensus.model.tokens import (DROPPED, N_THETA, N_X, OBSERVABLES, OBSERVED, SKY_INDEX, Normalisation,
                                     is_observed, log_abs_det_model_per_phys, theta_from_model, theta_to_model,
                                     tokenize)
@@ -108,15 +109,19 @@ class FlowPosterior:
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
                  rows_per_batch: int = 4096, young_log10_age: float = math.log10(io.YOUNG_THRESHOLD_MYR * 1e6), prior_ratio=None,
                  prior: str = "population", oversample: int = 1, time_power: float = 1.0, anchors=None,
-                 min_ess: float = 0.0, max_oversample: int = 0, field: str = "transformer"):
+                 min_ess: float = 0.0, max_oversample: int = 0, field: str = "transformer",
+                 field_precision: str = "float32"):
         _check_prior(prior)
         if field not in FIELDS:
             raise ValueError(f"field must be one of {FIELDS}, not {field!r}")
         if field == "posterior_field" and getattr(net, "posterior_field", None) is None:
             raise ValueError("field 'posterior_field': this network was trained without one "
                              "(train.network.posterior_field); use 'transformer'")
-        # which velocity field draws the all-θ-latent posterior (``FIELDS``)
+        # which velocity field draws the all-θ-latent posterior (``FIELDS``), and the precision of the posterior
+        # field's trunk when it is the one (``posterior_field.PRECISIONS``; log_prob is always float32)
         self.field = field
+        resolve_precision(field_precision, "cpu")  # a bad value fails here, not at the first star
+        self.field_precision = field_precision
         self.anchors = anchors  # anchors.MeasurementAnchors the network was trained with (None: off)
         self.net = net.eval()
         self.prior_ratio = None if prior_ratio is None else prior_ratio.eval()
@@ -252,7 +257,8 @@ class FlowPosterior:
             noise = rng.normal(rows[run], purpose, (n_draw, cond.lat_idx.shape[1])).to(cond.values.dtype)
             z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
                                noise=noise, full_sequence=full_sequence, time_power=self.time_power,
-                               field=self._use_field(full_sequence))
+                               field=self._use_field(full_sequence),
+                               precision=resolve_precision(self.field_precision, self.device))
             yield sl, z[:n], cond.sky[:n]
 
     def _use_field(self, full_sequence: bool = False) -> bool:
@@ -315,7 +321,7 @@ class FlowPosterior:
         return s
 
     def describe(self) -> dict:
-        return {"field": self.field, "solver": self.method, "n_steps": self.n_steps, "time_power": self.time_power, "fingerprint": getattr(self, "fingerprint", None),
+        return {"field": self.field, "field_precision": resolve_precision(self.field_precision, self.device), "solver": self.method, "n_steps": self.n_steps, "time_power": self.time_power, "fingerprint": getattr(self, "fingerprint", None),
                 "anchors": self.anchors is not None,
                 "network": self.net.config.to_dict(),
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",

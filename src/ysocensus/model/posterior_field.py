@@ -19,12 +19,31 @@ samples.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 from torch import nn
 
 from ysocensus.model.tokens import N_THETA
+
+#: the precisions the field's MLP trunk can sample in (``sampling.field_precision``): bfloat16 runs the hidden
+#: layers and the output on a CPU's bf16 matrix units (AMX, avx512_bf16) or a GPU's, the first layer, the skip and
+#: the ODE state stay float32
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → bfloat16 where the device multiplies bf16 matrices natively (a CUDA GPU that supports it; a CPU
+    with AMX tiles or avx512_bf16), else float32: emulated bf16 is slower than float32. Other values unchanged."""
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise ValueError(f"field precision must be auto or one of {tuple(PRECISIONS)}, not {precision!r}")
+        return precision
+    if torch.device(device).type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    native = any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return "bfloat16" if native else "float32"
 
 
 class PosteriorField(nn.Module):
@@ -82,13 +101,62 @@ class PosteriorField(nn.Module):
         a = t[..., None] * self.freqs
         return self.time(torch.cat([torch.sin(a), torch.cos(a)], -1))
 
+    def trunk(self, precision: str = "float32") -> tuple[nn.Module, nn.Module]:
+        """(hidden layers, output layer) in ``precision`` (``PRECISIONS``): the module's own for float32, else a
+        frozen copy, cached until the weights change (a training step or an EMA update bumps their version)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"field precision must be one of {tuple(PRECISIONS)}, not {precision!r}")
+        dtype = PRECISIONS[precision]
+        if dtype == torch.float32:
+            return self.hidden, self.out
+        key = (precision, self.out.weight.device, tuple(p._version for p in self.trunk_parameters()))
+        cache = self.__dict__.setdefault("_trunk_cache", {})
+        if key not in cache:
+            cache.clear()
+            hidden, out = (copy.deepcopy(m).to(dtype).requires_grad_(False) for m in (self.hidden, self.out))
+            for m in hidden.modules():  # a sampling copy: no gradient ever flows through it
+                if isinstance(m, nn.SiLU):
+                    m.inplace = True
+            cache[key] = (hidden, out)
+        return cache[key]
+
+    def velocity(self, cond: torch.Tensor, c: torch.Tensor | None = None, s: torch.Tensor | None = None,
+                 precision: str = "float32"):
+        """f(y_t [B, S, N_THETA], t float) → v, the same field as ``forward`` with the per-star parts folded once:
+        y_in(y) + theta_in(t·c + s·y) = (W_y + W_θ diag s) y + t·W_θ c, so each evaluation makes one [S, N_THETA] ×
+        [N_THETA, width] product per star instead of two linear maps and the θ coordinates. For sampling (no
+        gradient needed); ``cond`` is ``condition``'s output."""
+        w_y, w_t = self.y_in.weight, self.theta_in.weight  # [width, N_THETA]
+        if c is None:
+            m, wc = (w_y + w_t).t()[None], None  # [1, N_THETA, width]
+        else:
+            m = (w_y[None] + w_t[None] * s[:, None, :]).transpose(1, 2)  # [B, N_THETA, width]
+            wc = (c[:, None, :] * w_t[None]).sum(-1)[:, None]  # [B, 1, width]: W_θ c, elementwise (no GEMM)
+        hidden, out = self.trunk(precision)
+        dtype = out.weight.dtype
+        m_lp = m.to(dtype)  # the folded first layer in the trunk's precision: no [B, S, width] cast per step
+
+        def f(y, t):
+            base = cond + self.time_features(torch.full((1, 1), float(t), dtype=y.dtype, device=y.device))
+            if wc is not None:
+                base = base + float(t) * wc
+            b = y.shape[0]
+            h = torch.baddbmm(base.to(dtype).expand(b, -1, -1), y.to(dtype), m_lp.expand(b, -1, -1))
+            return out(hidden(h)).to(y.dtype) + self.skip * y
+
+        return f
+
+    def trunk_parameters(self):
+        return list(self.hidden.parameters()) + list(self.out.parameters())
+
     def forward(self, cond: torch.Tensor, y_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
-                s: torch.Tensor | None = None) -> torch.Tensor:
+                s: torch.Tensor | None = None, precision: str = "float32") -> torch.Tensor:
         """Velocity [B, S, N_THETA] from ``condition`` [B, 1, W], y_t [B, S, N_THETA], t [B, S] or [1, 1] and the
-        per-star map (c, s) [B, N_THETA] (None: c = 0, s = 1)."""
+        per-star map (c, s) [B, N_THETA] (None: c = 0, s = 1); the trunk in ``precision`` (``trunk``)."""
         theta = y_t if c is None else t[..., None] * c[:, None] + s[:, None] * y_t
         h = cond + self.y_in(y_t) + self.theta_in(theta) + self.time_features(t)
-        return self.out(self.hidden(h)) + self.skip * y_t
+        hidden, out = self.trunk(precision)
+        return out(hidden(h.to(out.weight.dtype))).to(y_t.dtype) + self.skip * y_t
 
 
 def all_theta_latent(lat_idx: torch.Tensor, lat_ok: torch.Tensor) -> torch.Tensor:

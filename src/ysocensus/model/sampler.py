@@ -68,14 +68,15 @@ def prepare(net: FlowTransformer, cond: Conditioning) -> Conditioning:
     return cond
 
 
-def velocity_fn(net: FlowTransformer, cond: Conditioning, full_sequence: bool = False, field: bool = False):
+def velocity_fn(net: FlowTransformer, cond: Conditioning, full_sequence: bool = False, field: bool = False,
+                precision: str = "float32"):
     """f(x [B,S,L], t float) → v [B,S,L]; encodes the observations once unless ``full_sequence``. ``field``: the
     network's posterior field (``posterior_field``) instead of its Transformer decoder; every row must have
     exactly θ latent."""
     if not full_sequence and cond.cache is None:
         cond.cache = net.encode(cond.values, cond.logsig, cond.sky, cond.state)
     if field:
-        return _field_fn(net, cond)
+        return _field_fn(net, cond, precision)
     kw = {} if cond.anchor_c is None else {"anchor": cond.anchor_features}
 
     def f(x, t):
@@ -105,7 +106,7 @@ def _one_thread():
         torch.set_num_threads(n)
 
 
-def _field_fn(net: FlowTransformer, cond: Conditioning):
+def _field_fn(net: FlowTransformer, cond: Conditioning, precision: str = "float32"):
     pf = getattr(net, "posterior_field", None)
     if pf is None:
         raise ValueError("this network has no posterior field (train.network.posterior_field); sample with the "
@@ -118,10 +119,7 @@ def _field_fn(net: FlowTransformer, cond: Conditioning):
         h = pf.condition(cond.cache.context, None if feat is None else feat[:, :N_THETA])
     c, s = (None, None) if feat is None else (cond.anchor_c[:, :N_THETA], cond.anchor_s[:, :N_THETA])
 
-    def f(x, t):
-        return pf(h, x, torch.full((1, 1), float(t), dtype=x.dtype, device=x.device), c, s)
-
-    return f
+    return pf.velocity(h, c, s, precision)
 
 
 def time_grid(n_steps: int, power: float = 1.0, t0: float = 0.0, t1: float = 1.0) -> list[float]:
@@ -175,17 +173,18 @@ def _solve_ivp(f, x, t0, t1, rtol=1e-5, atol=1e-6):
 @torch.no_grad()
 def sample(net: FlowTransformer, cond: Conditioning, n_samples: int, n_steps: int = 4, method: str = "midpoint",
            generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
-           full_sequence: bool = False, time_power: float = 1.0, field: bool = False) -> torch.Tensor:
+           full_sequence: bool = False, time_power: float = 1.0, field: bool = False,
+           precision: str = "float32") -> torch.Tensor:
     """Data-end samples [B, S, L] of the latent tokens (standardised model space); padded slots are 0.
     ``time_power``: step spacing of the fixed-step solvers (``time_grid``); ``field``: integrate the posterior
-    field (``velocity_fn``)."""
+    field (``velocity_fn``), its trunk in ``precision`` (``posterior_field.PRECISIONS``)."""
     B, L = cond.lat_idx.shape
     if noise is None:  # drawn on the CPU so that a seed gives the same samples on every device
         noise = torch.randn(B, n_samples, L, generator=generator, dtype=cond.values.dtype)
     noise = noise.to(cond.values.device)
     x = noise * cond.lat_ok[:, None].to(noise.dtype)
     prepare(net, cond)
-    f = velocity_fn(net, cond, full_sequence, field)
+    f = velocity_fn(net, cond, full_sequence, field, precision)
     x = integrate(f, x, n_steps, method, power=time_power)
     if cond.anchor_c is not None:
         x = from_anchored(x, cond.anchor_c, cond.anchor_s)
