@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ysocensus import io
-from ysocensus.validation.calibration import LEVELS
+from ysocensus.validation.calibration import COVERAGE_TARGET_OVERALL, LEVELS
 
 LABELS = {"log10_age_yr": "log age", "initial_mass_msun": "log mass", "feh": "[Fe/H]",
           "distance_pc": "log distance", "av_mag": "$A_V$"}
@@ -79,7 +79,7 @@ def coverage_figure(out: dict, path: Path, plt, smoke_test: bool = False) -> Non
     floor = out["noise_floor"]["per_parameter_p90"]
     companions = {k: v for k, v in out.get("by_companion", {}).items() if k in ("single", "unresolved_binary")}
     targets = out.get("targets", {})
-    overall_target = targets.get("overall", {}).get("threshold", 0.05)
+    overall_target = targets.get("overall", {}).get("threshold", COVERAGE_TARGET_OVERALL)
     fig, axes = plt.subplots(1, 3 if companions else 2, figsize=(17 if companions else 11.5, 5.2),
                              gridspec_kw={"wspace": 0.28})
     lv = np.asarray(LEVELS)

@@ -448,8 +448,9 @@ def _probe(post, pop, n_samples: int, progress: Progress, n: int = 200) -> None:
     log.info("validation: %d stars sampled in %s (a probe for the time each phase will take)", n, duration(seconds))
 
 
-def targets(out: Mapping, overall: float = 0.05, per_group: float = 0.08) -> dict:
-    """Issue 5's targets on the population test set: max coverage error ≤ ``overall`` for every parameter,
+def targets(out: Mapping, overall: float = cal.COVERAGE_TARGET_OVERALL,
+            per_group: float = cal.COVERAGE_TARGET_PER_COMBINATION) -> dict:
+    """The calibration targets on the population test set: max coverage error ≤ ``overall`` for every parameter,
     and ≤ ``per_group`` in every survey combination with at least ``min_stars_per_group`` stars; each with
     its value, the noise floor (p90 of a perfectly calibrated posterior with as many stars) and ``met``."""
     res = {"overall": {"threshold": overall, "value": out["max_coverage_error_all"],
