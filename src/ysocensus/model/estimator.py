@@ -352,7 +352,11 @@ class FlowPosterior:
         return self.sample_batched(sample_shape, self._x(x)[:1], generator)[..., 0, :]
 
     def log_prob(self, theta, x=None, n_steps: int = 32, method: str = "midpoint", **_) -> torch.Tensor:
-        """log p(θ | x) in physical units. θ [n, 5] with one x, or [n, B, 5] / [B, 5] matched with B x's."""
+        """log q(θ | x) in physical units: the density of the network's own proposals (the velocity field that
+        ``sample`` integrates, in float32), under the training mix. It is *not* the density of what ``sample``
+        returns under ``prior="population"``, which is these proposals importance-resampled by the prior ratio and
+        the age recalibration (their normalising constant per star is not computed). θ [n, 5] with one x, or
+        [n, B, 5] / [B, 5] matched with B x's."""
         xs = self._x(x)
         theta = torch.as_tensor(theta, dtype=torch.float32)
         arrays = tokenize(flat_to_frame(xs), self.stats)
