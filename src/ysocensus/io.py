@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import re
 import socket
@@ -184,6 +185,13 @@ for _p in PARAMETERS:
 #: changing it needs no retraining (the population's thinning step, ``population.young_field_age_max_myr``, is a
 #: separate choice of the simulation).
 YOUNG_THRESHOLD_MYR = 50.0
+
+
+def log10_age_threshold(myr: float) -> float:
+    """log10(age / yr) of an age threshold given in Myr (50 Myr → 7.69897)."""
+    return math.log10(float(myr) * 1e6)
+
+
 _POSTERIOR.append(_c("p_young", F32, "", "posterior probability that the age is below the configured threshold "
                      "(config infer.young_threshold_myr, default 50 Myr)", True))
 _POSTERIOR.append(_c("p_young_2", F32, "",

@@ -22,7 +22,6 @@ Targets (issue 7) are evaluated in the JSON (``targets``), each with its value, 
 from __future__ import annotations
 
 import json
-import math
 import logging
 import os
 import platform
@@ -43,7 +42,7 @@ from ysocensus.validation import calibration as cal
 log = logging.getLogger(__name__)
 
 #: the default young threshold (io.YOUNG_THRESHOLD_MYR), log10 yr; the rule passes infer.young_threshold_myr
-YOUNG_LOG10_AGE = math.log10(io.YOUNG_THRESHOLD_MYR * 1e6)
+YOUNG_LOG10_AGE = io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR)
 PARAM_SPACE = ("log10_age_yr", "log10_mass", "feh", "log10_distance_pc", "av_mag")
 
 DEFAULTS = dict(n_test=2000, n_calibration=1500, n_samples=64, n_grid=12, n_c2st_samples=256, npe_minutes=None,
@@ -181,7 +180,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
     threads = int(z["threads"])
     torch.set_num_threads(threads)
     seed = int(z["seed"])
-    young_thr = math.log10(float(young_threshold_myr) * 1e6)
+    young_thr = io.log10_age_threshold(young_threshold_myr)
     t_start = time.perf_counter()
     training_dir = Path(training_dir)
     rng = np.random.default_rng(seed)

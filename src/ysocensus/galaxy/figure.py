@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Sequence
 
 import numpy as np
@@ -33,7 +32,7 @@ def sky_figure(paths: Sequence[str], out_path, nside: int, map_nside: int = 8,
     # pixels of the fine map that lie in a simulated tile
     fine_tiles = hp.ang2pix(nside, *hp.pix2ang(mnside, np.arange(npix), lonlat=True), lonlat=True, nest=True)
     covered[np.isin(fine_tiles, tiles)] = True
-    young_log_age = math.log10(young_threshold_myr * 1e6)
+    young_log_age = io.log10_age_threshold(young_threshold_myr)
     young = d["log10_age_yr"] < young_log_age
     ycount = np.bincount(pix[young], weights=d["weight"][young], minlength=npix) / area
     # extinction on a finer map (every star counts once, so it is less noisy than the weighted counts)

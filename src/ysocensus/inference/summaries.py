@@ -10,19 +10,14 @@ proposals carry little weight would otherwise round to 0 or 1 in steps of 1/n.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 
 from ysocensus import io
+from ysocensus.io import log10_age_threshold  # noqa: F401  (re-exported: the driver's threshold helper)
 
 AGE_INDEX = io.PARAMETERS.index("log10_age_yr")
-
-
-def log10_age_threshold(myr: float) -> float:
-    """log10(age / yr) of an age threshold given in Myr (50 Myr → 7.69897)."""
-    return math.log10(float(myr) * 1e6)
 
 
 def quantiles(samples: np.ndarray, qs: Sequence[float] = io.QUANTILES) -> np.ndarray:

@@ -152,7 +152,7 @@ def _dust_figures(cand, populations, dust_path, out, cfg, young_threshold_myr, s
                 "age_myr": age_myr, "w": cand["wp"][idx]}
     truth = None
     if populations:
-        young = np.log10(young_threshold_myr * 1e6)
+        young = io.log10_age_threshold(young_threshold_myr)
         parts = []
         for p in populations:
             t = io.read_table(p, io.POPULATION, columns=["x_pc", "y_pc", "z_pc", "av_mag", "log10_age_yr",
@@ -190,7 +190,7 @@ def _make_completeness(populations, posteriors, out, cfg, young_threshold_myr) -
 
     if len(populations) != len(posteriors):
         raise ValueError("completeness: need one population file per posterior file")
-    comp = Completeness(np.log10(young_threshold_myr * 1e6), float(cfg["p_young_min"]),
+    comp = Completeness(io.log10_age_threshold(young_threshold_myr), float(cfg["p_young_min"]),
                         int(cfg["completeness_nside"]),
                         {"distance_pc": cfg["distance_bins_pc"], "initial_mass_msun": cfg["mass_bins_msun"],
                          "log10_age_yr": cfg["age_bins_log10_yr"]}, int(cfg["completeness_min_stars"]))

@@ -15,7 +15,6 @@ registry). Loading checks, with a clear message each:
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Mapping
 
@@ -187,7 +186,7 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
             **dict((expected_config or {}).get("sampling") or {})}
     post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
                          rows_per_batch=samp["rows_per_batch"],
-                         young_log10_age=math.log10(float(young_threshold_myr or io.YOUNG_THRESHOLD_MYR) * 1e6),
+                         young_log10_age=io.log10_age_threshold(young_threshold_myr or io.YOUNG_THRESHOLD_MYR),
                          prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
                          oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
                          max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],

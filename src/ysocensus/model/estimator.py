@@ -26,7 +26,6 @@ the network's density (the population posterior's normaliser is not computed).
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -107,7 +106,7 @@ class FlowPosterior:
     """Posterior sampling and density with a trained ``FlowTransformer`` (EMA weights)."""
 
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
-                 rows_per_batch: int = 4096, young_log10_age: float = math.log10(io.YOUNG_THRESHOLD_MYR * 1e6), prior_ratio=None,
+                 rows_per_batch: int = 4096, young_log10_age: float = io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR), prior_ratio=None,
                  prior: str = "population", oversample: int = 1, time_power: float = 1.0, anchors=None,
                  min_ess: float = 0.0, max_oversample: int = 0, field: str = "transformer",
                  field_precision: str = "float32"):

@@ -150,13 +150,12 @@ class PosteriorField(nn.Module):
         return list(self.hidden.parameters()) + list(self.out.parameters())
 
     def forward(self, cond: torch.Tensor, y_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
-                s: torch.Tensor | None = None, precision: str = "float32") -> torch.Tensor:
+                s: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity [B, S, N_THETA] from ``condition`` [B, 1, W], y_t [B, S, N_THETA], t [B, S] or [1, 1] and the
-        per-star map (c, s) [B, N_THETA] (None: c = 0, s = 1); the trunk in ``precision`` (``trunk``)."""
+        per-star map (c, s) [B, N_THETA] (None: c = 0, s = 1). Training's path; sampling uses ``velocity``."""
         theta = y_t if c is None else t[..., None] * c[:, None] + s[:, None] * y_t
         h = cond + self.y_in(y_t) + self.theta_in(theta) + self.time_features(t)
-        hidden, out = self.trunk(precision)
-        return out(hidden(h.to(out.weight.dtype))).to(y_t.dtype) + self.skip * y_t
+        return self.out(self.hidden(h)) + self.skip * y_t
 
 
 def all_theta_latent(lat_idx: torch.Tensor, lat_ok: torch.Tensor) -> torch.Tensor:

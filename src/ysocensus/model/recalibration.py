@@ -91,7 +91,7 @@ def _normalised(log_w: np.ndarray) -> np.ndarray:
 
 
 def fit_age_correction(log_age: np.ndarray, log_w: np.ndarray, truth_log_age: np.ndarray, weights: np.ndarray,
-                       edges: np.ndarray, young_log10_age: float = math.log10(io.YOUNG_THRESHOLD_MYR * 1e6),
+                       edges: np.ndarray, young_log10_age: float = io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR),
                        age_range: tuple[float, float] = (-math.inf, math.inf)) -> tuple[AgeCorrection, dict]:
     """The EM of the module docstring. ``log_age`` [B, S]: the network's proposals for B held-out stars;
     ``log_w`` [B, S]: their log importance weights to the population (log r); ``truth_log_age`` [B];

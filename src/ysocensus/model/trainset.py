@@ -221,7 +221,7 @@ def _describe(t: pa.Table) -> dict:
     age = t.column("log10_age_yr").to_numpy()
     w = t.column("weight").to_numpy().astype(float)
     ess = float(w.sum() ** 2 / (w ** 2).sum())
-    return {"rows": t.num_rows, "young_lt_50myr": int((age < np.log10(io.YOUNG_THRESHOLD_MYR * 1e6)).sum()),
+    return {"rows": t.num_rows, "young_lt_50myr": int((age < io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR)).sum()),
             "detected": int(pc.sum(pc.greater(t.column("survey_mask"), 0)).as_py() or 0),
             "weight_sum": float(w.sum()), "effective_sample_size": ess}
 

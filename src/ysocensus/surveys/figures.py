@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 
 import numpy as np
@@ -76,7 +75,7 @@ def observe_summary_figure(catalog_path: str | os.PathLike, population_path: str
                         columns=["source_id", "log10_age_yr", "teff_k", "logg", "log10_lum_lsun", "feh",
                                  "av_mag", "distance_pc", "is_remnant", "has_disk"]).to_pandas()
     df = cat.merge(pop, on="source_id", how="left", validate="one_to_one")
-    young = (df["log10_age_yr"] < math.log10(young_threshold_myr * 1e6)).to_numpy()
+    young = (df["log10_age_yr"] < io.log10_age_threshold(young_threshold_myr)).to_numpy()
     disk = df["has_disk"].to_numpy(bool)
     plx, eplx = df["parallax"].to_numpy(float), df["parallax_error"].to_numpy(float)
     good = np.isfinite(plx) & (plx > 5 * eplx) & (plx > 0)

@@ -639,7 +639,7 @@ def figure_age(tables: Mapping[str, pd.DataFrame], path: str | Path, young_thres
             ax.errorbar(x, q50, yerr=[np.clip(lo, 0, None), np.clip(hi, 0, None)], fmt="o", ms=2.5, lw=0.5,
                         alpha=0.5, color=colours[g], label=_label(g, first))
         ax.plot(lims, lims, color="k", lw=1, label="one to one")
-        thr = math.log10(young_threshold_myr * 1e6)
+        thr = io.log10_age_threshold(young_threshold_myr)
         ax.axhline(thr, color="r", lw=0.8, ls="--", label=f"{young_threshold_myr:g} Myr")
         ax.set(xlim=lims, ylim=lims, xlabel="literature group age log10(age / yr)",
                ylabel="inferred log10(age / yr): median, 16–84 %", title=variant)

@@ -18,7 +18,6 @@ survey-combination figure alone cannot show.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -195,7 +194,7 @@ def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float
 
 
 def widths_table(post, table, n_samples: int, seed: int, max_stars: int,
-                 young_log10_age: float = math.log10(io.YOUNG_THRESHOLD_MYR * 1e6)) -> dict:
+                 young_log10_age: float = io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR)) -> dict:
     """Mean posterior half-width (q84 − q16)/2 of each parameter as surveys are added, for young stars
     measured by every survey step (the same stars in every step)."""
     from ysocensus.model.masks import DROP_GROUPS
@@ -312,7 +311,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     t0 = time.monotonic()
     log.info("validation: loading %s", checkpoint)
     post = load(checkpoint, expected_config=cfg)
-    young_age = math.log10(float(young_threshold_myr) * 1e6)
+    young_age = io.log10_age_threshold(young_threshold_myr)
     post.young_log10_age = young_age
     vcfg = cfg["validation"]
     training_dir = Path(training_dir)
