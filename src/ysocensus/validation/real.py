@@ -487,6 +487,9 @@ GRID_FIT_AV_MAX = 0.0
 #: its uncertainties on M_G, BP−RP, G−RP (mag): not the photometric errors (mmag) but what a single-star,
 #: solar-[Fe/H] isochrone cannot follow (unresolved binaries, spots, a model's colour at fixed T_eff)
 GRID_FIT_SIGMA = (0.10, 0.05, 0.05)
+#: members per vectorised step of the fit: each step holds a few [chunk, grid points, 3] float64 arrays (~40,000
+#: grid points: ~60 MB each at 64), so memory stays bounded whatever the number of members
+GRID_FIT_CHUNK = 64
 
 
 def grid_fit(members: pd.DataFrame, isochrones, bc, feh: float = 0.0,
@@ -521,11 +524,11 @@ def grid_fit(members: pd.DataFrame, isochrones, bc, feh: float = 0.0,
         mu = np.where(plx > 0, 5.0 * np.log10(100.0 / plx), np.nan)
     x = cmd(_num(members, "phot_g_mean_mag") - mu, _num(members, "phot_bp_mean_mag") - mu,
             _num(members, "phot_rp_mean_mag") - mu)
-    good = np.isfinite(x).all(1)
+    rows = np.flatnonzero(np.isfinite(x).all(1))
     out = np.full((len(members), 3), np.nan)
     kk = (kv ** 2 * inv).sum(1)
-    for start in range(0, int(good.sum()), 256):
-        idx = np.flatnonzero(good)[start:start + 256]
+    for start in range(0, rows.size, GRID_FIT_CHUNK):
+        idx = rows[start:start + GRID_FIT_CHUNK]
         r = x[idx, None, :] - model[None]                                    # [n, models, 3]
         av = np.clip((r * kv[None] * inv).sum(-1) / kk[None], 0.0, av_max)
         chi2 = ((r - av[..., None] * kv[None]) ** 2 * inv).sum(-1)
