@@ -310,9 +310,8 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
         torch.set_num_threads(int(threads))
     t0 = time.monotonic()
     log.info("validation: loading %s", checkpoint)
-    post = load(checkpoint, expected_config=cfg)
-    young_age = io.log10_age_threshold(young_threshold_myr)
-    post.young_log10_age = young_age
+    post = load(checkpoint, expected_config=cfg, young_threshold_myr=young_threshold_myr)
+    young_age = post.young_log10_age
     vcfg = cfg["validation"]
     training_dir = Path(training_dir)
     pop = random_rows(pq.read_table(training_dir / "test_population.parquet"), int(vcfg["max_stars"]), cfg["seed"])
