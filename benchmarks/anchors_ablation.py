@@ -90,8 +90,8 @@ def main(argv=None):
     if a.collect:
         return collect(a.collect, a.output)
 
-    from ysocensus.model.training import run_training
-    from ysocensus.validation.run import run_validation
+    from ysocensus.model.training import run_train
+    from ysocensus.validation.run import run_validate
 
     config = yaml.safe_load(open(a.configfile))
     seed = int(config.get("seed", 0))
@@ -105,8 +105,8 @@ def main(argv=None):
             for section, patch in VARIANTS[name].items():
                 cfg[section] = {**cfg.get(section, {}), **patch}
             d = Path(a.workdir) / f"{name}_seed{s}"
-            summary = run_training(a.training_dir, d / "model.ckpt", d / "logs", cfg, seed, a.threads)
-            val = run_validation(d / "model.ckpt", a.training_dir, d / "calibration.json", d / "figures", cfg,
+            summary = run_train(a.training_dir, d / "model.ckpt", d / "logs", cfg, seed, a.threads)
+            val = run_validate(d / "model.ckpt", a.training_dir, d / "calibration.json", d / "figures", cfg,
                                  seed, a.threads)
             rows[f"{name}_seed{s}"] = {"anchors": cfg["anchors"], "network": cfg["network"],
                                        "seed": s, "steps": summary["steps"], **summarise(val)}

@@ -38,8 +38,8 @@ def main(argv=None):
                          "workflow under the same config, budget and seed) instead of training it again")
     a = ap.parse_args(argv)
 
-    from ysocensus.model.training import run_training
-    from ysocensus.validation.run import run_validation
+    from ysocensus.model.training import run_train
+    from ysocensus.validation.run import run_validate
 
     config = yaml.safe_load(open(a.configfile))
     seed = int(config.get("seed", 0))
@@ -59,9 +59,9 @@ def main(argv=None):
                 cfg["optim"]["max_minutes"] = base["optim"]["max_minutes"]  # as it was trained
             summary["reused"] = str(ckpt)
         else:
-            summary = run_training(a.training_dir, ckpt, d / "logs", cfg, seed, a.threads,
+            summary = run_train(a.training_dir, ckpt, d / "logs", cfg, seed, a.threads,
                                    ROOT / "results/models/isochrones.npz", ROOT / "results/models/bc_grid.npz")
-        val = run_validation(ckpt, a.training_dir, d / "calibration.json", d / "figures", cfg, seed,
+        val = run_validate(ckpt, a.training_dir, d / "calibration.json", d / "figures", cfg, seed,
                              a.threads)
         rows[name] = {"guidance_weight": w, "training": summary,
                       "max_coverage_error": {p: v["max_coverage_error"] for p, v in val["parameters"].items()},

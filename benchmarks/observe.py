@@ -2,7 +2,7 @@
 
 Writes results/benchmarks/observe.json and prints its figures:
 
-* ``stars_per_second_per_core``: population rows per second of ``observe_chunk`` end to end (read the
+* ``stars_per_second_per_core``: population rows per second of ``run_observe`` end to end (read the
   population Parquet, photometry incl. binaries and tracers, four surveys, write the catalog), one
   process, one thread (OMP/MKL/OpenBLAS threads pinned to 1), on a synthetic population of N stars
   (default 10^6) built on the track grid (``ysocensus.surveys.synthetic``); best of ``--repeat`` runs.
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from ysocensus import io  # noqa: E402
 from ysocensus.stars.bolometric import BCGrid  # noqa: E402
-from ysocensus.surveys.observe import observe_chunk, observe_population  # noqa: E402
+from ysocensus.surveys.observe import run_observe, observe_population  # noqa: E402
 from ysocensus.surveys.synthetic import synthetic_population  # noqa: E402
 
 SUN_REFERENCE = {"phot_g_mean_mag": (4.67, "Casagrande & VandenBerg 2018"), "ks_m": (3.27, "Willmer 2018"),
@@ -76,8 +76,8 @@ def main(argv=None) -> dict:
         io.write_table(pop, pop_path, io.POPULATION)
         bc.save(bc_path)
         iso.save(iso_file)
-        observe_chunk(pop_path, cat_path, seed=1, bc_path=bc_path, isochrones_path=iso_file)   # warm up
-        t_chunk = _best(lambda: observe_chunk(pop_path, cat_path, seed=1, bc_path=bc_path,
+        run_observe(pop_path, cat_path, seed=1, bc_path=bc_path, isochrones_path=iso_file)   # warm up
+        t_chunk = _best(lambda: run_observe(pop_path, cat_path, seed=1, bc_path=bc_path,
                                               isochrones_path=iso_file), args.repeat)
         meta = io.read_metadata(cat_path)
         t_mem = _best(lambda: observe_population(pop, bc, iso, seed=1), args.repeat)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from ysocensus.baselines.peers import DEFAULTS, run_peers
+from ysocensus.baselines.peers import DEFAULTS, run_compare_peers
 
 
 def main(argv=None) -> dict:
@@ -47,7 +47,7 @@ def main(argv=None) -> dict:
     cfg = yaml.safe_load(Path(a.configfile).read_text()) or {}
     sizes = {k: getattr(a, k) for k in DEFAULTS if k != "reuse_npe"}
     sizes["reuse_npe"] = a.reuse_npe
-    return run_peers(a.training_dir, a.model, a.isochrones, a.bc, a.dust, a.out, a.figures,
+    return run_compare_peers(a.training_dir, a.model, a.isochrones, a.bc, a.dust, a.out, a.figures,
                      population_cfg=cfg.get("population"), dust_cfg=cfg.get("dust"), train_cfg=cfg.get("train"),
                      sim_seed=int(cfg.get("seed", 0)), npe_path=a.npe_path, **sizes)
 

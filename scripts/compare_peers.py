@@ -1,9 +1,9 @@
 """rule compare_peers: our model vs Sagitta, grid posterior and NPE -> results/benchmarks/peers.json (src/ysocensus/baselines/peers.py)."""
-from ysocensus.baselines.peers import run_peers
+from ysocensus.baselines.peers import run_compare_peers
 from ysocensus.logs import configure
 
 configure(snakemake.log)  # noqa: F821 (snakemake is injected)
-run_peers(
+run_compare_peers(
     snakemake.params.training_dir,  # noqa: F821
     snakemake.input.model,  # noqa: F821
     snakemake.input.isochrones,  # noqa: F821

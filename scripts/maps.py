@@ -1,4 +1,4 @@
 """Rule maps: YSO count / age maps and the YSO-vs-dust figures (logic in ysocensus.maps)."""
-from ysocensus.maps.run import run_maps_rule
+from ysocensus.maps.run import run_maps
 
-run_maps_rule(snakemake.input, snakemake.output, snakemake.params, snakemake.log[0])
+run_maps(snakemake.input, snakemake.output, snakemake.params, snakemake.log[0])

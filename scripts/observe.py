@@ -1,9 +1,9 @@
 """rule observe: one chunk's population -> observed catalog (src/ysocensus/surveys/observe.py)."""
 from ysocensus.logs import configure
-from ysocensus.surveys.observe import observe_chunk
+from ysocensus.surveys.observe import run_observe
 
 configure(snakemake.log)  # noqa: F821 (snakemake is injected)
-observe_chunk(
+run_observe(
     snakemake.input.population,  # noqa: F821
     snakemake.output[0],  # noqa: F821
     seed=snakemake.params.seed,  # noqa: F821

@@ -1,9 +1,9 @@
 """rule population: simulate the tiles of one job chunk (src/ysocensus/population.py)."""
 from ysocensus.logs import configure
-from ysocensus.population import run_chunk
+from ysocensus.population import run_population
 
 configure(snakemake.log)  # noqa: F821 (snakemake is injected)
-run_chunk(
+run_population(
     snakemake.params.tiles,  # noqa: F821
     snakemake.output[0],  # noqa: F821
     snakemake.params.population,  # noqa: F821

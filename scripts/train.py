@@ -1,9 +1,9 @@
 """rule train: results/training/ -> results/model/model.ckpt (src/ysocensus/model/training.py)."""
 from ysocensus.logs import configure
-from ysocensus.model.training import run_training
+from ysocensus.model.training import run_train
 
 configure(snakemake.log)  # noqa: F821 (snakemake is injected)
-run_training(
+run_train(
     snakemake.params.training_dir,  # noqa: F821
     snakemake.output.model,  # noqa: F821
     snakemake.params.logs_dir,  # noqa: F821

@@ -1,9 +1,9 @@
 """rule training_set: simulated stars -> results/training/ (src/ysocensus/model/trainset.py)."""
 from ysocensus.logs import configure
-from ysocensus.model.trainset import build_training_set
+from ysocensus.model.trainset import run_training_set
 
 configure(snakemake.log)  # noqa: F821 (snakemake is injected)
-build_training_set(
+run_training_set(
     snakemake.input.population,  # noqa: F821
     snakemake.input.catalog,  # noqa: F821
     outdir=snakemake.output[0].rsplit("/", 1)[0],  # noqa: F821

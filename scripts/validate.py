@@ -1,9 +1,9 @@
 """rule validate: model + held-out simulations -> results/validation/ (src/ysocensus/validation/run.py)."""
 from ysocensus.logs import configure
-from ysocensus.validation.run import run_validation
+from ysocensus.validation.run import run_validate
 
 configure(snakemake.log)  # noqa: F821 (snakemake is injected)
-run_validation(
+run_validate(
     snakemake.input.model,  # noqa: F821
     snakemake.params.training_dir,  # noqa: F821
     snakemake.output.calibration,  # noqa: F821

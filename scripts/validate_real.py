@@ -1,7 +1,7 @@
 """rule validate_real: real members through `ysocensus infer`'s code path -> results/validation/real.json (src/ysocensus/validation/real.py)."""
-from ysocensus.validation.real import run_rule
+from ysocensus.validation.real import run_validate_real
 
-run_rule(
+run_validate_real(
     snakemake.input.model,  # noqa: F821 (snakemake is injected)
     snakemake.input.isochrones,  # noqa: F821
     snakemake.input.bc,  # noqa: F821

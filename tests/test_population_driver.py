@@ -31,7 +31,7 @@ def models(tmp_path_factory):
 
 
 def run(models, path, tiles, cfg=SMALL, seed=11, nside=2):
-    return P.run_chunk(tiles, path, cfg, seed, nside, models[0], models[1], DUST)
+    return P.run_population(tiles, path, cfg, seed, nside, models[0], models[1], DUST)
 
 
 def test_schema_weights_and_metadata(models, tmp_path):
@@ -138,7 +138,7 @@ def test_dust_shorter_than_population_rejected(models, tmp_path):
 
 def test_missing_models_file(models, tmp_path):
     with pytest.raises(FileNotFoundError, match="stellar_models"):
-        P.run_chunk([26], tmp_path / "x.parquet", SMALL, 1, 2, tmp_path / "none.npz", models[1], DUST)
+        P.run_population([26], tmp_path / "x.parquet", SMALL, 1, 2, tmp_path / "none.npz", models[1], DUST)
     assert not (tmp_path / "x.parquet").exists()
 
 

@@ -47,10 +47,10 @@ def test_it_is_not_part_of_a_trained_model():
 def test_validation_and_peers_take_it_from_the_workflow():
     import inspect
 
-    from ysocensus.baselines.peers import run_peers
-    from ysocensus.validation.run import run_validation
+    from ysocensus.baselines.peers import run_compare_peers
+    from ysocensus.validation.run import run_validate
 
-    for f in (run_validation, run_peers):
+    for f in (run_validate, run_compare_peers):
         p = inspect.signature(f).parameters["young_threshold_myr"]
         assert p.default == io.YOUNG_THRESHOLD_MYR
     rules = (Path(__file__).resolve().parents[1] / "workflow" / "rules")

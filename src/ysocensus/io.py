@@ -179,6 +179,36 @@ for _p in PARAMETERS:
     _unit = POPULATION[_p].unit
     for _q in QUANTILES:
         _POSTERIOR.append(_c(f"{_p}_q{_q}", F32, _unit, f"{_q}th posterior percentile of {_p}", True))
+#: the simulation truth of an unresolved companion: its mass ratio to the primary (0: single star); written into the
+#: training splits by ``model.trainset``, read by ``validate`` (calibration by binarity)
+COMPANION_MASS_RATIO = "companion_mass_ratio"
+
+
+def float_column(frame, name: str | None, n: int) -> np.ndarray:
+    """Column ``name`` of a pyarrow Table, a DataFrame or a mapping as float64 (NaN for nulls or absent)."""
+    if name is None:
+        return np.full(n, np.nan)
+    if hasattr(frame, "column_names"):  # pyarrow.Table
+        if name not in frame.column_names:
+            return np.full(n, np.nan)
+        a = frame.column(name).to_numpy(zero_copy_only=False)
+        return np.asarray(a, dtype=np.float64) if a.dtype != object else np.asarray(
+            [np.nan if v is None else v for v in a], dtype=np.float64)
+    if name in frame:
+        a = frame[name]
+        if hasattr(a, "to_numpy"):
+            a = a.to_numpy(dtype=np.float64, na_value=np.nan) if hasattr(a, "dtype") and hasattr(a, "index") else a.to_numpy()
+        return np.asarray(a, dtype=np.float64)
+    return np.full(n, np.nan)
+
+
+def n_rows(frame) -> int:
+    """Rows of a pyarrow Table, a DataFrame or a mapping of columns."""
+    if hasattr(frame, "num_rows"):
+        return frame.num_rows
+    return len(next(iter(frame.values()))) if isinstance(frame, Mapping) else len(frame)
+
+
 #: the age (Myr) below which a star is young: p_young = P(age < this). The workflow's one key for it is
 #: ``infer.young_threshold_myr`` (read by infer, maps, validate, validate_real, compare_peers and the figures);
 #: this is its default, and what a function falls back to without a config. Not a property of a trained model:

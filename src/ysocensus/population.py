@@ -444,7 +444,7 @@ def _to_arrow(parts: list[dict], tile: int, row0: int = 0) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=POPULATION_ARROW)
 
 
-def run_chunk(tiles: Sequence[int], out_path, cfg: Mapping, seed: int, nside: int,
+def run_population(tiles: Sequence[int], out_path, cfg: Mapping, seed: int, nside: int,
               isochrones_path, dust_path, dust_cfg: Mapping | None = None) -> dict:
     """Generate every tile of a job chunk and write them to one Parquet file (atomically)."""
     from .dust import dust_model

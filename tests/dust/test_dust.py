@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ysocensus.dust import DustField, DustmapsAV, DustmapsMissing, build_dust, dust_model
+from ysocensus.dust import DustField, DustmapsAV, DustmapsMissing, run_dust, dust_model
 from ysocensus.config import section
 from ysocensus.galaxy.young import complexes_from_config
 
@@ -74,7 +74,7 @@ def test_save_load_and_build_dust(tmp_path, field):
     assert np.array_equal(back.los_av, field.los_av) and np.array_equal(back.density, field.density)
     assert back.av(10.0, 0.0, 500.0) == field.av(10.0, 0.0, 500.0)
     meta = tmp_path / "dust.json"
-    build_dust(section("dust", {**SMALL, "grid_step_pc": 50.0}), section("population"), 1, tmp_path / "b.npz", meta)
+    run_dust(section("dust", {**SMALL, "grid_step_pc": 50.0}), section("population"), 1, tmp_path / "b.npz", meta)
     assert meta.exists() and (tmp_path / "b.npz").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.npz", "dust.json", "dust.npz"]
     assert isinstance(dust_model(section("dust"), path), DustField)

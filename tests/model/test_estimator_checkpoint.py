@@ -8,7 +8,7 @@ import torch
 from ysocensus import io
 from ysocensus.model.checkpoint import CheckpointError, load, load_checkpoint, save_checkpoint
 from ysocensus.model.config import merge
-from ysocensus.model.estimator import FlowPosterior, flat_to_frame, frame_to_flat, x_columns
+from ysocensus.model.posterior import FlowPosterior, flat_to_frame, frame_to_flat, x_columns
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.model.tokens import N_X, Normalisation, tokenize
 

@@ -20,9 +20,10 @@ import torch
 
 from ysocensus import io
 from ysocensus.inference.summaries import log10_age_threshold, summarise
-from ysocensus.model.estimator import FlowPosterior, flat_to_frame
+from ysocensus.model.posterior import FlowPosterior, flat_to_frame
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.model.prior_ratio import FieldTilt, PriorRatio
+from ysocensus.model.recalibration import AgeCorrection
 from ysocensus.model.tokens import N_X, Normalisation
 
 GOLDEN = Path(__file__).parent / "data" / "posterior_chain_golden.json"
@@ -45,13 +46,14 @@ def _posterior():
                                         posterior_field=True, posterior_field_width=32)).eval()
     torch.manual_seed(1)
     ratio = PriorRatio([1.0, 50.0, 1000.0], hidden=16, tilt=FieldTilt(7.69897, 50.0, 1000.0, 0.22).to_dict(),
-                       age_scale=(8.0, 0.6), age_correction={"edges": [7.0, 8.0], "log_c": [0.3, 0.0, -0.2]})
+                       age_scale=(8.0, 0.6))
+    age = AgeCorrection((7.0, 8.0), (0.3, 0.0, -0.2))
     # model space centred where the chain has work to do: log age 8 ± 0.6 (the tilt's zone, the recalibration's
     # bins and the young threshold all inside the proposals' range)
     stats = Normalisation(theta_mean=[8.0, -0.3, 0.0, 2.5, 0.5], theta_std=[0.6, 0.3, 0.3, 0.3, 0.5])
     return FlowPosterior(net, stats, n_steps=6, method="midpoint", time_power=2.0, prior_ratio=ratio,
                          prior="population", min_ess=55, max_oversample=16, field="posterior_field",
-                         field_precision="float32")
+                         field_precision="float32", age_correction=age)
 
 
 def _run():

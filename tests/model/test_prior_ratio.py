@@ -5,10 +5,10 @@ import torch
 
 from ysocensus.model.checkpoint import load, save_checkpoint
 from ysocensus.model.config import merge
-from ysocensus.model.estimator import FlowPosterior, flat_to_frame, top_up_factor
+from ysocensus.model.posterior import FlowPosterior, flat_to_frame, resample, top_up_factor
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.config import section
-from ysocensus.model.prior_ratio import (FieldTilt, PriorRatio, fit_prior_ratio, loss_weights, resample, weight_classes,
+from ysocensus.model.prior_ratio import (FieldTilt, PriorRatio, fit_prior_ratio, loss_weights, weight_classes,
                                          zones_config)
 from ysocensus.model.tokens import N_THETA, N_X, Normalisation
 
@@ -314,8 +314,7 @@ def test_a_checkpoint_config_without_zones_gives_the_same_log_r():
     old = PriorRatio([1.0, 50.0, 1000.0], tilt=_tilt().to_dict(), age_scale=(7.8, 0.6))
     cfg = old.config()
     # the keys a prior ratio of a checkpoint from before the zones stored
-    legacy = {k: cfg[k] for k in ("class_weights", "power", "hidden", "n_theta", "n_sky", "tilt", "age_scale",
-                                  "age_correction")}
+    legacy = {k: cfg[k] for k in ("class_weights", "power", "hidden", "n_theta", "n_sky", "tilt", "age_scale")}
     assert legacy["n_theta"] == old.mlp[0].in_features - 4 == N_THETA
     new = PriorRatio(**legacy)
     new.load_state_dict(old.state_dict())

@@ -6,7 +6,9 @@ import torch
 from ysocensus.model.checkpoint import load, save_checkpoint
 from ysocensus.model.config import merge
 from ysocensus.model.network import FlowTransformer, NetworkConfig
-from ysocensus.model.prior_ratio import PriorRatio, population_indices, reweight_samples
+from ysocensus.model.posterior.corrections import standard_chain, up_to
+from ysocensus.model.posterior.importance import log_weights, resample
+from ysocensus.model.prior_ratio import PriorRatio
 from ysocensus.model.recalibration import MAX_LOG_FACTOR, AgeCorrection, age_edges, fit_age_correction
 from ysocensus.model.tokens import N_THETA, Normalisation
 
@@ -97,38 +99,67 @@ def test_age_correction_lookup_numpy_and_torch_agree_and_validates():
         AgeCorrection((7.0,), (0.1,))
 
 
-def _ratio_with_correction():
+def _chain_with_correction():
     # one weight class (the ratio itself is constant) and an age correction that favours log age < 0 in model
     # space 4:1 (age_scale (0, 1): z0 is log age)
-    return PriorRatio([1.0], age_correction={"edges": [0.0], "log_c": [float(np.log(4.0)), 0.0]})
+    return standard_chain(PriorRatio([1.0]), AgeCorrection((0.0,), (float(np.log(4.0)), 0.0)))
 
 
 def test_correction_applies_to_the_networks_population_posterior_only():
-    ratio = _ratio_with_correction()
+    from ysocensus.model.posterior import ImportanceSamplingPosterior
+
+    chain = _chain_with_correction()
     g = torch.Generator().manual_seed(0)
     z = torch.randn(400, 256, N_THETA, generator=g)
     sky = torch.zeros(400, 4)
     young = lambda idx: float((torch.gather(z[..., 0], 1, idx) < 0).float().mean())  # noqa: E731
-    idx, _ = population_indices(ratio, z, sky, 256, g)
+    idx, _ = resample(log_weights(up_to(chain, "population"), z, sky), 256, g)
     assert young(idx) == pytest.approx(0.8, abs=0.02)  # 4:1 odds from even ones
-    idx, _ = population_indices(ratio, z, sky, 256, g, prior="simulation")
+    idx, _ = resample(log_weights(up_to(chain, "simulation"), z, sky), 256, g)
     assert young(idx) == pytest.approx(0.5, abs=0.02)  # the network's own posterior: no correction
-    idx, _ = population_indices(ratio, z, sky, 256, g, from_network=False)
-    assert young(idx) == pytest.approx(0.5, abs=0.02)  # another estimator's samples: no correction
     th = np.ones(z.shape, np.float32)  # physical θ; Normalisation() leaves log age as it is
     th[..., 0] = z[..., 0].numpy()
-    s, _ = reweight_samples(th, sky.numpy(), Normalisation(), ratio, 256, g)
-    assert (s[..., 0] < 0).mean() == pytest.approx(0.5, abs=0.02)
-    s, _ = reweight_samples(th, sky.numpy(), Normalisation(), ratio, 256, g, from_network=True)
+
+    class _Stats:  # the proposal's part a reweighting needs
+        stats = Normalisation()
+
+    post = ImportanceSamplingPosterior(_Stats(), chain)
+    s, _ = post.reweight(th, sky.numpy(), 256, g)
+    assert (s[..., 0] < 0).mean() == pytest.approx(0.5, abs=0.02)  # another estimator's samples: no correction
+    s, _ = post.reweight(th, sky.numpy(), 256, g, from_network=True)
     assert (s[..., 0] < 0).mean() == pytest.approx(0.8, abs=0.02)
 
 
 def test_correction_roundtrips_in_the_checkpoint(tmp_path):
-    ratio = _ratio_with_correction()
+    chain = _chain_with_correction()
     cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
     p = tmp_path / "m.ckpt"
     save_checkpoint(p, FlowTransformer(cfg), Normalisation(),
-                    merge({"anchors": {"enabled": False}, "network": cfg.to_dict()}), prior_ratio=ratio)
-    back = load(p).prior_ratio
-    assert back.age_correction == ratio.age_correction
-    assert PriorRatio([1.0]).age_correction is None
+                    merge({"anchors": {"enabled": False}, "network": cfg.to_dict()}), prior_ratio=chain[0].ratio,
+                    chain=chain)
+    back = load(p)
+    assert [c.name for c in back.chain] == ["population_ratio", "age_recalibration"]
+    assert back.age_correction == chain[-1].correction
+    assert load(p, prior="simulation").corrections == ()
+
+
+def test_a_checkpoint_from_before_the_stored_chain_keeps_its_age_recalibration(tmp_path):
+    """Checkpoints written before the chain was stored carried the age recalibration inside the prior ratio's
+    config; they load with the standard chain, the recalibration in its place."""
+    import json
+
+    chain = _chain_with_correction()
+    cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
+    p = tmp_path / "m.ckpt"
+    save_checkpoint(p, FlowTransformer(cfg), Normalisation(),
+                    merge({"anchors": {"enabled": False}, "network": cfg.to_dict()}), prior_ratio=chain[0].ratio,
+                    chain=chain)
+    payload = torch.load(p, weights_only=True)
+    del payload["posterior_chain"]
+    rc = json.loads(payload["prior_ratio"]["config"])
+    rc["age_correction"] = chain[-1].correction.to_dict()
+    payload["prior_ratio"]["config"] = json.dumps(rc)
+    torch.save(payload, p)
+    back = load(p)
+    assert [c.name for c in back.chain] == ["population_ratio", "age_recalibration"]
+    assert back.age_correction == chain[-1].correction

@@ -61,12 +61,12 @@ def test_test_population_does_not_depend_on_the_training_rows(tmp_path):
     # training options would be judged on different stars
     import pyarrow.parquet as pq
 
-    from ysocensus.model.trainset import build_training_set
+    from ysocensus.model.trainset import run_training_set
 
     _write_inputs(tmp_path)
     out = {}
     for drop in (False, True):
-        s = build_training_set([tmp_path / "pop.parquet"], [tmp_path / "cat.parquet"], tmp_path / f"t{drop}", seed=3,
+        s = run_training_set([tmp_path / "pop.parquet"], [tmp_path / "cat.parquet"], tmp_path / f"t{drop}", seed=3,
                                cfg={"test_population_size": 400, "drop_undetected": drop})
         out[drop] = (s["files"]["train"]["rows"], pq.read_table(tmp_path / f"t{drop}" / "test_population.parquet"))
     assert out[True][0] < out[False][0]
@@ -77,12 +77,12 @@ def test_test_population_does_not_depend_on_the_training_rows(tmp_path):
 def test_training_set_train_resume_validate(tmp_path):
     from ysocensus.model.checkpoint import CheckpointError, load_checkpoint
     from ysocensus.model.config import merge
-    from ysocensus.model.trainset import build_training_set
-    from ysocensus.model.training import run_training
-    from ysocensus.validation.run import run_validation
+    from ysocensus.model.trainset import run_training_set
+    from ysocensus.model.training import run_train
+    from ysocensus.validation.run import run_validate
 
     _write_inputs(tmp_path)
-    summary = build_training_set([tmp_path / "pop.parquet"], [tmp_path / "cat.parquet"], tmp_path / "training", seed=3,
+    summary = run_training_set([tmp_path / "pop.parquet"], [tmp_path / "cat.parquet"], tmp_path / "training", seed=3,
                                  cfg={"test_population_size": 400})
     assert summary["files"]["train"]["rows"] > 2000
     assert 0 < summary["files"]["test_population"]["rows"] <= 400
@@ -91,7 +91,7 @@ def test_training_set_train_resume_validate(tmp_path):
            "optim": {"max_minutes": 0, "max_steps": 6, "batch_size": 256, "val_every_steps": 3},
            "validation": {"n_samples": 16, "max_stars": 300, "width_stars": 5, "solvers": [["euler", 4]]}}
     ck = tmp_path / "model" / "model.ckpt"
-    s1 = run_training(tmp_path / "training", ck, tmp_path / "model" / "logs", cfg, seed=3, threads=2, population=POPULATION)
+    s1 = run_train(tmp_path / "training", ck, tmp_path / "model" / "logs", cfg, seed=3, threads=2, population=POPULATION)
     assert s1["steps"] == 6 and ck.exists()
     # the prior ratio population / training mix is fitted and stored (weights 1 and 100 above)
     assert s1["prior_ratio"]["class_weights"] == [1.0, 100.0]
@@ -100,7 +100,9 @@ def test_training_set_train_resume_validate(tmp_path):
     assert s1["prior_ratio"]["tilt"]["log_age"] == pytest.approx(7.7)
     # ... and the network's age recalibration, fitted on the validation split and stored with the prior ratio
     assert s1["age_recalibration"]["stars"] > 0 and s1["age_recalibration"]["converged"]
-    assert load_checkpoint(ck)[3]["prior_ratio_module"].age_correction is not None
+    # the checkpoint stores the posterior chain, the age recalibration last
+    assert [c.name for c in load_checkpoint(ck)[3]["posterior_chain"]] == ["field_untilt", "population_ratio",
+                                                                        "age_recalibration"]
     assert (tmp_path / "model" / "logs" / "metrics.csv").exists()
     assert (tmp_path / "model" / "logs" / "checkpoints" / "last.ckpt").exists()
     # an interrupted run (no "finished" marker) of the same config resumes from last.ckpt
@@ -108,10 +110,10 @@ def test_training_set_train_resume_validate(tmp_path):
 
     logs = tmp_path / "model" / "logs"
     (logs / "checkpoints" / FINISHED).unlink()
-    again = run_training(tmp_path / "training", ck, logs, cfg, seed=3, threads=2, population=POPULATION)
+    again = run_train(tmp_path / "training", ck, logs, cfg, seed=3, threads=2, population=POPULATION)
     assert again["resumed_from_step"] == 6 and again["steps"] == 6
     # a finished run is not resumed: rerunning the rule trains afresh
-    fresh = run_training(tmp_path / "training", ck, logs, cfg, seed=3, threads=2, population=POPULATION)
+    fresh = run_train(tmp_path / "training", ck, logs, cfg, seed=3, threads=2, population=POPULATION)
     assert fresh["resumed_from_step"] is None and fresh["steps"] == 6
     # nor is a run under another config
     cfg2 = json.loads(json.dumps(cfg))
@@ -119,9 +121,9 @@ def test_training_set_train_resume_validate(tmp_path):
     with pytest.raises(CheckpointError):
         load_checkpoint(ck, merge(cfg2) | {"seed": 3})
     (logs / "checkpoints" / FINISHED).unlink()
-    s2 = run_training(tmp_path / "training", ck, logs, cfg2, seed=3, threads=2, population=POPULATION)
+    s2 = run_train(tmp_path / "training", ck, logs, cfg2, seed=3, threads=2, population=POPULATION)
     assert s2["steps"] == 8 and s2["resumed_from_step"] is None
-    out = run_validation(ck, tmp_path / "training", tmp_path / "val" / "calibration.json", tmp_path / "val" / "fig",
+    out = run_validate(ck, tmp_path / "training", tmp_path / "val" / "calibration.json", tmp_path / "val" / "fig",
                          cfg2, seed=3, threads=2)
     d = json.loads((tmp_path / "val" / "calibration.json").read_text())
     for p in io.PARAMETERS:

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ysocensus import io
-from ysocensus.surveys.observe import companion_mass_ratio, galactic_to_icrs, observe_chunk, observe_population
+from ysocensus.surveys.observe import companion_mass_ratio, galactic_to_icrs, run_observe, observe_population
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_file_round_trip_and_metadata(tmp_path, population, bc_grid):
     io.write_table(population, pop_path, io.POPULATION)
     bc_path = tmp_path / "bc.npz"
     bc_grid.save(bc_path)
-    meta = observe_chunk(pop_path, out, seed=3, cfg={}, bc_path=bc_path)
+    meta = run_observe(pop_path, out, seed=3, cfg={}, bc_path=bc_path)
     table = io.read_table(out, io.CATALOG)
     assert table.num_rows == len(population["source_id"])
     assert io.read_metadata(out)["n_detected"] == meta["n_detected"]
@@ -146,8 +146,8 @@ def test_same_inputs_give_the_same_bytes(tmp_path, population, bc_grid):
     io.write_table(population, pop_path, io.POPULATION)
     bc_grid.save(bc_path)
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    meta = observe_chunk(pop_path, a, seed=3, cfg={}, bc_path=bc_path)
-    observe_chunk(pop_path, b, seed=3, cfg={}, bc_path=bc_path)
+    meta = run_observe(pop_path, a, seed=3, cfg={}, bc_path=bc_path)
+    run_observe(pop_path, b, seed=3, cfg={}, bc_path=bc_path)
     assert "seconds" not in meta and "seconds" not in io.read_metadata(a)
     assert a.read_bytes() == b.read_bytes()
 
@@ -159,7 +159,7 @@ def test_bad_input_missing_column_names_file_and_column(tmp_path, population, bc
     table = io.to_table(population, io.POPULATION).drop(["av_mag"])
     pq.write_table(table, pop_path)
     with pytest.raises(io.SchemaError, match=r"pop\.parquet.*av_mag"):
-        observe_chunk(pop_path, out, seed=3)
+        run_observe(pop_path, out, seed=3)
     assert not out.exists() and not list(tmp_path.glob(".cat.parquet*"))
 
 
@@ -174,7 +174,7 @@ def test_bad_input_nan_masses_names_file_and_column(tmp_path, population):
                              pa.array(mass, pa.float32()))
     pq.write_table(table, pop_path)
     with pytest.raises(io.SchemaError, match=r"pop\.parquet.*initial_mass_msun"):
-        observe_chunk(pop_path, out, seed=3)
+        run_observe(pop_path, out, seed=3)
     assert not out.exists() and not list(tmp_path.glob(".cat.parquet*"))
     # the in-memory path says the same
     from ysocensus.stars.bolometric import load_bc_grid

@@ -360,7 +360,7 @@ def test_run_rule_takes_the_schema_defaults_and_loads_the_model_as_the_cli_does(
 
     monkeypatch.setattr(model_adapter, "load_sampler", load)
     figures = {k: str(tmp_path / f"real_{k}.png") for k in ("p_young", "age", "cmd")}
-    out = real.run_rule("m.ckpt", None, None, str(tmp_path / "real.json"), figures, section, config["infer"],
+    out = real.run_validate_real("m.ckpt", None, None, str(tmp_path / "real.json"), figures, section, config["infer"],
                         seed=5, threads=1)
     assert seen["path"] == "m.ckpt" and seen["threads"] == 1 and seen["prior"] is None
     assert seen["device"] == config["infer"]["device"]

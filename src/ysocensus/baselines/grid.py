@@ -322,17 +322,16 @@ class Star:
 
 def stars_from_frame(frame, bands: Sequence[str] = DEFAULT_BANDS) -> list[Star]:
     """Catalog rows (dict of arrays / pyarrow table / DataFrame) → ``Star`` objects."""
-    from ysocensus.model.tokens import _col, _nrows
 
-    n = _nrows(frame)
-    mags = np.stack([_col(frame, b, n) for b in bands], -1)
+    n = io.n_rows(frame)
+    mags = np.stack([io.float_column(frame, b, n) for b in bands], -1)
     sig = []
     for b in bands:
-        e = _col(frame, _ERR[b], n)
+        e = io.float_column(frame, _ERR[b], n)
         with np.errstate(divide="ignore", invalid="ignore"):
             sig.append(GAIA_SIGMA / e if b in io.GAIA_BANDS else e)
     sig = np.stack(sig, -1)
-    cols = {c: _col(frame, c, n) for c in ("l", "b", "parallax", "parallax_error", "teff_lamost", "teff_err_lamost",
+    cols = {c: io.float_column(frame, c, n) for c in ("l", "b", "parallax", "parallax_error", "teff_lamost", "teff_err_lamost",
                                            "logg_lamost", "logg_err_lamost", "feh_lamost", "feh_err_lamost")}
     return [Star(float(cols["l"][i]), float(cols["b"][i]), mags[i], sig[i], cols["parallax"][i],
                  cols["parallax_error"][i], cols["teff_lamost"][i], cols["teff_err_lamost"][i],

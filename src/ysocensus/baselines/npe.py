@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ysocensus.model.tokens import N_THETA, N_X, SKY_INDEX, Normalisation, theta_from_model, theta_to_model, tokenize
+from ysocensus.model.posterior.observations import (N_THETA, N_X, SKY_INDEX, Normalisation, theta_from_model,
+                                                    theta_to_model, tokenize)
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,9 @@ def features(frame, stats: Normalisation) -> np.ndarray:
 
 def theta_model(frame, stats: Normalisation) -> np.ndarray:
     from ysocensus import io
-    from ysocensus.model.tokens import _col, _nrows
 
-    n = _nrows(frame)
-    th = np.stack([_col(frame, p, n) for p in io.PARAMETERS], -1)
+    n = io.n_rows(frame)
+    th = np.stack([io.float_column(frame, p, n) for p in io.PARAMETERS], -1)
     return theta_to_model(th, stats).astype(np.float32)
 
 

@@ -35,8 +35,7 @@ import pyarrow.parquet as pq
 import torch
 
 from ysocensus import io
-from ysocensus.model.prior_ratio import reweight_samples
-from ysocensus.model.tokens import tokenize
+from ysocensus.model.posterior.observations import tokenize
 from ysocensus.validation import calibration as cal
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def _batch(table) -> dict[str, np.ndarray]:
 
 
 def _combos(table) -> np.ndarray:
-    from ysocensus.model.tokens import Normalisation, survey_combination_names, tokenize
+    from ysocensus.model.posterior.observations import Normalisation, survey_combination_names
 
     return survey_combination_names(tokenize(table, Normalisation()).measured)
 
@@ -86,6 +85,13 @@ class OurModel:
     @property
     def prior_ratio(self):
         return self.sampler.estimator.prior_ratio
+
+    def reweight(self, samples, table, n: int, seed: int) -> np.ndarray:
+        """Another estimator's samples [B, S, 5] under the training mix → n under the Galactic population, through
+        this model's chain of corrections (``posterior.importance.ImportanceSamplingPosterior.reweight``)."""
+        est = self.sampler.estimator
+        out, _ = est.reweight(samples, tokenize(table, est.stats).sky, n, torch.Generator().manual_seed(seed))
+        return out
 
     def describe(self):
         return self.sampler.describe()
@@ -150,7 +156,7 @@ def _select_grid_stars(test, n: int, seed: int, bands=None, young_log10_age: flo
     return np.sort(np.r_[rng.choice(young, ny, replace=False), rng.choice(old, no, replace=False)]).astype(int)
 
 
-def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, figures_dir,
+def run_compare_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, figures_dir,
               population_cfg: Mapping | None = None, dust_cfg: Mapping | None = None, train_cfg: Mapping | None = None,
               sim_seed: int = 0, npe_path=None, young_threshold_myr: float = io.YOUNG_THRESHOLD_MYR,
               **sizes) -> dict:
@@ -162,11 +168,11 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
     from ysocensus.baselines import grid as grid_mod
     from ysocensus.baselines import npe as npe_mod
     from ysocensus.baselines import sagitta as sag_mod
-    from ysocensus.model import config as mconfig
-    from ysocensus.model.tokens import Normalisation
+    from ysocensus.model.checkpoint import merge_config
+    from ysocensus.model.posterior.observations import Normalisation
 
     z = {**DEFAULTS, **{k: v for k, v in sizes.items() if v is not None}}
-    tcfg = mconfig.merge(train_cfg)
+    tcfg = merge_config(train_cfg)
     npe_budget_source = "argument"
     if z["npe_minutes"] is None:  # same wall-clock as our model's training (its summary, else its budget)
         summ = Path(model_ckpt).with_name("training_summary.json") if model_ckpt else None
@@ -231,8 +237,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
         s_c = npe.sample_frame(calib, n_s, seed)
         if ours is not None and ours.prior_ratio is not None:
             # same training set, same prior: the NPE learned the training mix's posterior too
-            s_c, _ = reweight_samples(s_c, tokenize(calib, stats).sky, stats, ours.prior_ratio, n_s,
-                                      torch.Generator().manual_seed(seed))
+            s_c = ours.reweight(s_c, calib, n_s, seed)
             notes.append("NPE samples on test_population are importance-resampled with our model's prior ratio "
                          "(both learned the training mix's posterior)")
         s_t = npe.sample_frame(test, n_s, seed + 1)
@@ -307,8 +312,7 @@ def run_peers(training_dir, model_ckpt, isochrones, bc_grid, dust, out_json, fig
         else:
             s = post.sample_frame(sub, n_c, seed + 2)
             if ours is not None and ours.prior_ratio is not None:
-                s, _ = reweight_samples(s, tokenize(sub, stats).sky, stats, ours.prior_ratio, n_c,
-                                        torch.Generator().manual_seed(seed + 2))
+                s = ours.reweight(s, sub, n_c, seed + 2)
         sm = cal.model_space(s)
         c5 = [c2st_mod.c2st(gm[i], sm[i], seed=seed) for i in range(len(idx))]
         c4 = [c2st_mod.c2st(gm[i][:, :4], sm[i][:, :4], seed=seed) for i in range(len(idx))]

@@ -55,12 +55,11 @@ def gaia_mag_error(flux_over_error) -> np.ndarray:
 
 def inputs_from_catalog(frame) -> dict[str, np.ndarray]:
     """Sagitta's inputs (its names) from catalog columns; NaN where missing (not yet filled)."""
-    from ysocensus.model.tokens import _col, _nrows
 
-    n = _nrows(frame)
+    n = io.n_rows(frame)
     out = {}
     for s, ours in COLUMNS.items():
-        v = _col(frame, ours, n)
+        v = io.float_column(frame, ours, n)
         out[s] = gaia_mag_error(v) if ours in io.GAIA_FLUX_OVER_ERROR else v
     return out
 

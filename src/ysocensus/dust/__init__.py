@@ -29,7 +29,7 @@ def dust_model(cfg: Mapping, path):
     raise ValueError(f"dust.model: {model!r} is not one of {MODELS}")
 
 
-def build_dust(cfg: Mapping, population_cfg: Mapping, seed: int, out_path, meta_path=None) -> DustField:
+def run_dust(cfg: Mapping, population_cfg: Mapping, seed: int, out_path, meta_path=None) -> DustField:
     """Build the synthetic field for the config (clouds at the population's complexes) and save it."""
     from ..galaxy.young import complexes_from_config
     from ..io import write_json
@@ -45,4 +45,4 @@ def build_dust(cfg: Mapping, population_cfg: Mapping, seed: int, out_path, meta_
     return field
 
 
-__all__ = ["DustField", "DustmapsAV", "DustmapsMissing", "dust_model", "build_dust", "MODELS"]
+__all__ = ["DustField", "DustmapsAV", "DustmapsMissing", "dust_model", "run_dust", "MODELS"]

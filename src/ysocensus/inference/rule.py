@@ -1,4 +1,4 @@
-"""Entry point of the workflow's ``infer`` rule (``scripts/infer.py`` calls :func:`run_rule`)."""
+"""Entry point of the workflow's ``infer`` rule (``scripts/infer.py`` calls :func:`run_infer`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ysocensus.logs import configure
 
 log = logging.getLogger(__name__)
 
-def run_rule(catalog: str, model: str, output: str, samples_output: str | None, section: Mapping,
+def run_infer(catalog: str, model: str, output: str, samples_output: str | None, section: Mapping,
              seed: int, chunk: int | str, threads: int, log_files: str | Sequence[str] | None = None,
              train: Mapping | None = None) -> dict:
     """Posterior summaries of one chunk's catalog with the trained model; returns the run report.

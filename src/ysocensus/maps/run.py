@@ -221,7 +221,7 @@ def _make_completeness(populations, posteriors, out, cfg, young_threshold_myr) -
     return s
 
 
-def run_maps_rule(inp, output, params, log_files=None) -> dict:
+def run_maps(inp, output, params, log_files=None) -> dict:
     """Snakemake entry (``scripts/maps.py``): named inputs posteriors, catalogs, populations, dust."""
     from ysocensus.logs import configure
 
@@ -231,7 +231,7 @@ def run_maps_rule(inp, output, params, log_files=None) -> dict:
                      params.get("preset"))
 
 
-def run_completeness_rule(inp, output, params, log_files=None) -> dict:
+def run_completeness(inp, output, params, log_files=None) -> dict:
     """Snakemake entry (``scripts/completeness.py``): named inputs populations, posteriors."""
     from ysocensus.logs import configure
 

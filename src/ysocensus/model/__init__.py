@@ -14,11 +14,14 @@ One concern per module, importable without Lightning except ``lightning_module``
 - ``guidance``: the χ² residual of the measurement operator on the one-step clean estimate (off by default).
 - ``sampler``: fixed-step Euler/Heun/midpoint, an adaptive RK45 reference, exact-divergence log density.
 - ``streams``: per-star counter-based random streams (a star's draws do not depend on its batch).
-- ``prior_ratio``: the training mix → Galactic population importance weights (classifier, field tilt,
-  near-young zones) and systematic resampling.
+- ``prior_ratio``: the population / training-mix ratio r(θ, l, b) (classifier, field tilt, near-young zones) and
+  the loss weights it pairs with.
 - ``recalibration``: the network's age recalibration, fitted on held-out stars after training.
-- ``estimator``: ``FlowPosterior``, the posterior object (``sample_batched``, ``log_prob``, catalog sampling).
-- ``checkpoint``: save/load with ``weights_only=True`` and a config fingerprint check.
+- ``posterior``: what a posterior is, top to bottom: ``proposal`` (the network's own posterior), ``corrections``
+  (field untilt, population ratio, age recalibration: one log-weight each), ``importance`` (the one importance
+  resampling, ESS and top-ups), ``flow_posterior`` (``FlowPosterior``: the chain for a checkpoint, sbi-like API),
+  ``observations`` (catalog rows as a posterior reads them, for validation and baselines).
+- ``checkpoint``: save/load with ``weights_only=True``, a config fingerprint check and the posterior chain.
 - ``trainset``: the training / validation / test splits joined from truth and catalog.
 - ``data``: the Lightning data module streaming the Parquet splits.
 - ``lightning_module``: the ``LightningModule`` (step logic only).

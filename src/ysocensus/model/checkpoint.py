@@ -2,7 +2,8 @@
 
 A checkpoint holds the EMA weights of the network, its architecture config, the flow and guidance config,
 the normalisation statistics, the prior-ratio classifier (``model.prior_ratio``; absent when the model was
-trained with population weights) and a fingerprint (hash of the model-defining config and the variable
+trained with population weights), the ordered chain of posterior corrections (``posterior.corrections``) and a
+fingerprint (hash of the model-defining config and the variable
 registry). Loading checks, with a clear message each:
 
 - the file exists and is a readable torch file (a truncated or corrupted file → ``CheckpointError``);
@@ -23,6 +24,8 @@ import torch
 from ysocensus import io
 from ysocensus.model.anchors import from_config as anchors_from_config
 from ysocensus.model.network import FlowTransformer, NetworkConfig
+from ysocensus.model.config import merge as merge_config  # noqa: F401 (the loader's config API, for its users)
+from ysocensus.model.config import resolve as resolve_config  # noqa: F401
 from ysocensus.model.tokens import VARIABLE_NAMES, Normalisation, fingerprint_dict
 
 FORMAT_VERSION = 3  # 3: the VALUE_ONLY state (network.value_only_emb)
@@ -67,9 +70,15 @@ def model_fingerprint(model_config: Mapping) -> str:
 
 
 def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_config: Mapping,
-                    extra: Mapping | None = None, prior_ratio=None) -> None:
-    """Write atomically; ``model_config`` is the JSON-able config section the model was trained under."""
+                    extra: Mapping | None = None, prior_ratio=None, chain=None) -> None:
+    """Write atomically; ``model_config`` is the JSON-able config section the model was trained under; ``chain``
+    the posterior's corrections in order (``posterior.corrections``; those built on a prior ratio use
+    ``prior_ratio``; None: the standard chain of ``prior_ratio``, without an age recalibration)."""
+    from ysocensus.model.posterior.corrections import chain_config, standard_chain
+
+    chain = standard_chain(prior_ratio) if chain is None else chain
     payload = {
+        "posterior_chain": json.dumps(chain_config(chain)),
         "prior_ratio": None if prior_ratio is None else {
             "config": json.dumps(prior_ratio.config()),
             "state_dict": {k: v.detach().cpu() for k, v in prior_ratio.state_dict().items()}},
@@ -100,8 +109,9 @@ def _diff(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
 
 def load_checkpoint(path, expected_config: Mapping | None = None):
     """Load → (net in eval mode, Normalisation, model_config dict, extra dict). See the module docstring.
-    The prior ratio (or None) is in ``extra["prior_ratio_module"]``, the measurement anchors (or None, when
-    the model was trained without them) in ``extra["anchors"]``."""
+    The prior ratio (or None) is in ``extra["prior_ratio_module"]``, the posterior's corrections in order in
+    ``extra["posterior_chain"]``, the measurement anchors (or None, when the model was trained without them) in
+    ``extra["anchors"]``."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint (run the `train` rule first)")
@@ -141,22 +151,42 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
     except Exception as exc:
         raise CheckpointError(f"{path}: weights do not fit the network ({exc}); corrupted checkpoint?") from exc
     extra = json.loads(payload["extra"])
-    extra["prior_ratio_module"] = _prior_ratio(path, payload.get("prior_ratio"))
+    ratio, legacy_age = _prior_ratio(path, payload.get("prior_ratio"))
+    extra["prior_ratio_module"] = ratio
+    extra["posterior_chain"] = _chain(path, payload.get("posterior_chain"), ratio, legacy_age)
     extra["anchors"] = anchors
     return net.eval(), stats, model_config, extra
 
 
 def _prior_ratio(path, entry):
+    """The prior ratio (or None) and, from a checkpoint written before the posterior chain was stored, the age
+    recalibration it carried inside its config (or None)."""
     if entry is None:
-        return None
+        return None, None
     from ysocensus.model.prior_ratio import PriorRatio
 
     try:
-        pr = PriorRatio(**json.loads(entry["config"]))
+        cfg = json.loads(entry["config"])
+        legacy_age = cfg.pop("age_correction", None)
+        pr = PriorRatio(**cfg)
         pr.load_state_dict(entry["state_dict"])
     except Exception as exc:
         raise CheckpointError(f"{path}: prior ratio does not fit its config ({exc}); corrupted checkpoint?") from exc
-    return pr.eval()
+    return pr.eval(), legacy_age
+
+
+def _chain(path, entry, ratio, legacy_age):
+    """The stored chain of corrections; for a checkpoint from before it was stored, the standard chain of its prior
+    ratio and age recalibration (what such a checkpoint was sampled with)."""
+    from ysocensus.model.posterior.corrections import chain_from_config, standard_chain
+    from ysocensus.model.recalibration import AgeCorrection
+
+    if entry is None:
+        return standard_chain(ratio, None if legacy_age is None else AgeCorrection(**legacy_age))
+    try:
+        return chain_from_config(json.loads(entry), ratio)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: posterior chain cannot be rebuilt ({exc}); corrupted checkpoint?") from exc
 
 
 def sampling_field(net, samp: Mapping, asked: str | None = None) -> str:
@@ -170,11 +200,11 @@ def sampling_field(net, samp: Mapping, asked: str | None = None) -> str:
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
          method: str | None = None, prior: str | None = None, field: str | None = None,
          young_threshold_myr: float | None = None, field_precision: str | None = None):
-    """Load a checkpoint as a ready ``estimator.FlowPosterior``. Sampling settings (solver, steps, prior) do not
+    """Load a checkpoint as a ready ``posterior.FlowPosterior``. Sampling settings (solver, steps, prior) do not
     define the model: they come from ``expected_config`` when given (so the workflow's config decides how
     ``validate`` and ``infer`` sample), else from the config the model was trained under. Neither is the young
     threshold of ``summarise`` (``young_threshold_myr``, default ``io.YOUNG_THRESHOLD_MYR``): a reporting choice."""
-    from ysocensus.model.estimator import FlowPosterior
+    from ysocensus.model.posterior import FlowPosterior
 
     net, stats, model_config, extra = load_checkpoint(path, expected_config)
     if device is not None:
@@ -187,7 +217,7 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
     post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
                          rows_per_batch=samp["rows_per_batch"],
                          young_log10_age=io.log10_age_threshold(young_threshold_myr or io.YOUNG_THRESHOLD_MYR),
-                         prior_ratio=extra["prior_ratio_module"], prior=prior or samp["prior"],
+                         chain=extra["posterior_chain"], prior=prior or samp["prior"],
                          oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
                          max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],
                          anchors=extra["anchors"], field=sampling_field(net, samp, field),

@@ -13,14 +13,16 @@ gave the model a prior ∝ p_sim · w^p). The weight is a property of the star's
 θ, so r is the expected weight given θ and direction: ``PriorRatio`` is a small classifier
 p_sim(component class | θ, l, b) over the distinct weights of the training set, and
 r = Σ_c p(c | θ, l, b) · w_c^(1−p) (Sugiyama, Suzuki & Kanamori 2012, density-ratio estimation by
-probabilistic classification). ``FlowPosterior`` applies it by sampling–importance–resampling
-(Rubin 1988) of the flow's samples, per star.
+probabilistic classification). The posterior package applies it as one correction of its chain
+(``posterior.corrections.PopulationRatio``; the tilt's part is ``FieldUntilt``) by sampling–importance–resampling
+(Rubin 1988) of the flow's samples, per star (``posterior.importance``).
 
 The field tilt. The thinning changes the field's weight in a step at one age (``population.young_field_age_max_myr``:
 50 Myr, weight 50 below, 1000 above), so the simulated age density of the field falls 20× at exactly the age
-P(young) asks about. The flow did not learn that cliff: trained on it, the network smeared it over ~0.5 dex and put
-~13 % of the young probability of ambiguous (main-sequence-like) stars above 50 Myr, and the population posterior's
-P(young) came out 2–4× too low in odds (Σ P(young) 161 for 241 young stars of the population sample). ``FieldTilt`` removes the cliff from the training prior: field rows within
+P(young) asks about. A flow does not learn such a cliff: it smears it, puts young probability of ambiguous
+(main-sequence-like) stars above the step, and the population posterior's P(young) comes out too low in odds
+(measured: ``docs/measurements.md``, section ``ysocensus.model.prior_ratio``). ``FieldTilt`` removes the cliff from
+the training prior: field rows within
 ``half_width`` dex of the step get the loss weight λ = (w / s(age))^(1−p), with s the smooth bridge (``log_bridge``) from the
 weight below to the weight above across the zone, so the network's prior there is ∝ population / s^(1−p), smooth;
 the prior ratio in the zone is then exactly s(age)^(1−p) for a field star (computed, not classified), and the
@@ -29,11 +31,8 @@ classifier covers the rest. Young associations of the literature (Tuc-Hor, Colum
 class probabilities p_c(θ, l, b) give, with the field's weight taken exactly at the step and the tilt only on field
 rows: r = Σ_c p_c w_c^(1−p) / Σ_c p_c λ_c(age) (λ_c = (w_field(age)/s)^(1−p) for the field classes, 1 for the
 others), which is the bridge where only field stars are (``PriorRatio.forward``); ``check_zone`` counts the other
-rows. Measured (1,500 steps, one seed): the
-untilted samples of ambiguous stars now drop at 50 Myr as the truths do, Σ P(young) 175–180 for the 241, every
-calibration target still met. The rest of the gap is the network's own error in its age prior, measured on
-held-out stars and removed by the age recalibration (``model.recalibration``), which ``population_indices`` adds to
-the ratio for the network's own samples: Σ P(young) 231.5 for the 241.
+rows. What is left is the network's own error in its age prior, measured on held-out stars and removed by the age
+recalibration (``model.recalibration``), the chain's next correction for the network's own samples.
 
 The near-young field. Near young structure (spheres of ``population.near_young_sigmas`` × sigma around every
 association: ``galaxy.young.near_young_zones``) the population stage thins the field by ``thinning.near_young``
@@ -61,7 +60,6 @@ import torch
 from torch import nn
 
 from ysocensus.galaxy.young import near_structure
-from ysocensus.model.recalibration import AgeCorrection
 from ysocensus.model.tokens import THETA
 
 #: at most this many weight classes; more distinct weights are binned in log10 weight
@@ -186,8 +184,7 @@ class PriorRatio(nn.Module):
     before them) the module is the same as it was, input for input."""
 
     def __init__(self, class_weights, power: float = 0.0, hidden: int = 64, n_theta: int = 5, n_sky: int = 4,
-                 tilt: dict | None = None, age_scale: tuple[float, float] = (0.0, 1.0),
-                 age_correction: dict | None = None, zones: dict | None = None,
+                 tilt: dict | None = None, age_scale: tuple[float, float] = (0.0, 1.0), zones: dict | None = None,
                  distance_scale: tuple[float, float] = (0.0, 1.0)):
         super().__init__()
         self.zones = None if not zones or not zones["radii"] else {
@@ -196,8 +193,6 @@ class PriorRatio(nn.Module):
         self.n_theta, self.n_sky = int(n_theta), int(n_sky)
         # the field tilt (``FieldTilt``) and the (mean, std) that standardised log age, to find the zone in z
         self.tilt = None if tilt is None else FieldTilt(**tilt)
-        # the network's age recalibration (``model.recalibration``), fitted after training; None: none
-        self.age_correction = None if age_correction is None else AgeCorrection(**age_correction)
         self.age_scale = (float(age_scale[0]), float(age_scale[1]))
         cw = torch.as_tensor(np.asarray(class_weights, np.float64))
         self.register_buffer("class_weight", cw.float())
@@ -277,14 +272,7 @@ class PriorRatio(nn.Module):
         return {"class_weights": self.class_weight.tolist(), "power": self.power, "hidden": self.hidden,
                 "n_theta": self.n_theta, "n_sky": self.n_sky,
                 "tilt": None if self.tilt is None else self.tilt.to_dict(), "age_scale": list(self.age_scale),
-                "age_correction": None if self.age_correction is None else self.age_correction.to_dict(),
                 "zones": self.zones, "distance_scale": list(self.distance_scale)}
-
-    def log_age_correction(self, z: torch.Tensor) -> torch.Tensor:
-        """log c(age) [...] of the network's age recalibration at standardised θ ``z`` (0 without one)."""
-        if self.age_correction is None:
-            return torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
-        return self.age_correction.log_factor(self._log_age(z))
 
 
 def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: float = 0.0, steps: int = 1500,
@@ -342,75 +330,3 @@ def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: 
         wp = torch.as_tensor(w ** (1.0 - power) / lam)
     summary.update(cross_entropy=ce, accuracy=acc, mean_ratio_check=float(r.mean() / wp.mean()))
     return model.requires_grad_(False), summary
-
-
-def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None = None,
-             u: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Systematic resampling per row: indices [B, n_out] into the S proposals of ``log_w`` [B, S], and the
-    effective sample size of each row's weights (Kish). Rows with no finite weight keep their order. ``u``
-    [B, 1] (float64 in [0, 1)): each row's offset (a star's own stream, ``model.streams``); else drawn from
-    ``generator``."""
-    B, S = log_w.shape
-    lw = torch.nan_to_num(log_w.double(), nan=-math.inf)
-    bad = ~torch.isfinite(lw).any(1)
-    lw = torch.where(bad[:, None], torch.zeros_like(lw), lw)
-    w = torch.softmax(lw, 1)
-    ess = 1.0 / (w ** 2).sum(1)
-    c = torch.cumsum(w, 1)
-    c[:, -1] = 1.0
-    if u is None:
-        u = torch.rand(B, 1, generator=generator, dtype=torch.float64)
-    u = (u.to(torch.float64).reshape(B, 1) + torch.arange(n_out, dtype=torch.float64)) / n_out
-    idx = torch.searchsorted(c, u.contiguous()).clamp_(max=S - 1)
-    return idx, ess.float()
-
-
-@torch.no_grad()
-def log_weights(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, prior: str = "population",
-                tilted: bool = True, from_network: bool = True) -> torch.Tensor:
-    """log importance weights [B, S] of proposals z [B, S, 5] to ``prior`` (``population_indices``: the arguments'
-    meaning), −inf where a proposal is not finite."""
-    zz = torch.nan_to_num(z)
-    ratio = ratio.to(z.device)
-    if prior == "population":
-        log_r = ratio(zz, sky[:, None, :].to(z.dtype), tilted)
-        if from_network:
-            log_r = log_r + ratio.log_age_correction(zz)
-    else:
-        log_r = ratio.log_untilt(zz, sky[:, None, :].to(z.dtype))
-    return torch.where(torch.isfinite(z).all(-1), log_r, torch.full_like(log_r, -math.inf))
-
-
-@torch.no_grad()
-def population_indices(ratio: PriorRatio, z: torch.Tensor, sky: torch.Tensor, n_out: int,
-                       generator: torch.Generator | None = None, prior: str = "population",
-                       tilted: bool = True, from_network: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which of the proposals z [B, S, 5] (standardised θ; sky features [B, 4]) from the network (``tilted``) or
-    from the training mix as simulated to keep for n_out samples under ``prior`` ("population", or
-    "simulation": the network's posterior untilted): indices [B, n_out] on z's device, and the ESS per star.
-    ``from_network``: the proposals are this network's (tilted or untilted), so the population posterior takes
-    its age recalibration (``model.recalibration``); False for another estimator's samples.
-    Proposals with a non-finite θ get no weight. The uniforms are drawn on the CPU (same draws on any device)."""
-    log_r = log_weights(ratio, z, sky, prior, tilted, from_network)
-    idx, ess = resample(log_r.cpu(), n_out, generator)
-    return idx.to(z.device), ess
-
-
-@torch.no_grad()
-def reweight_samples(samples: np.ndarray, sky: np.ndarray, stats, ratio: PriorRatio, n_out: int,
-                     generator: torch.Generator | None = None, from_network: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Population-prior samples [B, n_out, 5] (physical units) from samples [B, S, 5] under the training mix as
-    simulated (a baseline trained on the same training set; or, ``from_network``, the network's own posterior,
-    ``FlowPosterior`` with prior "simulation", which then takes its age recalibration too), and the ESS per star.
-    Rows with non-finite samples are returned as they are."""
-    from ysocensus.model.tokens import theta_to_model
-
-    th = torch.as_tensor(np.asarray(samples, np.float32))
-    idx, ess = population_indices(ratio, theta_to_model(th, stats).float(),
-                                  torch.as_tensor(np.asarray(sky, np.float32)), n_out, generator, tilted=False,
-                                  from_network=from_network)
-    out = torch.gather(th, 1, idx[..., None].expand(-1, -1, th.shape[-1])).numpy()
-    bad = ~np.isfinite(np.asarray(samples)).all((1, 2))
-    if bad.any():
-        out[bad] = np.asarray(samples, np.float32)[bad][:, :n_out]
-    return out, ess.numpy()

@@ -18,7 +18,7 @@ class priors) with the age bins as classes:
 q̃_is the normalised weight r · c of star i's proposal s. Its fixed point maximises the likelihood of the
 held-out stars' true age bins under the corrected posteriors; stars whose age the data pin down keep their
 posterior (c barely varies within it), ambiguous ones move mass between their young and old modes. At
-sampling, c joins the prior ratio in the importance resampling (``prior_ratio.population_indices``), for the
+sampling, c is the last correction of the posterior chain (``posterior.corrections.AgeRecalibration``), for the
 population posterior of this network only (not for another estimator's samples, and not for
 ``prior="simulation"``, which stays the network's own posterior).
 

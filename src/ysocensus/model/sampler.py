@@ -8,10 +8,9 @@
 - ``log_prob``: log density at data-end points by integrating dx/dt = v and d(log p)/dt = −div v back to
   the Gaussian at t = 0; the divergence is exact (one backward pass per latent dimension).
 
-Calibration, not loss, judges a solver: Euler with few steps gives over-confident posteriors, and so does
-midpoint with 4 uniform steps once the model is trained well enough to give parallax-sharp distances (max
-coverage error 0.16 in log distance for Gaia+2MASS+WISE stars, 0.04 with 16 steps). Midpoint with 4 steps on
-the time_power = 2 grid (8 network evaluations, the same cost) gave 0.04.
+Calibration, not loss, judges a solver: Euler with few steps gives over-confident posteriors, and so does midpoint
+with few uniform steps once posteriors are parallax-sharp; a grid denser towards the data end (``time_grid``) follows
+the contraction at the same cost (measured: ``docs/measurements.md``, section ``ysocensus.model.sampler``).
 """
 
 from __future__ import annotations

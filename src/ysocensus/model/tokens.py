@@ -255,39 +255,15 @@ def model_theta_to_operator_inputs(z: torch.Tensor, stats: Normalisation) -> dic
 # ---------------------------------------------------------------------------------------------------
 # catalog rows → token arrays
 # ---------------------------------------------------------------------------------------------------
-def _col(frame, name, n):
-    """Column ``name`` of a pyarrow Table, a DataFrame or a mapping as float64 (NaN for nulls or absent)."""
-    if name is None:
-        return np.full(n, np.nan)
-    if hasattr(frame, "column_names"):  # pyarrow.Table
-        if name not in frame.column_names:
-            return np.full(n, np.nan)
-        a = frame.column(name).to_numpy(zero_copy_only=False)
-        return np.asarray(a, dtype=np.float64) if a.dtype != object else np.asarray(
-            [np.nan if v is None else v for v in a], dtype=np.float64)
-    if name in frame:
-        a = frame[name]
-        if hasattr(a, "to_numpy"):
-            a = a.to_numpy(dtype=np.float64, na_value=np.nan) if hasattr(a, "dtype") and hasattr(a, "index") else a.to_numpy()
-        return np.asarray(a, dtype=np.float64)
-    return np.full(n, np.nan)
-
-
-def _nrows(frame) -> int:
-    if hasattr(frame, "num_rows"):
-        return frame.num_rows
-    return len(next(iter(frame.values()))) if isinstance(frame, Mapping) else len(frame)
-
-
 def _raw_arrays(frame) -> dict[str, np.ndarray]:
     """Model-space (unstandardised) θ, x values and x log σ; NaN where absent."""
-    n = _nrows(frame)
+    n = io.n_rows(frame)
     with np.errstate(all="ignore"):
-        theta = np.stack([_forward(v, _col(frame, v.name, n)) for v in THETA], -1) if n else np.zeros((0, N_THETA))
+        theta = np.stack([_forward(v, io.float_column(frame, v.name, n)) for v in THETA], -1) if n else np.zeros((0, N_THETA))
         xs, ls = [], []
         for v in OBSERVABLES:
-            val = _col(frame, v.name, n)
-            err = _col(frame, v.error, n)
+            val = io.float_column(frame, v.name, n)
+            err = io.float_column(frame, v.error, n)
             if v.error_kind == "flux_over_error":
                 err = _GAIA_SIGMA / err
             sig = err * _derivative(v, val)
@@ -339,7 +315,7 @@ def tokenize(frame, stats: Normalisation, weight_column: str | None = None) -> T
     the truth columns ``io.PARAMETERS`` are optional (absent at inference). A value whose σ is null is
     measured with ``sigma_known`` False; ``SEARCHED_COLUMN`` (if present) gives ``searched``.
     """
-    n = _nrows(frame)
+    n = io.n_rows(frame)
     raw = _raw_arrays(frame)
     values = np.zeros((n, N_TOKENS), np.float32)
     logsig = np.zeros((n, N_TOKENS), np.float32)
@@ -359,31 +335,31 @@ def tokenize(frame, stats: Normalisation, weight_column: str | None = None) -> T
     sigma_known = measured.copy()
     sigma_known[:, N_THETA:SKY_INDEX] = sig_ok
     searched = np.ones((n, N_TOKENS), bool)
-    bits = _col(frame, SEARCHED_COLUMN, n)
+    bits = io.float_column(frame, SEARCHED_COLUMN, n)
     if np.isfinite(bits).any():
         bits = np.where(np.isfinite(bits), bits, -1).astype(np.int64)  # null: searched everywhere
         searched[:, N_THETA:SKY_INDEX] = (bits[:, None] >> np.arange(N_X)[None, :]) & 1 == 1
-    l = np.deg2rad(_col(frame, "l", n))
-    b = np.deg2rad(_col(frame, "b", n))
+    l = np.deg2rad(io.float_column(frame, "l", n))
+    b = np.deg2rad(io.float_column(frame, "b", n))
     sky = np.stack([np.sin(l), np.cos(l), np.sin(b), np.cos(b)], -1).astype(np.float32)
     sky_ok = np.isfinite(sky).all(1)
     sky = np.nan_to_num(sky)
-    w = _col(frame, weight_column, n) if weight_column else np.ones(n)
+    w = io.float_column(frame, weight_column, n) if weight_column else np.ones(n)
     return TokenArrays(values, logsig, sky, measured, np.asarray(w, np.float32), sky_ok, sigma_known, searched)
 
 
 def observed_magnitudes(frame) -> dict[str, np.ndarray]:
     """Observed magnitudes and σ [B, 10] (io.MAGNITUDES order), parallax and its σ; NaN where missing."""
-    n = _nrows(frame)
+    n = io.n_rows(frame)
     mags, sig = [], []
     for m in io.MAGNITUDES:
         v = next(o for o in OBSERVABLES if o.name == m)
-        mags.append(_col(frame, m, n))
-        e = _col(frame, v.error, n)
+        mags.append(io.float_column(frame, m, n))
+        e = io.float_column(frame, v.error, n)
         sig.append(_GAIA_SIGMA / e if v.error_kind == "flux_over_error" else e)
     return {"mags": np.stack(mags, -1).astype(np.float32), "mag_sigma": np.stack(sig, -1).astype(np.float32),
-            "parallax": _col(frame, "parallax", n).astype(np.float32),
-            "parallax_sigma": _col(frame, "parallax_error", n).astype(np.float32)}
+            "parallax": io.float_column(frame, "parallax", n).astype(np.float32),
+            "parallax_sigma": io.float_column(frame, "parallax_error", n).astype(np.float32)}
 
 
 def survey_flags(measured: np.ndarray) -> np.ndarray:

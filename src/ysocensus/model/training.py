@@ -26,6 +26,7 @@ from ysocensus import io
 from ysocensus.logs import duration, phase
 from ysocensus.model import config as mconfig
 from ysocensus.model.checkpoint import model_fingerprint
+from ysocensus.model.posterior.corrections import standard_chain
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +121,14 @@ def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None, 
     return model, summary
 
 
-def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_path) -> dict:
+def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_path):
     """Fit the network's age recalibration (``model.recalibration``) on the validation split's detected stars,
-    sampled as ``infer`` will sample them, and attach it to ``prior_ratio``; → its summary."""
+    sampled as ``infer`` will sample them (the chain before it: ``posterior.corrections``); → (the
+    ``AgeCorrection`` or None, its summary)."""
     import pyarrow.parquet as pq
 
     from ysocensus.model.checkpoint import sampling_field
-    from ysocensus.model.estimator import FlowPosterior
+    from ysocensus.model.posterior import FlowPosterior
     from ysocensus.model.recalibration import fit_from_posterior
 
     t0 = time.monotonic()
@@ -139,10 +141,9 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
     tr = cfg["training"]
     corr, summary = fit_from_posterior(post, table, float(tr["age_recalibration_dex"]), cfg["seed"],
                                        tuple(map(float, tr["age_recalibration_range"])))
-    prior_ratio.age_correction = corr
     summary["seconds"] = round(time.monotonic() - t0, 1)
     log.info("age recalibration: %s", summary)
-    return summary
+    return corr, summary
 
 
 #: written into ``<logs>/checkpoints`` when a run has finished and exported its model
@@ -192,7 +193,7 @@ def population_zones(population: Mapping | None, seed: int):
     return near_young_zones(section("population", population), seed)
 
 
-def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None, seed: int,
+def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None, seed: int,
                  threads: int | None = None, isochrones=None, bc_grid=None, population: Mapping | None = None) -> dict:
     """Train the model on ``training_dir``; ``population`` is the population config of the simulation (for the
     field tilt and the near-young zones of the prior ratio; its defaults when None)."""
@@ -274,12 +275,14 @@ def run_training(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | N
         prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
                                                                     float(cfg["training"]["importance_power"]),
                                                                     cfg["seed"], tilt, population_zones(population, seed))
+    age_correction = None
     if prior_ratio is not None and float(cfg["training"]["age_recalibration_dex"]) > 0:
         with phase(log, "age recalibration: sampling the validation split's stars as infer will, then fitting"):
-            summary["age_recalibration"] = fit_age_recalibration(module.ema, dm.stats, prior_ratio, anchors, cfg,
-                                                                 Path(training_dir) / "val.parquet")
+            age_correction, summary["age_recalibration"] = fit_age_recalibration(
+                module.ema, dm.stats, prior_ratio, anchors, cfg, Path(training_dir) / "val.parquet")
     log.info("training: writing the checkpoint %s", checkpoint_path)
-    save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio)
+    save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio,
+                    chain=standard_chain(prior_ratio, age_correction))
     io.write_json({"fingerprint": model_fingerprint(cfg), "steps": summary["steps"]}, ckpt_dir / FINISHED)
     out = Path(checkpoint_path).parent
     io.write_json(cfg, out / "config.json")

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 TRUTH_COLUMNS = io.PARAMETERS + ("weight", "has_disk", "component")
 #: simulation truth drawn by the observe stage: mass ratio of the unresolved companion, 0 for single stars
 #: (``surveys.observe.companion_mass_ratio``); validation splits calibration by it
-COMPANION = "companion_mass_ratio"
+COMPANION = io.COMPANION_MASS_RATIO
 EXTRA_COLUMNS = TRUTH_COLUMNS + (COMPANION, "split", "repeat")
 
 #: Parquet row-group size of the training files (the streaming unit of the data module)
@@ -75,7 +75,7 @@ def _inner_join(left: pa.Table, right: pa.Table) -> pa.Table:
     return left.join(right, "source_id", join_type="inner").sort_by("source_id")
 
 
-def build_training_set(population: Sequence[str], catalog: Sequence[str], outdir, seed: int,
+def run_training_set(population: Sequence[str], catalog: Sequence[str], outdir, seed: int,
                        cfg: Mapping | None = None, observe_cfg: Mapping | None = None,
                        bc_path=None, isochrones_path=None) -> dict:
     """Write ``train/val/test/test_population.parquet``, ``normalisation.json`` and ``summary.json``."""

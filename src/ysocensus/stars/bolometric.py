@@ -391,7 +391,7 @@ def load_bc_grid(path: str | os.PathLike | None = None) -> BCGrid:
     return _CACHE[key]
 
 
-def build_bc_grid(output: str | os.PathLike, table: str | os.PathLike | None = None) -> BCGrid:
+def run_bolometric_corrections(output: str | os.PathLike, table: str | os.PathLike | None = None) -> BCGrid:
     """Entry point of ``rule bolometric_corrections``: read the tables, write the npz cache."""
     grid = BCGrid.from_astrolachesis(table)
     grid.save(output)

@@ -264,3 +264,15 @@ def load(json_path) -> TeffCorrection | None:
     with open(json_path) as f:
         d = json.load(f)
     return TeffCorrection.from_dict(d) if d.get("enabled") else None
+
+
+def run_stellar_models(models: Mapping, bc_path, output, correction_output, figure_output) -> None:
+    """Entry point of the workflow's ``stellar_models`` rule: the isochrone grid of the ``models`` config section
+    (``stars.tracks``), its low-mass main sequence corrected to the named cluster (``corrected_grid``), cached
+    at ``output``; the correction's JSON and figure beside it."""
+    from ysocensus.stars.bolometric import load_bc_grid
+    from ysocensus.stars.tracks import IsochroneGrid
+
+    grid = corrected_grid(IsochroneGrid.from_config(models), load_bc_grid(bc_path), models.get("empirical_correction"),
+                          correction_output, figure_output)
+    grid.save(output)

@@ -272,7 +272,7 @@ def read_population(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
-def observe_chunk(population_path: str | os.PathLike, output_path: str | os.PathLike, seed: int,
+def run_observe(population_path: str | os.PathLike, output_path: str | os.PathLike, seed: int,
                   cfg: Mapping | None = None, bc_path: str | os.PathLike | None = None,
                   isochrones_path: str | os.PathLike | None = None) -> dict:
     """Entry point of ``rule observe``: read, observe, write the catalog atomically; returns the metadata."""

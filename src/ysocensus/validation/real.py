@@ -829,7 +829,7 @@ def _jsonable(x):
     return x
 
 
-def run_rule(model: str, isochrones: str | None, bc_grid: str | None, output_json: str,
+def run_validate_real(model: str, isochrones: str | None, bc_grid: str | None, output_json: str,
              figures: Mapping[str, str], section: Mapping, infer: Mapping, seed: int, threads: int,
              log_files=None, calibration_groups: Sequence[str] = ()) -> dict:
     """Entry point of the workflow's ``validate_real`` rule (``scripts/validate_real.py``).

@@ -29,10 +29,8 @@ import torch
 
 from ysocensus import io
 from ysocensus.logs import duration, phase
-from ysocensus.model import config as mconfig
-from ysocensus.model.prior_ratio import reweight_samples
-from ysocensus.model.tokens import N_THETA, SKY_INDEX, survey_combination_names, tokenize
-from ysocensus.model.trainset import COMPANION
+from ysocensus.model.checkpoint import load, resolve_config
+from ysocensus.model.posterior.observations import DROP_GROUPS, condition_mask, survey_combination_names, tokenize
 from ysocensus.inference.summaries import probability_below, weighted_probability_below
 from ysocensus.validation import calibration as cal
 from ysocensus.validation.degradations import DEGRADATIONS, degrade
@@ -101,8 +99,8 @@ def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_
             out["by_abs_b"][f"{lo:g}..{hi:g}"] = block(m)
     # simulation truth the model does not infer: unresolved binaries (LAMOST labels are the primary's, the
     # photometry is the pair's), where the posteriors' shape matters most
-    if COMPANION in table.column_names:
-        q = table.column(COMPANION).to_numpy(zero_copy_only=False).astype(float)
+    if io.COMPANION_MASS_RATIO in table.column_names:
+        q = table.column(io.COMPANION_MASS_RATIO).to_numpy(zero_copy_only=False).astype(float)
         groups = {"single": ok & (q == 0), "unresolved_binary": ok & (q > 0)}
         out["by_companion"] = {name: block(m) for name, m in
                                {**groups, "unresolved_binary_q_ge_0.6": ok & (q >= 0.6)}.items() if m.sum() >= 50}
@@ -197,9 +195,6 @@ def widths_table(post, table, n_samples: int, seed: int, max_stars: int,
                  young_log10_age: float = io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR)) -> dict:
     """Mean posterior half-width (q84 − q16)/2 of each parameter as surveys are added, for young stars
     measured by every survey step (the same stars in every step)."""
-    from ysocensus.model.masks import DROP_GROUPS
-    from ysocensus.model.tokens import N_TOKENS
-
     arrays = tokenize(table, post.stats)
     meas = arrays.measured
     has = {g: meas[:, list(idx)].any(1) for g, idx in DROP_GROUPS.items()}
@@ -212,12 +207,7 @@ def widths_table(post, table, n_samples: int, seed: int, max_stars: int,
     sub = arrays.subset(idx)
     per_star = {}
     for name, groups in WIDTH_STEPS:
-        keep = np.zeros(N_TOKENS, bool)
-        for gname in groups:
-            keep[list(DROP_GROUPS[gname])] = True
-        keep[SKY_INDEX] = True
-        keep[:N_THETA] = True
-        s, _ = post.sample_tokens(sub, n_samples, torch.Generator().manual_seed(seed), keep=keep)
+        s, _ = post.sample_tokens(sub, n_samples, torch.Generator().manual_seed(seed), keep=condition_mask(groups))
         ms = cal.model_space(s)
         q16, q84 = np.nanpercentile(ms, 16, axis=1), np.nanpercentile(ms, 84, axis=1)
         hw = 0.5 * (q84 - q16)
@@ -297,15 +287,13 @@ def _plan(vcfg: Mapping, n_pop: int, n_test: int, n_width: int, resample_twice: 
     return {"population": float(population), "simulation": float(n_test * n + len(WIDTH_STEPS) * n_width * n)}
 
 
-def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: Mapping | None, seed: int,
+def run_validate(checkpoint, training_dir, out_json, figures_dir, train_cfg: Mapping | None, seed: int,
                    threads: int | None = None, preset: Mapping | None = None,
                    young_threshold_myr: float = io.YOUNG_THRESHOLD_MYR) -> dict:
     """calibration.json and the figures; ``preset`` (the workflow's ``preset`` section) is written into the
     JSON, so a smoke test's numbers say what they are; young = younger than ``young_threshold_myr`` (config
     ``infer.young_threshold_myr``, as in the catalog's p_young)."""
-    from ysocensus.model.checkpoint import load
-
-    cfg = mconfig.resolve(train_cfg, seed)
+    cfg = resolve_config(train_cfg, seed)
     if threads:
         torch.set_num_threads(int(threads))
     t0 = time.monotonic()
@@ -375,8 +363,7 @@ def run_validation(checkpoint, training_dir, out_json, figures_dir, train_cfg: M
     if post.prior_ratio is not None and post.oversample == 1 and not (post.min_ess > 0 and post.max_oversample > 1):
         # the population posterior is these same samples resampled by the prior ratio (what sample_tokens
         # does with oversample 1), so the stars need not be sampled twice
-        s_pop, _ = reweight_samples(s_sim, sim["_arrays"].sky, post.stats, post.prior_ratio,
-                                    int(vcfg["n_samples"]), g, from_network=True)
+        s_pop, _ = post.reweight(s_sim, sim["_arrays"].sky, int(vcfg["n_samples"]), g, from_network=True)
         p_pop = None
     else:
         with progress.phase("population posterior of the held-out stars (P(young))",

@@ -1,0 +1,135 @@
+"""The corrections a census posterior applies to the network's proposals, each a log-weight per sample.
+
+A correction is anything with ``log_weight(z, sky) -> [B, S]`` (standardised θ ``z`` [B, S, 5], sky features
+[B, 4]; float, up to a per-star constant), a ``name``, the ``prior`` whose posterior it completes and whether it
+corrects the network's own error (``network_only``: not applied to another estimator's samples). The standard
+chain, in the order the weights are summed (``standard_chain``):
+
+1. ``FieldUntilt`` (completes ``simulation``): the network was trained on a prior tilted smooth across the field's
+   weight step at 50 Myr (``prior_ratio.FieldTilt``); 1/E[λ | θ, l, b] takes its posterior back to the
+   training mix as simulated. Only where the model was trained with a tilt.
+2. ``PopulationRatio`` (completes ``population``): the training mix → the Galactic population,
+   r(θ, l, b) = E_sim[w^(1−p) | θ, l, b] (``prior_ratio.PriorRatio``).
+3. ``AgeRecalibration`` (``population``, network only): the network's leftover error in its age prior, measured on
+   held-out simulations (``recalibration.AgeCorrection``).
+
+A checkpoint stores the chain as a list (``chain_config``) and rebuilds it with ``chain_from_config``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+
+from ysocensus.model.prior_ratio import PriorRatio
+from ysocensus.model.recalibration import AgeCorrection
+
+#: the posteriors a chain can stop at, in order: the network's prior untilted, then the Galactic population
+PRIORS = ("simulation", "population")
+
+
+class Correction(Protocol):
+    name: str
+    prior: str
+    network_only: bool
+
+    def log_weight(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor: ...
+
+    def config(self) -> dict: ...
+
+
+class FieldUntilt:
+    """log 1/E[λ | θ, l, b]: the network's tilted training prior → the training mix as simulated (0 outside the
+    tilt's zone)."""
+
+    name, prior, network_only = "field_untilt", "simulation", True
+
+    def __init__(self, ratio: PriorRatio):
+        self.ratio = ratio
+
+    def log_weight(self, z, sky):
+        return self.ratio.to(z.device).log_untilt(z, sky[:, None, :].to(z.dtype))
+
+    def config(self) -> dict:
+        return {"name": self.name}
+
+
+class PopulationRatio:
+    """log r(θ, l, b): the training mix as simulated → the Galactic population."""
+
+    name, prior, network_only = "population_ratio", "population", False
+
+    def __init__(self, ratio: PriorRatio):
+        self.ratio = ratio
+
+    def log_weight(self, z, sky):
+        return self.ratio.to(z.device)(z, sky[:, None, :].to(z.dtype), tilted=False)
+
+    def config(self) -> dict:
+        return {"name": self.name}
+
+
+class AgeRecalibration:
+    """log c(age): the network's measured age-prior error (``recalibration``), at θ's log age (standardised by
+    ``age_scale`` = (mean, std) of log10 age/yr)."""
+
+    name, prior, network_only = "age_recalibration", "population", True
+
+    def __init__(self, correction: AgeCorrection, age_scale: tuple[float, float]):
+        self.correction = correction
+        self.age_scale = (float(age_scale[0]), float(age_scale[1]))
+
+    def log_weight(self, z, sky):
+        return self.correction.log_factor(z[..., 0] * self.age_scale[1] + self.age_scale[0])
+
+    def config(self) -> dict:
+        return {"name": self.name, **self.correction.to_dict(), "age_scale": list(self.age_scale)}
+
+
+def standard_chain(ratio: PriorRatio | None, age_correction: AgeCorrection | None = None) -> tuple:
+    """The chain of a trained model: field untilt (if trained with a tilt), population ratio, age recalibration
+    (if fitted); empty without a prior ratio (a model trained with the population's weights)."""
+    if ratio is None:
+        return ()
+    chain = [FieldUntilt(ratio)] if ratio.tilt is not None else []
+    chain.append(PopulationRatio(ratio))
+    if age_correction is not None:
+        chain.append(AgeRecalibration(age_correction, ratio.age_scale))
+    return tuple(chain)
+
+
+def up_to(chain: Sequence, prior: str) -> tuple:
+    """The corrections that make the posterior under ``prior`` (``PRIORS``) from the network's proposals."""
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, not {prior!r}")
+    return tuple(c for c in chain if PRIORS.index(c.prior) <= PRIORS.index(prior))
+
+
+def after(chain: Sequence, prior: str, network: bool) -> tuple:
+    """The corrections that take samples already under ``prior`` onwards: of this network (``network``), or of
+    another estimator trained on the same mix (without the network's own corrections)."""
+    return tuple(c for c in chain if PRIORS.index(c.prior) > PRIORS.index(prior) and (network or not c.network_only))
+
+
+def chain_config(chain: Sequence) -> list[dict]:
+    """The chain as a checkpoint stores it: one dict per correction, in order."""
+    return [c.config() for c in chain]
+
+
+def chain_from_config(entries: Sequence[dict], ratio: PriorRatio | None) -> tuple:
+    """Rebuild a stored chain around the checkpoint's prior ratio."""
+    out = []
+    for e in entries:
+        name = e["name"]
+        if name in ("field_untilt", "population_ratio") and ratio is None:
+            raise ValueError(f"posterior chain: {name} needs the checkpoint's prior ratio, which it does not have")
+        if name == "field_untilt":
+            out.append(FieldUntilt(ratio))
+        elif name == "population_ratio":
+            out.append(PopulationRatio(ratio))
+        elif name == "age_recalibration":
+            out.append(AgeRecalibration(AgeCorrection(e["edges"], e["log_c"]), e["age_scale"]))
+        else:
+            raise ValueError(f"posterior chain: unknown correction {name!r}")
+    return tuple(out)

@@ -1,0 +1,115 @@
+"""The network's own posterior: proposals q(θ | x) from the trained flow and their log density.
+
+q is the posterior under the prior the network was trained on (the simulated, young-enriched training mix, tilted
+smooth across the field's weight step: ``prior_ratio``); the corrections that take it to the Galactic population
+are ``corrections``. Proposals come from the posterior field (``posterior_field``; the production path, every θ
+latent) or from the Transformer decoder (any conditional: ``keep`` drops tokens), integrated by ``sampler``; each
+star's noise comes from its own stream (``model.streams``), so its proposals do not depend on the stars it is
+batched with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ysocensus.model import sampler
+from ysocensus.model.masks import drop, posterior_states
+from ysocensus.model.network import FlowTransformer, latent_slots
+from ysocensus.model.posterior_field import resolve_precision
+from ysocensus.model.tokens import DROPPED, N_THETA, SKY_INDEX, Normalisation, is_observed
+
+#: the velocity fields a posterior can be drawn with: the network's light posterior field (``posterior_field``,
+#: the production path) or its Transformer decoder (any conditional)
+FIELDS = ("posterior_field", "transformer")
+#: the fewest stars one network call is made with (``NetworkPosterior.draws``)
+MIN_CALL_STARS = 8
+
+
+class NetworkPosterior:
+    """Proposals from a trained ``FlowTransformer`` (EMA weights) for token arrays, in standardised θ."""
+
+    def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
+                 rows_per_batch: int = 4096, time_power: float = 1.0, anchors=None, field: str = "transformer",
+                 field_precision: str = "float32"):
+        if field not in FIELDS:
+            raise ValueError(f"field must be one of {FIELDS}, not {field!r}")
+        if field == "posterior_field" and getattr(net, "posterior_field", None) is None:
+            raise ValueError("field 'posterior_field': this network was trained without one "
+                             "(train.network.posterior_field); use 'transformer'")
+        resolve_precision(field_precision, "cpu")  # a bad value fails here, not at the first star
+        self.net = net.eval()
+        self.stats = stats
+        self.n_steps, self.method, self.time_power = n_steps, method, float(time_power)
+        self.rows_per_batch = rows_per_batch
+        self.anchors = anchors  # anchors.MeasurementAnchors the network was trained with (None: off)
+        # which velocity field draws the all-θ-latent posterior (``FIELDS``), and the precision of the posterior
+        # field's trunk when it is the one (``posterior_field.PRECISIONS``; log_prob is always float32)
+        self.field = field
+        self.field_precision = field_precision
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def use_field(self, full_sequence: bool = False) -> bool:
+        return self.field == "posterior_field" and not full_sequence
+
+    def states(self, measured: torch.Tensor, keep: np.ndarray | None = None, sigma_known=None, searched=None):
+        """Posterior states (``masks.posterior_states``) and the stars with nothing observed, which are
+        conditioned on (l, b) only."""
+        state = posterior_states(measured, sigma_known, searched)
+        nothing = ~measured[:, N_THETA:SKY_INDEX].any(1)
+        if nothing.any():
+            state[nothing, N_THETA:SKY_INDEX] = DROPPED
+        if keep is not None:  # condition only on a subset of tokens (others dropped)
+            state = drop(state, ~torch.as_tensor(keep, dtype=torch.bool).expand_as(measured))
+        return state, nothing
+
+    def conditioning(self, values, logsig, sky, state) -> sampler.Conditioning:
+        """The sampler's view of a batch of stars: observed values only, latent θ slots, their anchors."""
+        device = self.device
+        lat_idx, lat_ok = latent_slots(state, N_THETA)
+        values = values * is_observed(state)
+        c = s = None
+        if self.anchors is not None:
+            c, s = self.anchors.affine(values, logsig, state, lat_idx, lat_ok)
+            c, s = c.to(device), s.to(device)
+        return sampler.Conditioning(values.to(device), logsig.to(device), sky.to(device), state.to(device),
+                                    lat_idx.to(device), lat_ok.to(device), anchor_c=c, anchor_s=s)
+
+    def prepared(self, arrays, keep=None):
+        """Torch views of token arrays and the posterior states (the truth, if the arrays carry it, is never
+        conditioned on); → (tensors, state, nothing-observed mask, finite-sky mask)."""
+        t = arrays.torch()
+        measured = t["measured"].clone()  # a copy: arrays.torch() shares the caller's memory
+        measured[:, :N_THETA] = False
+        opt = {k: None if getattr(arrays, k, None) is None else torch.as_tensor(getattr(arrays, k))
+               for k in ("sigma_known", "searched")}
+        state, nothing = self.states(measured, keep, **opt)
+        sky_ok = np.isfinite(arrays.sky).all(1) if arrays.sky_ok is None else arrays.sky_ok
+        return t, state, nothing, sky_ok
+
+    def draws(self, t, state, n_draw, rng, rows, purpose, full_sequence=False, n_steps=None, method=None):
+        """(star indices, proposals z [b, n_draw, 5] standardised, sky [b, 4]) per network call (stars with the
+        same observed count, ``sampler.batches``); ``rows``: the stars' indices in the streams ``rng``
+        (``model.streams``). A call with fewer than ``MIN_CALL_STARS`` stars is padded with copies of its last
+        star: matrix products of a handful of rows take another kernel and round differently, so a star's bytes
+        would depend on how many stars shared its call."""
+        n_obs = is_observed(state).sum(1).numpy()
+        rows_per_call = max(self.rows_per_batch, MIN_CALL_STARS * n_draw)  # padding only for groups of < 8 stars
+        for sl in sampler.batches(len(state), n_draw, rows_per_call, n_obs):
+            n = len(sl)
+            run = np.concatenate([sl, np.repeat(sl[-1:], MIN_CALL_STARS - n)]) if n < MIN_CALL_STARS else sl
+            cond = self.conditioning(t["values"][run], t["logsig"][run], t["sky"][run], state[run])
+            noise = rng.normal(rows[run], purpose, (n_draw, cond.lat_idx.shape[1])).to(cond.values.dtype)
+            z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
+                               noise=noise, full_sequence=full_sequence, time_power=self.time_power,
+                               field=self.use_field(full_sequence),
+                               precision=resolve_precision(self.field_precision, self.device))
+            yield sl, z[:n], cond.sky[:n]
+
+    def log_prob(self, cond: sampler.Conditioning, z: torch.Tensor, n_steps: int = 32,
+                 method: str = "midpoint") -> torch.Tensor:
+        """log q(z | x) [B, S] of standardised θ z [B, S, 5] (exact divergence; float32)."""
+        return sampler.log_prob(self.net, cond, z.to(self.device), n_steps, method, field=self.use_field()).cpu()
