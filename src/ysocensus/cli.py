@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import __version__
+from . import __version__, io
 
 
 def _tiles(args: argparse.Namespace) -> int:
@@ -52,7 +52,7 @@ def _infer(args: argparse.Namespace) -> int:
                         save_samples=args.save_samples, seed=args.seed,
                         on_invalid="raise" if args.strict else "flag", fill_errors=args.fill_errors,
                         searched=tuple(s for part in args.searched for s in part.split(",") if s),
-                        carry=tuple(args.carry), progress=not args.no_progress,
+                        gaia_release=args.gaia_release, carry=tuple(args.carry), progress=not args.no_progress,
                         sample_unobserved=not args.skip_unobserved, positions=not args.no_positions)
     file_format(args.output, output=True)  # an unknown extension fails before the model loads
     sampler = _load_model(args, load_sampler)
@@ -193,6 +193,10 @@ of a killed run are removed by the next one.""")
     p.add_argument("--searched", nargs="+", default=[], metavar="SURVEY",
                    help="surveys (gaia tmass wise lamost) cross-matched for every row: a star without their values is "
                         "a non-detection, not a gap (default: only surveys whose ID column is in the catalog)")
+    p.add_argument("--gaia-release", default="DR3", choices=list(io.GAIA_RELEASES), type=str.upper,
+                   help="Gaia data release of the photometry, for rows without a gaia_release column value "
+                        "(default DR3; EDR3's photometry is DR3's). The model was trained on DR3's photometric "
+                        "uncertainties: a DR2 catalog's are not read (its bands are read as values alone)")
     p.add_argument("--skip-unobserved", action="store_true",
                    help="do not sample rows with nothing observed (status prior_only, null quantiles)")
     p.add_argument("--carry", nargs="+", default=[], metavar="COLUMN",

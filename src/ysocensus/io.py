@@ -179,6 +179,14 @@ for _p in PARAMETERS:
     _unit = POPULATION[_p].unit
     for _q in QUANTILES:
         _POSTERIOR.append(_c(f"{_p}_q{_q}", F32, _unit, f"{_q}th posterior percentile of {_p}", True))
+#: the optional per-row column naming the Gaia data release of a catalog's photometry (``DR2``, ``EDR3``, ``DR3``),
+#: and the releases whose photometric uncertainties the simulator writes (``surveys.gaia``: DR3's per-CCD σ over
+#: its transit counts; EDR3's photometry is DR3's). A Gaia σ of another release is not read (``inference.catalog``)
+GAIA_RELEASE = "gaia_release"
+GAIA_RELEASES = ("DR2", "EDR3", "DR3")
+GAIA_SIGMA_RELEASES = ("EDR3", "DR3")
+
+
 #: the simulation truth of an unresolved companion: its mass ratio to the primary (0: single star); written into the
 #: training splits by ``model.trainset``, read by ``validate`` (calibration by binarity)
 COMPANION_MASS_RATIO = "companion_mass_ratio"

@@ -70,3 +70,20 @@ def test_corona_australis_and_lupus3_latitudes():
     _, b_lup3, d_lup3 = xyz_to_lbd(cx["lupus3"].x, cx["lupus3"].y, cx["lupus3"].z)
     assert -18.5 < b_cra < -17 and -16.5 < b_ucra < -14.5
     assert 8 < b_lup3 < 11 and 140 < d_lup3 < 180
+
+
+def test_a_complex_is_as_old_as_the_literature_group_it_stands_for():
+    """A complex of COMPLEXES replaces the catalogued group it covers (BANYAN Sigma, Gagne et al. 2018, Table 1), so
+    its simulated ages must include that group's: Corona Australis, 0.6–3 Myr for the embedded Coronet in
+    COMPLEXES, is 4–5 Myr in Table 1 (Gennaro et al. 2012)."""
+    import math
+
+    from ysocensus.galaxy.young import covered_age_ranges
+
+    ranges = covered_age_ranges()
+    by_name = {c.name: c for c in complexes_from_config({"radcliffe_wave": {"enabled": False}})}
+    for name, (lo, hi) in ranges.items():
+        a, b = by_name[name].log10_age_yr
+        assert a <= lo and b >= hi, name
+    assert by_name["corona_australis"].log10_age_yr[1] == pytest.approx(math.log10(5e6))
+    assert by_name["corona_australis"].log10_age_yr[0] == COMPLEXES["corona_australis"][5][0]

@@ -309,3 +309,27 @@ def test_votable_and_ecsv_catalogs_read_the_same_values(tmp_path, fmt):
     assert [t.num_rows for t in tables] == [64, 64, 22]
     got = np.concatenate([prepare(t).columns["j_m"] for t in tables])
     np.testing.assert_allclose(got, frame["j_m"].to_numpy(), rtol=1e-6)   # nulls stay NaN
+
+
+def test_gaia_dr2_photometric_uncertainties_are_not_read():
+    """The simulator writes DR3's photometric σ (surveys.gaia); DR2's come from fewer transits and another
+    pipeline, so a DR2 row's Gaia bands are read as values alone (its parallax σ is still read), per row from the
+    gaia_release column or for the whole file from the option, and the note says so."""
+    frame = make_catalog(60, all_null_rows=0)
+    frame[io.GAIA_RELEASE] = ["DR2", "Gaia DR3", None] * 20
+    batch = prepare(_table(frame))
+    dr2 = np.arange(60) % 3 == 0
+    g = batch.columns["phot_g_mean_flux_over_error"]
+    given = frame["phot_g_mean_flux_over_error"].notna().to_numpy()
+    assert np.isnan(g[dr2]).all() and np.isfinite(g[~dr2 & given]).all()  # null release: the DR3 default
+    np.testing.assert_array_equal(np.isfinite(batch.columns["parallax_error"]), frame["parallax_error"].notna())
+    rules = _rules(batch, "gaia")
+    assert (rules[dr2 & given] == "measured_no_sigma").all() and (rules[~dr2 & given] == "measured").all()
+    assert all("Gaia DR2 photometric uncertainties not read" in n for n in batch.note_column()[dr2 & given])
+    # a file without the column: the option decides for every row
+    whole = prepare(_table(make_catalog(20, all_null_rows=0)), gaia_release="dr2")
+    assert np.isnan(whole.columns["phot_bp_mean_flux_over_error"]).all()
+    bad = make_catalog(5, all_null_rows=0)
+    bad[io.GAIA_RELEASE] = ["DR3", "DR4", "DR3", "DR3", "DR9"]
+    with pytest.raises(InputError, match=r"gaia_release.*DR4.*\[1, 4\]"):
+        prepare(_table(bad))

@@ -80,7 +80,7 @@ SURVEY_VALUES = {"gaia": ("parallax",) + io.GAIA_BANDS, "tmass": io.TMASS_BANDS,
                  "lamost": io.LAMOST_LABELS}
 assert set(SURVEY_VALUES) == set(io.SURVEYS) and sum(map(len, SURVEY_VALUES.values())) == len(VALUES)
 KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS
-                            + _ID_COLUMNS))
+                            + _ID_COLUMNS + (io.GAIA_RELEASE,)))
 #: plausible apparent magnitudes; anything outside is taken for a sentinel. The bright end leaves room
 #: for red supergiants of nearby OB associations (Antares: K = -4.1; the simulator makes K = -6 at 100 pc)
 _MAG_RANGE = (-12.0, 35.0)
@@ -94,7 +94,7 @@ RA_RANGE = (0.0, 360.0)
 PARALLAX_NEGATIVE_SIGMA = 5.0
 #: what each canonical column is for, as the recognition summary groups them
 COLUMN_GROUPS = {"source_id": "identifier", "tile": "identifier", "l": "position", "b": "position",
-                 "ra": "position", "dec": "position"}
+                 "ra": "position", "dec": "position", io.GAIA_RELEASE: "gaia (data release)"}
 for _s, _cols in SURVEY_VALUES.items():
     for _col in _cols:
         COLUMN_GROUPS[_col] = COLUMN_GROUPS[error_models.ERROR_OF[_col]] = _s
@@ -106,7 +106,7 @@ for _alts in GAIA_ALTERNATIVES.values():
 assert set(COLUMN_GROUPS) == set(KNOWN) and set(columns.ALIASES.values()) <= set(KNOWN)
 #: the columns an ignored look-alike is warned about (columns.recognise): measured quantities and positions,
 #: not the cross-match IDs (read only for their presence)
-QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS)
+QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS and c != io.GAIA_RELEASE)
 #: input formats (``inference.formats``); VOTable and ECSV are read whole, the others streamed
 FORMATS = tuple(formats.FORMATS)
 
@@ -507,9 +507,37 @@ def conditioning_column(rules: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
+def gaia_releases(table: pa.Table, default: str, where: str = "catalog", offset: int = 0) -> np.ndarray:
+    """Per row, the Gaia data release of the photometry (``io.GAIA_RELEASES``, upper case): the catalog's
+    ``io.GAIA_RELEASE`` column where it has one and the row is not null (``Gaia DR2``, ``dr2``… accepted), else
+    ``default``; an unknown release raises ``InputError`` naming the column and rows."""
+    default = normalise_release(default, "--gaia-release")
+    n = table.num_rows
+    if io.GAIA_RELEASE not in table.column_names:
+        return np.full(n, default, dtype=object)
+    raw = table.column(io.GAIA_RELEASE).to_pylist()
+    out = np.array([default if v is None or str(v).strip() == "" else str(v).strip().upper().removeprefix("GAIA ")
+                    .strip() for v in raw], dtype=object)
+    bad = ~np.isin(out, io.GAIA_RELEASES)
+    if bad.any():
+        rows = (offset + np.flatnonzero(bad)[:5]).tolist()
+        raise InputError(f"{where}: column {io.GAIA_RELEASE}: unknown Gaia data release {sorted(set(out[bad]))[:5]} "
+                         f"in rows {rows}; one of {list(io.GAIA_RELEASES)} (or null for --gaia-release)")
+    return out
+
+
+def normalise_release(value: str, what: str) -> str:
+    """``Gaia DR2`` / ``dr2`` → ``DR2``; an error naming ``what`` for anything not in ``io.GAIA_RELEASES``."""
+    v = str(value).strip().upper().removeprefix("GAIA ").strip()
+    if v not in io.GAIA_RELEASES:
+        raise ValueError(f"{what}: unknown Gaia data release {value!r}; one of {list(io.GAIA_RELEASES)}")
+    return v
+
+
 def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid: str = "flag",
             fill_errors: bool = False, carry: Sequence[str] = (), searched: Sequence[str] = (),
-            labels: Mapping[str, str] | None = None, seen: SeenIds | None = None) -> PreparedBatch:
+            labels: Mapping[str, str] | None = None, seen: SeenIds | None = None,
+            gaia_release: str = "DR3") -> PreparedBatch:
     """Validate one batch and convert it to sampler input (see module docstring for the rules).
 
     ``offset`` is the index of the batch's first row in the file (rows in messages count from 0).
@@ -518,6 +546,9 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
     as a measurement). ``searched``: surveys cross-matched for every row (``survey_rules``). ``labels``: the
     file's names of aliased columns (``CatalogReader.labels``), for messages. ``seen``: the source_ids of the
     run's earlier batches, to flag repeats across batches (without it, repeats within the batch only).
+    ``gaia_release``: the Gaia data release of rows without an ``io.GAIA_RELEASE`` column value; the Gaia
+    photometric uncertainties of a release the simulator does not write (``io.GAIA_SIGMA_RELEASES``: DR2's come
+    from fewer transits and another pipeline) are not read: those bands are ``measured_no_sigma``, with a note.
     """
     if on_invalid not in ("flag", "raise"):
         raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")
@@ -574,6 +605,14 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
             alt = np.where(f[mag_err] > 0, _GAIA_SIGMA / f[mag_err], np.nan)
             alt = np.where(np.isnan(alt) & (f[flux_err] > 0), f[flux] / f[flux_err], alt)
         f[foe] = np.where(np.isnan(f[foe]), alt, f[foe])
+    release = gaia_releases(table, gaia_release, where, offset)
+    foreign = ~np.isin(release, io.GAIA_SIGMA_RELEASES) & np.isfinite(np.stack([f[c] for c in io.GAIA_FLUX_OVER_ERROR])).any(0)
+    if foreign.any():
+        for foe in io.GAIA_FLUX_OVER_ERROR:
+            f[foe] = np.where(foreign, np.nan, f[foe])
+        for rel in sorted(set(release[foreign])):
+            batch.notes.append((f"Gaia {rel} photometric uncertainties not read (the model was trained on "
+                                f"{'/'.join(io.GAIA_SIGMA_RELEASES)}'s)", foreign & (release == rel)))
 
     # measurements: inf is invalid; NaN is missing; ranges
     for c in VALUES + ERRORS:

@@ -51,6 +51,8 @@ class InferOptions:
     on_invalid: str = "flag"
     fill_errors: bool = False
     searched: tuple[str, ...] = ()
+    #: the Gaia data release of rows without a ``gaia_release`` column value (``catalog.prepare``)
+    gaia_release: str = "DR3"
     min_ess: float = 10.0
     sample_unobserved: bool = True
     carry: tuple[str, ...] = ()
@@ -255,7 +257,7 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
             offset = 0
             for i, table in enumerate(reader):
                 prepared = prepare(table, str(catalog), offset, opts.on_invalid, opts.fill_errors, reader.carry,
-                                   opts.searched, labels=reader.labels, seen=seen)
+                                   opts.searched, labels=reader.labels, seen=seen, gaia_release=opts.gaia_release)
                 todo = ~prepared.invalid
                 if not opts.sample_unobserved:
                     todo &= prepared.observed

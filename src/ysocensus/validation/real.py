@@ -188,7 +188,8 @@ def catalog_frame(members: pd.DataFrame, variant: str = "as_published") -> pd.Da
     """The catalog a user would pass to ``ysocensus infer`` for these members (Gaia archive names).
 
     Gaia G/BP/RP, parallax, position and source_id as given; ``phot_*_mean_flux_over_error`` from the
-    file (:func:`gaia_flux_over_error`); 2MASS ``j_m/h_m/ks_m`` + ``*_msigcom`` only for bands whose
+    file (:func:`gaia_flux_over_error`) with the file's ``gaia_release`` (a DR2 σ is then not read, as
+    ``ysocensus infer`` does with such a catalog); 2MASS ``j_m/h_m/ks_m`` + ``*_msigcom`` only for bands whose
     ``jhk_source`` says 2MASS; AllWISE ``w*mpro`` + ``w*sigmpro``. A column that no row provides is absent
     (a missing value is NaN, written as null). ``variant="no_sigma"`` drops every uncertainty column.
     """
@@ -210,6 +211,8 @@ def catalog_frame(members: pd.DataFrame, variant: str = "as_published") -> pd.Da
     for val, err, out_val, out_err in _WISE.values():
         cols[out_val] = _num(members, val)
         cols[out_err] = _num(members, err)
+    if io.GAIA_RELEASE in members.columns:  # what a user's catalog says of its Gaia photometry (``--gaia-release``)
+        cols[io.GAIA_RELEASE] = members[io.GAIA_RELEASE].astype("string").to_numpy(object)
     frame = pd.DataFrame(cols, index=members.index)
     present = [c for c in frame.columns if c in ("source_id", "ra", "dec") or frame[c].notna().any()]
     frame = frame[present]
