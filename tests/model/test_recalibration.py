@@ -163,3 +163,23 @@ def test_a_checkpoint_from_before_the_stored_chain_keeps_its_age_recalibration(t
     back = load(p)
     assert [c.name for c in back.chain] == ["population_ratio", "age_recalibration"]
     assert back.age_correction == chain[-1].correction
+
+
+def test_field_step_bins_split_at_the_step_and_the_tilt_zone():
+    """The default bins (training.age_recalibration_bins: field_step) sit where the training prior changes: the
+    field's weight step at population.young_field_age_max_myr (50 Myr: log 7.699) and the field tilt's zone
+    (training.field_tilt_dex 0.22)."""
+    from ysocensus.model.config import merge as merge_train
+    from ysocensus.model.recalibration import step_edges
+    from ysocensus.model.training import recalibration_edges
+
+    np.testing.assert_allclose(recalibration_edges(merge_train({}), None), [7.47897, 7.69897, 7.91897], atol=1e-5)
+    np.testing.assert_allclose(step_edges(7.0), [7.0])
+    uniform = merge_train({"training": {"age_recalibration_bins": "uniform"}})
+    assert recalibration_edges(uniform, None) is None
+    # a factor constant on each side of the step moves no mass within a side: a star whose proposals all lie below
+    # the step keeps its posterior exactly
+    props = np.linspace(6.0, 7.3, 64)[None]
+    corr = AgeCorrection(tuple(step_edges(7.69897, 0.22)), (0.8, 0.8, -0.7, 0.0))
+    q = np.exp(corr.log_factor(props)); q /= q.sum()
+    np.testing.assert_allclose(q, np.full_like(q, 1 / 64))

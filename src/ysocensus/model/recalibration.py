@@ -8,7 +8,7 @@ large one in P(young).
 
 A posterior right for every x is right on average: pooled over stars drawn from the prior, its samples
 reproduce the distribution of the true ages. ``fit_age_correction`` finds the age factor c(log age), constant
-in bins of ``training.age_recalibration_dex``, that makes the corrected posteriors ∝ q · r · c of held-out
+in age bins (below), that makes the corrected posteriors ∝ q · r · c of held-out
 stars (the validation split, weighted by ``weight`` so that they stand for the population) do so, by the EM
 of Saerens, Latinne & Decaestecker (2002, Neural Computation 14, 21: adjusting a classifier's outputs to new
 class priors) with the age bins as classes:
@@ -22,9 +22,13 @@ sampling, c is the last correction of the posterior chain (``posterior.correctio
 population posterior of this network only (not for another estimator's samples, and not for
 ``prior="simulation"``, which stays the network's own posterior).
 
-Only bins inside ``training.age_recalibration_range`` (log10 yr; default 6.0–9.9) get a factor: at the extremes
-the network has few proposals, and a factor acting through a handful of them moves age without the mass that goes
-with it. What the correction changes (P(young), coverage, SBC, costs) and why the range, measured and dated:
+The bins (``training.age_recalibration_bins``): by default four, split at the field's weight step and at the edges
+of the field tilt's zone (``step_edges``), where the network's training prior changes and its error is; a factor
+constant over a wide bin leaves the shape of a posterior inside it alone. With ``uniform`` bins of
+``training.age_recalibration_dex`` (0.1 dex), only bins inside ``training.age_recalibration_range`` (log10 yr;
+default 6.0–9.9) get a factor: at the extremes the network has few proposals, and a factor acting through a
+handful of them moves age without the mass that goes with it; fine bins also fit noise, and their jumps distort
+the posteriors that straddle them. What the correction changes (P(young), coverage, SBC, costs) and why the range, measured and dated:
 ``docs/measurements.md``, section ``ysocensus.model.recalibration``.
 """
 
@@ -74,6 +78,15 @@ class AgeCorrection:
 
     def to_dict(self) -> dict:
         return {"edges": [float(e) for e in self.edges], "log_c": [float(v) for v in self.log_c]}
+
+
+def step_edges(step_log_age: float, half_width: float = 0.0) -> np.ndarray:
+    """Inner bin edges at the field's weight step (log10 yr) and, with a field tilt of ``half_width`` dex, at the
+    edges of its zone: the network's age-prior error is where its training prior changes (four bins: young side,
+    the two halves of the zone, old side), and a factor constant over a wide bin does not move age inside it."""
+    if half_width > 0:
+        return np.array([step_log_age - half_width, step_log_age, step_log_age + half_width])
+    return np.array([float(step_log_age)])
 
 
 def age_edges(truth_log_age: np.ndarray, bin_dex: float) -> np.ndarray:
@@ -146,10 +159,12 @@ def fit_age_correction(log_age: np.ndarray, log_w: np.ndarray, truth_log_age: np
 
 
 def fit_from_posterior(post, table, bin_dex: float, seed: int,
-                       age_range: tuple[float, float] = (-math.inf, math.inf)) -> tuple[AgeCorrection | None, dict]:
+                       age_range: tuple[float, float] = (-math.inf, math.inf),
+                       edges: np.ndarray | None = None) -> tuple[AgeCorrection | None, dict]:
     """Fit the correction of ``post`` (a ``FlowPosterior`` with a prior ratio) on held-out ``table`` rows (truth
-    and ``weight`` columns) in bins of ``bin_dex`` within ``age_range``: N_PROPOSALS network proposals per star,
-    weighted to the population by the prior ratio. (None, note) when the posterior has no prior ratio (a model
+    and ``weight`` columns) in bins of ``bin_dex`` within ``age_range``, or (``edges``) in the bins these inner
+    edges make, every one fitted (``step_edges``): N_PROPOSALS network proposals per star, weighted to the
+    population by the chain before the recalibration. (None, note) when the posterior has no prior ratio (a model
     trained with the population's weights)."""
     from ysocensus import io
     from ysocensus.model.tokens import tokenize
@@ -165,7 +180,10 @@ def fit_from_posterior(post, table, bin_dex: float, seed: int,
     log_age, log_w = post.proposals(arrays, N_PROPOSALS, g)
     truth = table.column(io.PARAMETERS[0]).to_numpy().astype(float)  # log10 age [yr]
     weights = table.column("weight").to_numpy().astype(float)
-    corr, summary = fit_age_correction(log_age, log_w, truth, weights, age_edges(truth, bin_dex), post.young_log10_age,
-                                       age_range)
+    if edges is None:
+        edges = age_edges(truth, bin_dex)
+    else:
+        edges, age_range = np.asarray(edges, float), (-math.inf, math.inf)
+    corr, summary = fit_age_correction(log_age, log_w, truth, weights, edges, post.young_log10_age, age_range)
     summary["table_rows"] = int(table.num_rows)
     return corr, summary

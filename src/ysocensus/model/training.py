@@ -121,7 +121,21 @@ def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None, 
     return model, summary
 
 
-def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_path):
+def recalibration_edges(cfg: Mapping, population: Mapping | None):
+    """The age recalibration's inner bin edges (``recalibration.step_edges``) for ``training.age_recalibration_bins:
+    field_step``, from the field's weight step of the population config and the field tilt's half-width; None for
+    uniform bins."""
+    from ysocensus.config import section
+    from ysocensus.model.recalibration import step_edges
+
+    tr = cfg["training"]
+    if tr["age_recalibration_bins"] != "field_step":
+        return None
+    step = io.log10_age_threshold(float(section("population", population)["young_field_age_max_myr"]))
+    return step_edges(step, float(tr["field_tilt_dex"]))
+
+
+def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_path, edges=None):
     """Fit the network's age recalibration (``model.recalibration``) on the validation split's detected stars,
     sampled as ``infer`` will sample them (the chain before it: ``posterior.corrections``); → (the
     ``AgeCorrection`` or None, its summary)."""
@@ -140,7 +154,7 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
     table = table.filter(table.column("survey_mask").to_numpy() > 0)
     tr = cfg["training"]
     corr, summary = fit_from_posterior(post, table, float(tr["age_recalibration_dex"]), cfg["seed"],
-                                       tuple(map(float, tr["age_recalibration_range"])))
+                                       tuple(map(float, tr["age_recalibration_range"])), edges)
     summary["seconds"] = round(time.monotonic() - t0, 1)
     log.info("age recalibration: %s", summary)
     return corr, summary
@@ -279,7 +293,8 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
     if prior_ratio is not None and float(cfg["training"]["age_recalibration_dex"]) > 0:
         with phase(log, "age recalibration: sampling the validation split's stars as infer will, then fitting"):
             age_correction, summary["age_recalibration"] = fit_age_recalibration(
-                module.ema, dm.stats, prior_ratio, anchors, cfg, Path(training_dir) / "val.parquet")
+                module.ema, dm.stats, prior_ratio, anchors, cfg, Path(training_dir) / "val.parquet",
+                recalibration_edges(cfg, population))
     log.info("training: writing the checkpoint %s", checkpoint_path)
     save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio,
                     chain=standard_chain(prior_ratio, age_correction))
