@@ -9,6 +9,8 @@ Measures, in one run and on the same model and inputs,
 - ``stars_per_s_transformer``: the Transformer decoder with the observation encoding computed once per star and
   its keys/values reused by every sample and ODE step (``network.FlowTransformer.encode`` + ``decode``; the
   production path before the posterior field, and the path for any other conditional);
+- ``stars_per_s_baseline``: the Transformer decoder with KV reuse at ``--baseline-steps`` (4) midpoint steps, the
+  production path before the posterior field (issue 24's "today's path"), and the ratio to it;
 - ``stars_per_s_full_sequence``: the same model run as a plain full-sequence Transformer at every step
   (every token of every (star, sample) row through every layer, nothing cached);
 
@@ -92,6 +94,9 @@ def main(argv=None):
     ap.add_argument("--rows-per-batch", type=int, default=DEFAULTS["sampling"]["rows_per_batch"])
     ap.add_argument("--field-precision", default=DEFAULTS["sampling"]["field_precision"],
                     choices=("auto", "float32", "bfloat16"))
+    ap.add_argument("--baseline-steps", type=int, default=4,
+                    help="midpoint steps of the baseline path timed in the same run: the Transformer decoder with KV "
+                         "reuse as the production sampler was before the posterior field (issue 24's 'today's path')")
     ap.add_argument("--model", default=str(ROOT / "results/model/model.ckpt"))
     ap.add_argument("--output", default=str(ROOT / "results/benchmarks/sampling.json"))
     a = ap.parse_args(argv)
@@ -121,7 +126,7 @@ def main(argv=None):
                  precision)
         # alternate short windows of the paths; on a shared machine the best window is the machine's
         # figure (like timeit's min), the median is reported beside it
-        pf_w, kv_w, full_w, f32_w = [], [], [], []
+        pf_w, kv_w, full_w, f32_w, base_w = [], [], [], [], []
         t_end = time.perf_counter() + a.seconds * 5 / 3
         while time.perf_counter() < t_end or len(full_w) < 2:
             pf_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 8, False,
@@ -131,11 +136,14 @@ def main(argv=None):
                                   a.time_power, anchors, True))
             kv_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 8, False,
                              a.time_power, anchors))
+            base_w.append(_run(net, t, a.n_samples, a.baseline_steps, a.method, a.rows_per_batch, a.seconds / 8,
+                               False, a.time_power, anchors))
             full_w.append(_run(net, t, a.n_samples, a.n_steps, a.method, a.rows_per_batch, a.seconds / 24, True,
                                a.time_power, anchors))
     pf, n_pf, pf_cpu = max(pf_w, key=lambda r: r[0])
     kv, n_kv, kv_cpu = max(kv_w, key=lambda r: r[0])
     full, n_full, full_cpu = max(full_w, key=lambda r: r[0])
+    base = max(r[0] for r in base_w)
     kv_med = float(np.median([r[0] for r in kv_w]))
     full_med = float(np.median([r[0] for r in full_w]))
     pf_med = float(np.median([r[0] for r in pf_w]))
@@ -145,6 +153,9 @@ def main(argv=None):
            "stars_per_s_full_sequence": round(full, 1),
            "ratio_posterior_field_over_transformer": round(pf / kv, 1),
            "ratio_kv_reuse_over_full_sequence": round(kv / full, 1),
+           "stars_per_s_baseline": round(base, 1), "baseline": f"Transformer with KV reuse, {a.method} "
+                                                                f"{a.baseline_steps} steps",
+           "ratio_posterior_field_over_baseline": round(pf / base, 1),
            "stars_per_s_median_window": round(pf_med, 1), "stars_per_s_transformer_median_window": round(kv_med, 1),
            "stars_per_s_full_sequence_median_window": round(full_med, 1),
            "windows": len(kv_w),
@@ -164,7 +175,8 @@ def main(argv=None):
     print(f"stars/s: posterior field {pf:.0f} in {precision} (CPU-time {pf_cpu:.0f}; float32 "
           f"{out['stars_per_s_float32']:.0f}), Transformer with KV reuse {kv:.0f} "
           f"(CPU-time {kv_cpu:.0f}): ratio {pf / kv:.1f}x; full sequence {full:.1f} (CPU-time {full_cpu:.1f}) "
-          f"({a.n_samples} samples, {a.method} {a.n_steps} steps, {torch.get_num_threads()} threads)")
+          f"({a.n_samples} samples, {a.method} {a.n_steps} steps, {torch.get_num_threads()} threads); baseline "
+          f"(Transformer, {a.baseline_steps} steps) {base:.0f}: ratio {pf / base:.1f}x")
     return out
 
 
