@@ -130,13 +130,19 @@ def test_correction_applies_to_the_networks_population_posterior_only():
     assert (s[..., 0] < 0).mean() == pytest.approx(0.8, abs=0.02)
 
 
-def test_correction_roundtrips_in_the_checkpoint(tmp_path):
-    chain = _chain_with_correction()
+def _saved(tmp_path, chain):
+    """A small checkpoint with this chain (its first correction's prior ratio)."""
     cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
     p = tmp_path / "m.ckpt"
     save_checkpoint(p, FlowTransformer(cfg), Normalisation(),
                     merge({"anchors": {"enabled": False}, "network": cfg.to_dict()}), prior_ratio=chain[0].ratio,
                     chain=chain)
+    return p
+
+
+def test_correction_roundtrips_in_the_checkpoint(tmp_path):
+    chain = _chain_with_correction()
+    p = _saved(tmp_path, chain)
     back = load(p)
     assert [c.name for c in back.chain] == ["population_ratio", "age_recalibration"]
     assert back.age_correction == chain[-1].correction
@@ -149,11 +155,7 @@ def test_a_checkpoint_from_before_the_stored_chain_keeps_its_age_recalibration(t
     import json
 
     chain = _chain_with_correction()
-    cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
-    p = tmp_path / "m.ckpt"
-    save_checkpoint(p, FlowTransformer(cfg), Normalisation(),
-                    merge({"anchors": {"enabled": False}, "network": cfg.to_dict()}), prior_ratio=chain[0].ratio,
-                    chain=chain)
+    p = _saved(tmp_path, chain)
     payload = torch.load(p, weights_only=True)
     del payload["posterior_chain"]
     rc = json.loads(payload["prior_ratio"]["config"])
