@@ -612,7 +612,7 @@ def figure_p_young(tables: Mapping[str, pd.DataFrame], path: str | Path, young_t
         ax.set_ylim(-0.03, 1.03)
         ax.set_ylabel(f"P(age < {young_threshold_myr:g} Myr)")
         ax.set_title(f"{variant}: {int((t['status'].astype(str) == 'ok').sum())} stars with status ok")
-        ax.legend(loc="center right", fontsize=8)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)  # above the boxes, not on them
     axes[-1, 0].set_xticks(np.arange(len(order)), [_label(g, first) for g in order], rotation=30, ha="right",
                            fontsize=8)
     fig.tight_layout()
