@@ -257,8 +257,8 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
             accelerator="gpu" if gpu else "cpu", devices=1, precision=precision, max_epochs=int(optim["max_epochs"]),
             max_steps=int(optim["max_steps"]), max_time=max_time, deterministic=False,
             logger=CSVLogger(str(logs_dir), name="", version=""),
-            callbacks=[ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, monitor="val/loss", save_top_k=1),
-                       EarlyStopping(monitor="val/loss", patience=int(optim["patience"]))],
+            callbacks=[ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, monitor="val/loss", save_top_k=1)]
+            + ([EarlyStopping(monitor="val/loss", patience=int(optim["patience"]))] if int(optim["patience"]) > 0 else []),
             val_check_interval=val_every if n_train > val_every else 1.0,
             check_val_every_n_epoch=None if n_train > val_every else 1,
             limit_val_batches=20, enable_progress_bar=True, log_every_n_steps=20, num_sanity_val_steps=0,
