@@ -27,11 +27,11 @@ def test_non_finite_samples_are_ignored_and_all_nan_gives_nan():
 
 
 def test_p_young_threshold_and_default():
-    assert summaries.log10_age_threshold(50) == pytest.approx(7.69897, abs=1e-5)
+    assert io.log10_age_threshold(50) == pytest.approx(7.69897, abs=1e-5)
     s = np.zeros((2, 4, len(io.PARAMETERS)), np.float32)
     s[0, :, 0] = [6.0, 7.0, 8.0, 9.0]
     s[1, :, 0] = [np.nan, 6.0, 6.5, np.nan]
-    out = summaries.summarise(s, summaries.log10_age_threshold(50), summaries.log10_age_threshold(10))
+    out = summaries.summarise(s, io.log10_age_threshold(50), io.log10_age_threshold(10))
     np.testing.assert_allclose(out["p_young"], [0.5, 1.0])
     np.testing.assert_allclose(out["p_young_2"], [0.25, 1.0])
     assert set(out) == {f"{p}_q{q}" for p in io.PARAMETERS for q in io.QUANTILES} | {"p_young", "p_young_2"}

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ysocensus import io
-from ysocensus.inference.summaries import log10_age_threshold, summarise
+from ysocensus.inference.summaries import summarise
 from ysocensus.model.posterior import FlowPosterior, flat_to_frame
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.model.prior_ratio import FieldTilt, PriorRatio
@@ -59,7 +59,7 @@ def _posterior():
 def _run():
     post = _posterior()
     samples, status = post.sample_frame(flat_to_frame(_x()), N_SAMPLES, torch.Generator().manual_seed(7))
-    summ = summarise(samples, log10_age_threshold(io.YOUNG_THRESHOLD_MYR), log10_age_threshold(10.0),
+    summ = summarise(samples, io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR), io.log10_age_threshold(10.0),
                      post.last_proposals, post.last_log_weights)
     return {"samples": np.asarray(samples, np.float64).round(6).tolist(), "status": [str(s) for s in status],
             "ess": np.asarray(post.last_ess, np.float64).round(4).tolist(),

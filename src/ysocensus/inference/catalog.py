@@ -516,8 +516,7 @@ def gaia_releases(table: pa.Table, default: str, where: str = "catalog", offset:
     if io.GAIA_RELEASE not in table.column_names:
         return np.full(n, default, dtype=object)
     raw = table.column(io.GAIA_RELEASE).to_pylist()
-    out = np.array([default if v is None or str(v).strip() == "" else str(v).strip().upper().removeprefix("GAIA ")
-                    .strip() for v in raw], dtype=object)
+    out = np.array([default if v is None or str(v).strip() == "" else _release_name(v) for v in raw], dtype=object)
     bad = ~np.isin(out, io.GAIA_RELEASES)
     if bad.any():
         rows = (offset + np.flatnonzero(bad)[:5]).tolist()
@@ -526,9 +525,14 @@ def gaia_releases(table: pa.Table, default: str, where: str = "catalog", offset:
     return out
 
 
+def _release_name(value) -> str:
+    """``Gaia DR2`` / `` dr2 `` → ``DR2`` (not checked)."""
+    return str(value).strip().upper().removeprefix("GAIA ").strip()
+
+
 def normalise_release(value: str, what: str) -> str:
     """``Gaia DR2`` / ``dr2`` → ``DR2``; an error naming ``what`` for anything not in ``io.GAIA_RELEASES``."""
-    v = str(value).strip().upper().removeprefix("GAIA ").strip()
+    v = _release_name(value)
     if v not in io.GAIA_RELEASES:
         raise ValueError(f"{what}: unknown Gaia data release {value!r}; one of {list(io.GAIA_RELEASES)}")
     return v

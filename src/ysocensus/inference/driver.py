@@ -123,8 +123,8 @@ def _samples_schema(n_samples: int) -> pa.Schema:
 
 def _summary_columns(prepared, result, todo, opts) -> dict[str, np.ndarray]:
     n = prepared.n
-    young = summaries.log10_age_threshold(opts.young_threshold_myr)
-    second = (summaries.log10_age_threshold(opts.second_threshold_myr)
+    young = io.log10_age_threshold(opts.young_threshold_myr)
+    second = (io.log10_age_threshold(opts.second_threshold_myr)
               if opts.second_threshold_myr is not None else None)
     cols: dict[str, np.ndarray] = {}
     status = np.full(n, "invalid_input", dtype=object)
@@ -229,9 +229,9 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
     meta = {
         "input": str(catalog), "n_samples": opts.n_samples,
         "young_threshold_myr": opts.young_threshold_myr,
-        "young_threshold_log10_age_yr": summaries.log10_age_threshold(opts.young_threshold_myr),
+        "young_threshold_log10_age_yr": io.log10_age_threshold(opts.young_threshold_myr),
         "second_threshold_myr": opts.second_threshold_myr,
-        "second_threshold_log10_age_yr": (summaries.log10_age_threshold(opts.second_threshold_myr)
+        "second_threshold_log10_age_yr": (io.log10_age_threshold(opts.second_threshold_myr)
                                           if opts.second_threshold_myr is not None else None),
         # not the batch size: a star's posterior does not depend on it, so neither do the file's bytes
         "seed": opts.seed, "stream": opts.stream, "on_invalid": opts.on_invalid, "sampler": sampler.describe(),

@@ -15,7 +15,6 @@ from typing import Sequence
 import numpy as np
 
 from ysocensus import io
-from ysocensus.io import log10_age_threshold  # noqa: F401  (re-exported: the driver's threshold helper)
 
 AGE_INDEX = io.PARAMETERS.index("log10_age_yr")
 

@@ -230,13 +230,19 @@ class PriorRatio(nn.Module):
     def logits(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.features(z, sky))
 
-    def forward(self, z: torch.Tensor, sky: torch.Tensor, tilted: bool = True) -> torch.Tensor:
+    def class_log_probs(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+        """log p(c | θ, l, b) [..., classes]: the classifier's output, which ``forward`` and ``log_untilt`` share
+        (pass it as ``log_p`` to evaluate both at the same proposals once: most of their cost)."""
+        return torch.log_softmax(self.logits(z, sky), -1)
+
+    def forward(self, z: torch.Tensor, sky: torch.Tensor, tilted: bool = True,
+                log_p: torch.Tensor | None = None) -> torch.Tensor:
         """log r at standardised θ ``z`` [..., 5] and sky features [..., 4] (broadcast over samples), from the
         network's prior (``tilted``: with the field tilt it was trained with) or from the training mix as
         simulated (``tilted=False``: e.g. a baseline's samples) to the population. In the tilt's zone the field's
         weight is taken exactly at the step and, tilted, divided by the mean tilt (module docstring): the bridge
-        s(age)^(1−p) where only field stars are."""
-        log_p = torch.log_softmax(self.logits(z, sky), -1)
+        s(age)^(1−p) where only field stars are. ``log_p``: ``class_log_probs(z, sky)`` when already computed."""
+        log_p = self.class_log_probs(z, sky) if log_p is None else log_p
         log_r = torch.logsumexp(log_p + self.log_class_weight, -1)
         if self.tilt is None:
             return log_r
@@ -255,12 +261,13 @@ class PriorRatio(nn.Module):
         d = -torch.logsumexp(log_p + log_lam, -1)
         return torch.where(self.tilt.in_zone(log_age), d, torch.zeros_like(d))
 
-    def log_untilt(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+    def log_untilt(self, z: torch.Tensor, sky: torch.Tensor, log_p: torch.Tensor | None = None) -> torch.Tensor:
         """log 1/E[λ | θ, l, b] [...]: the weight that takes the network's posterior back to the posterior under
-        the training mix as simulated (0 everywhere without a tilt, and outside its zone)."""
+        the training mix as simulated (0 everywhere without a tilt, and outside its zone). ``log_p``:
+        ``class_log_probs(z, sky)`` when already computed."""
         if self.tilt is None:
             return torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
-        log_p = torch.log_softmax(self.logits(z, sky), -1)
+        log_p = self.class_log_probs(z, sky) if log_p is None else log_p
         return self._log_untilt(log_p, self._log_age(z)).to(z.dtype)
 
     def _log_age(self, z: torch.Tensor) -> torch.Tensor:

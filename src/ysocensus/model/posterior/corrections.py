@@ -1,7 +1,8 @@
 """The corrections a census posterior applies to the network's proposals, each a log-weight per sample.
 
-A correction is anything with ``log_weight(z, sky) -> [B, S]`` (standardised θ ``z`` [B, S, 5], sky features
-[B, 4]; float, up to a per-star constant), a ``name``, the ``prior`` whose posterior it completes and whether it
+A correction is anything with ``log_weight(z, sky, memo) -> [B, S]`` (standardised θ ``z`` [B, S, 5], sky
+features [B, 4]; float, up to a per-star constant; ``memo``: a dict shared by the corrections of one evaluation, so
+that two of them built on the same classifier run it once), a ``name``, the ``prior`` whose posterior it completes and whether it
 corrects the network's own error (``network_only``: not applied to another estimator's samples). The standard
 chain, in the order the weights are summed (``standard_chain``):
 
@@ -34,9 +35,21 @@ class Correction(Protocol):
     prior: str
     network_only: bool
 
-    def log_weight(self, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor: ...
+    def log_weight(self, z: torch.Tensor, sky: torch.Tensor, memo: dict | None = None) -> torch.Tensor: ...
 
     def config(self) -> dict: ...
+
+
+def _class_log_probs(ratio: PriorRatio, z, sky, memo: dict | None):
+    """The prior ratio's class log-probabilities at z (on z's device), from ``memo`` when a correction of the same
+    evaluation already computed them there."""
+    ratio = ratio.to(z.device)
+    if memo is None:
+        return ratio.class_log_probs(z, sky)
+    key = ("class_log_probs", id(ratio))
+    if key not in memo:
+        memo[key] = ratio.class_log_probs(z, sky)
+    return memo[key]
 
 
 class FieldUntilt:
@@ -48,8 +61,9 @@ class FieldUntilt:
     def __init__(self, ratio: PriorRatio):
         self.ratio = ratio
 
-    def log_weight(self, z, sky):
-        return self.ratio.to(z.device).log_untilt(z, sky[:, None, :].to(z.dtype))
+    def log_weight(self, z, sky, memo=None):
+        sky = sky[:, None, :].to(z.dtype)
+        return self.ratio.log_untilt(z, sky, _class_log_probs(self.ratio, z, sky, memo))
 
     def config(self) -> dict:
         return {"name": self.name}
@@ -63,8 +77,9 @@ class PopulationRatio:
     def __init__(self, ratio: PriorRatio):
         self.ratio = ratio
 
-    def log_weight(self, z, sky):
-        return self.ratio.to(z.device)(z, sky[:, None, :].to(z.dtype), tilted=False)
+    def log_weight(self, z, sky, memo=None):
+        sky = sky[:, None, :].to(z.dtype)
+        return self.ratio(z, sky, tilted=False, log_p=_class_log_probs(self.ratio, z, sky, memo))
 
     def config(self) -> dict:
         return {"name": self.name}
@@ -80,7 +95,7 @@ class AgeRecalibration:
         self.correction = correction
         self.age_scale = (float(age_scale[0]), float(age_scale[1]))
 
-    def log_weight(self, z, sky):
+    def log_weight(self, z, sky, memo=None):
         return self.correction.log_factor(z[..., 0] * self.age_scale[1] + self.age_scale[0])
 
     def config(self) -> dict:
@@ -99,10 +114,16 @@ def standard_chain(ratio: PriorRatio | None, age_correction: AgeCorrection | Non
     return tuple(chain)
 
 
-def up_to(chain: Sequence, prior: str) -> tuple:
-    """The corrections that make the posterior under ``prior`` (``PRIORS``) from the network's proposals."""
+def check_prior(prior: str) -> str:
+    """``prior`` if it is one of ``PRIORS``, else a ValueError naming them."""
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, not {prior!r}")
+    return prior
+
+
+def up_to(chain: Sequence, prior: str) -> tuple:
+    """The corrections that make the posterior under ``prior`` (``PRIORS``) from the network's proposals."""
+    check_prior(prior)
     return tuple(c for c in chain if PRIORS.index(c.prior) <= PRIORS.index(prior))
 
 

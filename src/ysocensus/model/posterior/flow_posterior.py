@@ -29,11 +29,13 @@ import torch
 from ysocensus import io
 from ysocensus.model.network import FlowTransformer
 from ysocensus.model.posterior.corrections import AgeRecalibration, PopulationRatio, standard_chain
-from ysocensus.model.posterior.importance import ImportanceSamplingPosterior
+from ysocensus.model import streams
+from ysocensus.model.posterior.importance import ImportanceSamplingPosterior, log_weights
 from ysocensus.model.posterior.proposal import NetworkPosterior
 from ysocensus.model.posterior_field import resolve_precision
+from ysocensus.model.streams import as_streams
 from ysocensus.model.tokens import (N_THETA, N_X, OBSERVABLES, Normalisation, log_abs_det_model_per_phys,
-                                    theta_to_model, tokenize)
+                                    theta_from_model, theta_to_model, tokenize)
 
 _GAIA_SIGMA = 2.5 / np.log(10.0)
 
@@ -118,11 +120,6 @@ class FlowPosterior(ImportanceSamplingPosterior):
         (``model.recalibration``): log10 age [B, n_draw] and their log weight to the population by every correction
         of the chain but the age recalibration [B, n_draw] (−inf for stars with nothing observed or no finite sky
         position, and for non-finite proposals)."""
-        from ysocensus.model import streams
-        from ysocensus.model.posterior.importance import log_weights
-        from ysocensus.model.streams import as_streams
-        from ysocensus.model.tokens import theta_from_model
-
         chain = tuple(c for c in self.chain if not isinstance(c, AgeRecalibration))
         t, state, nothing, sky_ok = self.proposal.prepared(arrays)
         B = len(arrays)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ysocensus.model import streams
-from ysocensus.model.posterior.corrections import PRIORS, after, up_to
+from ysocensus.model.posterior.corrections import after, check_prior, up_to
 from ysocensus.model.streams import as_streams
 from ysocensus.model.tokens import N_THETA, theta_from_model, theta_to_model
 
@@ -49,11 +49,13 @@ def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None 
 @torch.no_grad()
 def log_weights(chain: Sequence, z: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
     """Σ of the corrections' log weights [B, S] at proposals z [B, S, 5] (standardised θ; sky [B, 4]), summed in
-    the chain's order; −inf where a proposal is not finite."""
+    the chain's order; −inf where a proposal is not finite. The corrections share one ``memo`` (work common to
+    several of them, such as the prior ratio's classifier, is done once)."""
     zz = torch.nan_to_num(z)
     log_w = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
+    memo: dict = {}
     for c in chain:
-        log_w = log_w + c.log_weight(zz, sky)
+        log_w = log_w + c.log_weight(zz, sky, memo)
     return torch.where(torch.isfinite(z).all(-1), log_w, torch.full_like(log_w, -math.inf))
 
 
@@ -74,11 +76,9 @@ class ImportanceSamplingPosterior:
 
     def __init__(self, proposal, chain: Sequence = (), prior: str = "population", oversample: int = 1,
                  min_ess: float = 0.0, max_oversample: int = 0):
-        if prior not in PRIORS:
-            raise ValueError(f"prior must be 'population' or 'simulation', not {prior!r}")
         self.proposal = proposal
         self.chain = tuple(chain)
-        self.prior = prior
+        self.prior = check_prior(prior)
         self.oversample = max(1, int(oversample))
         # stars whose weights keep an ESS below min_ess get more proposals, up to max_oversample × n (``_top_up``)
         self.min_ess = float(min_ess)
@@ -93,9 +93,7 @@ class ImportanceSamplingPosterior:
     @contextmanager
     def using_prior(self, prior: str):
         """Sample under ``prior`` ("population" or "simulation") inside the block, then restore."""
-        if prior not in PRIORS:
-            raise ValueError(f"prior must be 'population' or 'simulation', not {prior!r}")
-        keep, self.prior = self.prior, prior
+        keep, self.prior = self.prior, check_prior(prior)
         try:
             yield self
         finally:
