@@ -8,7 +8,8 @@ from ysocensus.model import sampler
 from ysocensus.model.anchors import FEH, FEH_LAMOST, LOG_DISTANCE, AnchorConfig, MeasurementAnchors
 from ysocensus.model.masks import posterior_states
 from ysocensus.model.network import NetworkConfig, latent_slots
-from ysocensus.model.tokens import DROPPED, N_THETA, PARALLAX_TOKEN, Normalisation, tokenize
+from ysocensus.model.tokens import (DROPPED, N_THETA, OBSERVED, PARALLAX_TOKEN, VALUE_ONLY, Normalisation,
+                                    tokenize)
 
 
 def _stars():
@@ -65,6 +66,28 @@ def test_a_dropped_measurement_is_not_an_anchor():
     off = MeasurementAnchors(stats, AnchorConfig(enabled=False))
     li, lo = latent_slots(posterior_states(t["measured"]), N_THETA)
     c0, s0 = off.affine(t["values"], t["logsig"], posterior_states(t["measured"]), li, lo)
+    assert torch.all(c0 == 0) and torch.all(s0 == 1)
+
+
+def test_a_measurement_without_its_sigma_is_anchored_at_the_typical_sigma():
+    arrays, stats = _stars()
+    stats.logsig_mean[FEH_LAMOST - N_THETA] = math.log(0.08)  # the training set's geometric-mean [Fe/H] error
+    t = arrays.torch()
+    t["measured"][:, :N_THETA] = False
+    state = posterior_states(t["measured"])
+    state[:, FEH_LAMOST] = torch.where(state[:, FEH_LAMOST] == OBSERVED, VALUE_ONLY, state[:, FEH_LAMOST])
+    li, lo = latent_slots(state, N_THETA)
+    on = MeasurementAnchors(stats, AnchorConfig(enabled=True, parameters=("feh",), value_only=True))
+    c, s = on.affine(t["values"], t["logsig"], state, li, lo)
+    np.testing.assert_allclose(c[:2, FEH], (-0.2 + 0.1) / 0.25, rtol=1e-5)
+    np.testing.assert_allclose(s[:2, FEH], 0.08 / 0.25, rtol=1e-5)      # not the withheld 0.05
+    ls = t["logsig"].clone()
+    ls[:, FEH_LAMOST] = 3.0                                              # whatever σ was withheld: same map
+    c2, s2 = on.affine(t["values"], ls, state, li, lo)
+    assert torch.equal(c, c2) and torch.equal(s, s2)
+    assert torch.all(c[2:, FEH] == 0) and torch.all(s[2:, FEH] == 1)
+    off = MeasurementAnchors(stats, AnchorConfig(enabled=True, parameters=("feh",)))   # checkpoints before it
+    c0, s0 = off.affine(t["values"], t["logsig"], state, li, lo)
     assert torch.all(c0 == 0) and torch.all(s0 == 1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ysocensus import io
 from ysocensus.stars import tracers
@@ -72,3 +73,20 @@ def test_variability_larger_for_disks_and_decreasing_with_age():
     assert s.shape == (3, len(io.MAGNITUDES))
     assert s[0, 0] > s[1, 0] > s[2, 0] > 0
     assert s[1, B["phot_bp_mean_mag"]] > s[1, B["ks_m"]]      # spots: amplitude falls with wavelength
+
+
+def test_field_variables_are_a_fraction_of_every_age_and_grey():
+    # 9 % of nearby stars are Gaia-detected variables (Gaia Collaboration, Eyer et al. 2019, Fig. 8)
+    n = 200_000
+    rng = np.random.default_rng(4)
+    age = rng.uniform(6.0, 10.0, n)
+    z, u, zf = rng.standard_normal(n), rng.random(n), rng.standard_normal(n)
+    base = tracers.variability_sigma(age, np.zeros(n, bool), z)
+    s = tracers.variability_sigma(age, np.zeros(n, bool), z, u_field=u, z_field=zf)
+    assert np.all(s >= base - 1e-7)
+    varies = (u < tracers.VARIABILITY_DEFAULTS["field_fraction"])
+    np.testing.assert_array_equal(s[~varies], base[~varies])      # the others are untouched
+    assert abs(varies.mean() - 0.09) < 0.005
+    old = varies & (age > 9.0)                                     # old variables: the grey term dominates
+    assert np.median(s[old, 0]) == pytest.approx(0.03, rel=0.1)
+    assert np.median(np.abs(s[old, 1] / s[old, 9] - 1)) < 0.02        # grey, unlike spots (BP : W4 = 1 : 0.3)

@@ -144,3 +144,20 @@ def test_schema_defaults_match_module_defaults(module):
     got = {k: defaults(v) for k, v in props.items()}
     want = {k: (list(v) if isinstance(v, tuple) else v) for k, v in module.DEFAULTS.items()}
     assert got == want
+
+
+def test_gaia_sigma_averages_down_with_the_number_of_transits():
+    # the EDR3 uncertainty model (Riello et al. 2021; pygaia): σ ∝ 1/sqrt(n) around pygaia's DR3 numbers
+    n = 3
+    mags = np.full((n, 3), 15.0, np.float32)
+    z_transits = np.array([-1.0, 0.0, 1.0], np.float32)
+    out = gaia.observe(mags, np.ones(n), None, np.zeros((4, n), np.float32), np.zeros((3, n), np.float32),
+                       np.ones(n, bool), z_transits=z_transits)
+    n_obs = gaia.n_observations(z_transits)
+    np.testing.assert_allclose(n_obs[1], [351.0, 40.0, 40.0], rtol=1e-5)
+    for j, band in enumerate(("g", "bp", "rp")):
+        sig = 1.0857 / out[("phot_g_mean_flux_over_error", "phot_bp_mean_flux_over_error",
+                            "phot_rp_mean_flux_over_error")[j]]
+        np.testing.assert_allclose(sig, gaia.magnitude_error(band, mags[:, j]) * np.sqrt(n_obs[1, j] / n_obs[:, j]),
+                                   rtol=1e-3)
+        assert sig[0] > sig[1] > sig[2]                           # fewer transits, larger σ

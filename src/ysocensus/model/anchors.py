@@ -15,7 +15,12 @@ token whose measurement is OBSERVED in the row's condition mask, in
 so the posterior it learns has width ≲ 1 and sits near 0, like the base distribution. The map depends only
 on the observed tokens (never on θ), so it is an exact change of variables: samples are θ = c + s·y, and
 log p(θ | x) = log p(y | x) − log s. Where the measurement is dropped, missing or latent, c = 0 and s = 1
-(the plain parametrisation). Parallaxes are anchored with a weight that rises from 0 at ϖ/σ_ϖ = ``snr_min``
+(the plain parametrisation). A measurement given without its σ (``VALUE_ONLY``: a literature table, a catalog
+without error columns) is anchored too when ``value_only`` is on, with the training set's geometric-mean σ of
+that measurement as the scale: without it the flow had to contract unit noise onto a LAMOST [Fe/H] from a
+value alone and those posteriors came out far too wide (docs/measurements.md, sixth session). The scale is
+then a typical one, not the star's; the map stays exact because it depends only on what is observed.
+Parallaxes are anchored with a weight that rises from 0 at ϖ/σ_ϖ = ``snr_min``
 to 1 at ``snr_full`` (c and 1 − s scale with it), so the map is continuous in the data and 1/ϖ is never
 used where it is a poor distance estimate. The network is told (c, log s) and the slot's value in the common
 θ coordinates (as its offset from y_t, t·c + (s − 1)·y_t, zero without a map), since the other parameters depend on
@@ -36,8 +41,8 @@ from typing import Mapping
 
 import torch
 
-from ysocensus.model.tokens import (N_THETA, OBSERVABLES, OBSERVED, PARALLAX_TOKEN, THETA, VARIABLE_NAMES,
-                                    Normalisation)
+from ysocensus.model.tokens import (N_THETA, OBSERVABLES, OBSERVED, PARALLAX_TOKEN, THETA, VALUE_ONLY,
+                                    VARIABLE_NAMES, Normalisation)
 
 FEH = VARIABLE_NAMES.index("feh")
 LOG_DISTANCE = VARIABLE_NAMES.index("distance_pc")
@@ -51,6 +56,7 @@ class AnchorConfig:
     parameters: tuple = ("feh", "distance_pc")  # which of the anchorable parameters are anchored
     snr_min: float = 3.0  # parallax over error below which 1/ϖ is not used
     snr_full: float = 5.0  # ... and above which the anchor has full weight
+    value_only: bool = False  # anchor a measurement given without its σ (VALUE_ONLY) at the typical σ
 
     def __post_init__(self):
         unknown = set(self.parameters) - {"feh", "distance_pc"}
@@ -105,9 +111,16 @@ class MeasurementAnchors:
                 continue
             slot = (lat_idx == param) & lat_ok
             observed = state[:, token] == OBSERVED
+            sig = logsig
+            if self.config.value_only:
+                value_only = state[:, token] == VALUE_ONLY
+                observed = observed | value_only
+                # the training set's geometric-mean σ (standardised log σ 0), never the withheld one
+                sig = logsig.clone()
+                sig[:, token] = torch.where(value_only, torch.zeros_like(sig[:, token]), sig[:, token])
             if not bool((slot & observed[:, None]).any()):
                 continue
-            centre, scale, weight = fn(values, logsig)
+            centre, scale, weight = fn(values, sig)
             weight = weight * observed.to(weight.dtype)
             scale = scale.clamp(max=1.0)
             c = torch.where(slot, (weight * centre)[:, None], c)

@@ -193,17 +193,32 @@ SPOT_SCALE = np.array([0.8, 1.0, 0.65, 0.45, 0.4, 0.35, 0.3, 0.3, 0.3, 0.3])
 #: Morales-Calderón et al. 2011: [3.6] rms ≈ 0.05–0.2 mag)
 DISK_SCALE = np.array([0.8, 1.0, 0.7, 0.6, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8])
 
+#: stars of any age that vary for reasons other than youth (eclipsing and ellipsoidal binaries, pulsators,
+#: rotational modulation): the amplitude is taken grey, as for eclipses of similar components
+FIELD_VARIABLE_SCALE = np.ones(10)
+
 VARIABILITY_DEFAULTS = dict(disk_median=0.15, disk_sigma_ln=0.6, spot_median_10myr=0.04,
-                            spot_age_slope=-0.5, spot_floor=0.003, spot_sigma_ln=0.5)
+                            spot_age_slope=-0.5, spot_floor=0.003, spot_sigma_ln=0.5,
+                            field_fraction=0.09, field_median=0.03, field_sigma_ln=0.8)
 
 
-def variability_sigma(log10_age_yr, has_disk, z, params: dict | None = None) -> np.ndarray:
+def variability_sigma(log10_age_yr, has_disk, z, params: dict | None = None, u_field=None,
+                      z_field=None) -> np.ndarray:
     """Rms variability (mag) per band, (N, 10), of the star between epochs.
 
     Disk bearers (CTTS): accretion and extinction events, rms ≈ 0.1–0.5 mag in V (Herbst et al.
     1994; Cody et al. 2014): log-normal, median 0.15 mag, σ_ln 0.6. Diskless young stars (WTTS and
     young field stars): cool spots, rms ≈ 0.04 mag at 10 Myr decreasing as age^−0.5 (spot coverage
     falls with spin-down), floor 3 mmag. Scaled per band with SPOT_SCALE / DISK_SCALE.
+
+    Variability is not a youth signature alone: about 9 % of nearby stars with precise parallaxes are detected
+    as variable by Gaia (Gaia Collaboration, Eyer et al. 2019, A&A 623, A110, Fig. 8: 13.5 million stars with
+    ϖ > 1 mas, ϖ/σ_ϖ > 20, |b| > 5°), most of them old: eclipsing binaries, δ Scuti / γ Dor pulsators,
+    rotational modulation. Without them an old star with a real Gaia σ excess (a binary in an old cluster)
+    is outside training and reads as young. With ``u_field`` and ``z_field`` (uniform, standard normal), a
+    fraction ``field_fraction`` of stars of every age gets a grey variability (``FIELD_VARIABLE_SCALE``),
+    log-normal with median ``field_median`` and σ_ln ``field_sigma_ln`` (≈ 0.01–0.1 mag within ±1.4σ, the
+    range of those classes' rms amplitudes; an assumption, not a fit), added in quadrature.
     """
     p = dict(VARIABILITY_DEFAULTS, **(params or {}))
     age = np.asarray(log10_age_yr, np.float64)
@@ -214,4 +229,8 @@ def variability_sigma(log10_age_yr, has_disk, z, params: dict | None = None) -> 
     out = sig[:, None] * SPOT_SCALE.astype(np.float32)[None, :]
     di = np.flatnonzero(disk)
     out[di] = sig[di, None] * DISK_SCALE.astype(np.float32)[None, :]
+    if u_field is not None and z_field is not None:
+        field = np.where(np.asarray(u_field) < p["field_fraction"],
+                         p["field_median"] * np.exp(p["field_sigma_ln"] * np.asarray(z_field, np.float64)), 0.0)
+        out = np.sqrt(out**2 + (field[:, None] * FIELD_VARIABLE_SCALE[None, :]) ** 2).astype(np.float32)
     return out

@@ -11,7 +11,9 @@ Reported uncertainties follow the archive: ``parallax_error`` (mas) and
 of the epoch fluxes divided by the square root of their number (Riello et al. 2021, §3; Evans et al. 2018),
 so variability of the source enters both the mean and its error as σ_var / √n: for G, n is the number of
 per-CCD measurements (``phot_g_n_obs`` ≈ ``ccd_per_transit`` × transits), for BP and RP the number of
-transits (``phot_bp_n_obs``). The number of transits depends on the scanning law and differs from star to
+transits (``phot_bp_n_obs``). The measurement noise averages down the same way: pygaia's curve is for DR3's
+typical numbers (``N_REFERENCE``), and a star observed n times has σ × sqrt(N_REFERENCE / n) (the EDR3
+uncertainty model, Riello et al. 2021, which pygaia implements). The number of transits depends on the scanning law and differs from star to
 star: log-normal with median ``n_transits_median`` (≈ 40 over DR3's 34 months) and ``n_transits_sigma_ln``.
 
 Selection (DR3 numbers): sources from G ≈ 3 (brighter stars are largely missing) to G ≈ 21
@@ -35,7 +37,7 @@ DEFAULTS = dict(g_bright=3.0, g_faint=20.9, g_faint_width=0.12,
                 bprp_faint=20.3, bprp_faint_width=0.35,
                 parallax_faint=20.6, parallax_faint_width=0.3,
                 n_transits_median=40.0, n_transits_sigma_ln=0.35, n_transits_range=(10.0, 250.0),
-                ccd_per_transit=8.5)
+                ccd_per_transit=351.0 / 40.0)  # pygaia's DR3 G and BP/RP numbers (N_REFERENCE)
 _BANDS = ("g", "bp", "rp")
 
 
@@ -47,8 +49,14 @@ def _mag_error_curve(band: str) -> tuple[np.ndarray, np.ndarray]:
     return grid, (magnitude_uncertainty(band, grid, release="dr3") / 1000.0).astype(np.float64)
 
 
+#: the numbers of epoch measurements behind pygaia's DR3 curves (``pygaia.errors.photometric``: G per CCD, BP/RP
+#: per transit); a star with n measurements has σ × sqrt(N_REFERENCE / n) (Riello et al. 2021, §3)
+N_REFERENCE = {"g": 351.0, "bp": 40.0, "rp": 40.0}
+
+
 def magnitude_error(band: str, mag) -> np.ndarray:
-    """DR3 uncertainty (mag) of the mean magnitude in ``band`` ('g', 'bp', 'rp') at magnitude ``mag``."""
+    """DR3 uncertainty (mag) of the mean magnitude in ``band`` ('g', 'bp', 'rp') at magnitude ``mag``, for DR3's
+    typical number of measurements (``N_REFERENCE``)."""
     grid, sig = _mag_error_curve(band)
     m = np.asarray(mag, np.float64)
     out = np.interp(np.clip(m, grid[0], grid[-1]), grid, sig)
@@ -96,7 +104,7 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
     out = {}
     for j, (band, name, foe_name) in enumerate(zip(_BANDS, io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)):
         have = det if j == 0 else has_bprp
-        sig = magnitude_error(band, true_mags[:, j])
+        sig = magnitude_error(band, true_mags[:, j]) * np.sqrt(N_REFERENCE[band] / n_obs[:, j])
         if var_sigma is not None:
             sig = np.sqrt(sig**2 + var_sigma[:, j] ** 2 / n_obs[:, j])
         mag = np.where(have, true_mags[:, j] + sig * z[j], np.nan).astype(np.float32)

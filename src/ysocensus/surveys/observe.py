@@ -60,9 +60,11 @@ INPUT_COLUMNS = ("source_id", "tile", "l", "b", "distance_pc", "log10_age_yr", "
 # slots of the per-tile random blocks (never renumber; spare slots for later additions)
 N_NORMAL, N_UNIFORM = 24, 24
 ZS = dict(gaia=slice(0, 4), tmass=slice(4, 7), wise=slice(7, 11), lamost=slice(11, 16), disk_alpha=16,
-          disk_rk=17, variability=18, halpha=slice(19, 21), lithium=21, gaia_transits=22)
+          disk_rk=17, variability=18, halpha=slice(19, 21), lithium=21, gaia_transits=22,
+          field_variability=23)
 US = dict(gaia=slice(0, 3), tmass=slice(3, 6), wise=slice(6, 10), lamost=slice(10, 12), binary=12,
-          binary_q=13, accretor=14, loss_gaia=15, loss_tmass=16, loss_wise=17, loss_lamost=18)
+          binary_q=13, accretor=14, loss_gaia=15, loss_tmass=16, loss_wise=17, loss_lamost=18,
+          field_variable=19)
 
 # ICRS -> Galactic rotation (Hipparcos, ESA 1997, vol. 1 §1.5.3); Galactic -> ICRS is its transpose
 _A_G = np.array([[-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
@@ -221,7 +223,8 @@ def observe_population(pop: Mapping[str, np.ndarray], bc: BCGrid, isochrones=Non
 
     # 3. tracers
     mags, alpha = tracers.disk_excess(mags, has_disk & has_phot, z[ZS["disk_alpha"]], z[ZS["disk_rk"]], cfg["disk"])
-    var = tracers.variability_sigma(age, has_disk, z[ZS["variability"]]) if cfg["variability"] else None
+    var = (tracers.variability_sigma(age, has_disk, z[ZS["variability"]], u_field=u[US["field_variable"]],
+                                     z_field=z[ZS["field_variability"]]) if cfg["variability"] else None)
     ewha = tracers.halpha_ew(teff, age, has_disk, z[ZS["halpha"]], u[US["accretor"]], cfg["halpha"])
     ewli = tracers.lithium_ew(teff, mass, age, z[ZS["lithium"]])
 
