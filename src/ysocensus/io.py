@@ -185,6 +185,14 @@ for _p in PARAMETERS:
 GAIA_RELEASE = "gaia_release"
 GAIA_RELEASES = ("DR2", "EDR3", "DR3")
 GAIA_SIGMA_RELEASES = ("EDR3", "DR3")
+#: the optional Gaia column ``ruwe`` (renormalised unit weight error) and the value above which a row's Gaia
+#: photometric uncertainties are not read (``inference.catalog``). RUWE ≈ 1 for a single, well-behaved source;
+#: above 1.4 the source is likely non-single or otherwise problematic (Lindegren et al. 2018, GAIA-C3-TN-LU-LL-124;
+#: Lindegren et al. 2021, A&A 649, A2). The G flux of a close pair then depends on the scan direction, so its
+#: mean-magnitude σ carries a per-CCD scatter that is neither the single-star noise nor variability: the
+#: simulator writes neither, and the network would read it as youth.
+RUWE = "ruwe"
+RUWE_SIGMA_MAX = 1.4
 
 
 #: the simulation truth of an unresolved companion: its mass ratio to the primary (0: single star); written into the

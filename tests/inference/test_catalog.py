@@ -333,3 +333,23 @@ def test_gaia_dr2_photometric_uncertainties_are_not_read():
     bad[io.GAIA_RELEASE] = ["DR3", "DR4", "DR3", "DR3", "DR9"]
     with pytest.raises(InputError, match=r"gaia_release.*DR4.*\[1, 4\]"):
         prepare(_table(bad))
+
+
+def test_gaia_photometric_uncertainties_of_a_likely_non_single_source_are_not_read():
+    """RUWE > 1.4 (Lindegren et al. 2018): a close pair's G scatter is neither noise nor variability, neither of
+    which the simulator writes for it, so its G/BP/RP σ are unread (the parallax σ is read); null RUWE: read."""
+    frame = make_catalog(40, all_null_rows=0)
+    frame[io.RUWE] = [0.95, 1.39, 1.41, 12.7, np.nan] * 8
+    batch = prepare(_table(frame))
+    high = np.isin(np.arange(40) % 5, [2, 3])
+    given = frame["phot_g_mean_flux_over_error"].notna().to_numpy()
+    for c in io.GAIA_FLUX_OVER_ERROR:
+        assert np.isnan(batch.columns[c][high]).all() and np.isfinite(batch.columns[c][~high & given]).all()
+    np.testing.assert_array_equal(np.isfinite(batch.columns["parallax_error"]), frame["parallax_error"].notna())
+    rules = _rules(batch, "gaia")
+    assert (rules[high & given] == "measured_no_sigma").all() and (rules[~high & given] == "measured").all()
+    assert all("ruwe > 1.4" in n for n in batch.note_column()[high & given])
+    frame[io.RUWE] = [1.0, -1.0] * 20                               # not a RUWE: the row is flagged, named
+    flagged = prepare(_table(frame))
+    assert flagged.invalid[1::2].all() and not flagged.invalid[0::2].any()
+    assert "ruwe" in flagged.note_column()[1]

@@ -130,10 +130,10 @@ def test_catalog_has_only_the_columns_a_source_provides(tmp_path):
     members = real.read_members(_file("BPMG_MiretRoig2020_gaiadr3.csv"))
     cat = real.catalog_frame(members)
     assert set(cat.columns) == {"source_id", "ra", "dec", *io.GAIA_BANDS, *io.GAIA_FLUX_OVER_ERROR,
-                                "parallax", "parallax_error", io.GAIA_RELEASE}
+                                "parallax", "parallax_error", io.GAIA_RELEASE, io.RUWE}
     assert set(cat[io.GAIA_RELEASE]) == {"DR3"}
     bare = real.catalog_frame(members, "no_sigma")
-    assert set(bare.columns) == {"source_id", "ra", "dec", *io.GAIA_BANDS, "parallax", io.GAIA_RELEASE}
+    assert set(bare.columns) == {"source_id", "ra", "dec", *io.GAIA_BANDS, "parallax", io.GAIA_RELEASE, io.RUWE}
     oph = real.catalog_frame(real.read_members(_file("rhoOph_Canovas2019_gaiadr2.csv")), "no_sigma")
     assert not set(real.SIGMA_COLUMNS) & set(oph.columns)
     assert {"j_m", "w1mpro"} <= set(oph.columns)

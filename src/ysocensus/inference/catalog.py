@@ -27,7 +27,9 @@ What a catalog lacks is not what a survey did not see. Per star and survey (``SU
 - ``measured``: at least one of the survey's values is present; its null bands are non-detections, as the
   survey publishes them (a 2MASS source without Ks, a Gaia source without a parallax).
 - ``measured_no_sigma``: the same, with at least one value given without its uncertainty: that value is read
-  without it (``tokens.VALUE_ONLY``); no uncertainty is invented for it.
+  without it (``tokens.VALUE_ONLY``); no uncertainty is invented for it. Gaia G/BP/RP uncertainties are also
+  left unread where the row's Gaia release is one whose σ the simulator does not write (DR2) or its ``ruwe``
+  exceeds ``io.RUWE_SIGMA_MAX`` (a likely non-single source), each with a note.
 - ``not_detected``: every value null, and the user says the cross-match was done: the survey's ID column is
   in the catalog (``SURVEY_ID_COLUMNS``, e.g. ``tmass_id`` / ``designation`` of the Gaia archive's 2MASS
   neighbourhood table) or the survey is named in ``searched``. Read as "searched and not seen".
@@ -80,7 +82,7 @@ SURVEY_VALUES = {"gaia": ("parallax",) + io.GAIA_BANDS, "tmass": io.TMASS_BANDS,
                  "lamost": io.LAMOST_LABELS}
 assert set(SURVEY_VALUES) == set(io.SURVEYS) and sum(map(len, SURVEY_VALUES.values())) == len(VALUES)
 KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS
-                            + _ID_COLUMNS + (io.GAIA_RELEASE,)))
+                            + _ID_COLUMNS + (io.GAIA_RELEASE, io.RUWE)))
 #: plausible apparent magnitudes; anything outside is taken for a sentinel. The bright end leaves room
 #: for red supergiants of nearby OB associations (Antares: K = -4.1; the simulator makes K = -6 at 100 pc)
 _MAG_RANGE = (-12.0, 35.0)
@@ -94,7 +96,8 @@ RA_RANGE = (0.0, 360.0)
 PARALLAX_NEGATIVE_SIGMA = 5.0
 #: what each canonical column is for, as the recognition summary groups them
 COLUMN_GROUPS = {"source_id": "identifier", "tile": "identifier", "l": "position", "b": "position",
-                 "ra": "position", "dec": "position", io.GAIA_RELEASE: "gaia (data release)"}
+                 "ra": "position", "dec": "position", io.GAIA_RELEASE: "gaia (data release)",
+                 io.RUWE: "gaia (astrometric quality)"}
 for _s, _cols in SURVEY_VALUES.items():
     for _col in _cols:
         COLUMN_GROUPS[_col] = COLUMN_GROUPS[error_models.ERROR_OF[_col]] = _s
@@ -106,7 +109,7 @@ for _alts in GAIA_ALTERNATIVES.values():
 assert set(COLUMN_GROUPS) == set(KNOWN) and set(columns.ALIASES.values()) <= set(KNOWN)
 #: the columns an ignored look-alike is warned about (columns.recognise): measured quantities and positions,
 #: not the cross-match IDs (read only for their presence)
-QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS and c != io.GAIA_RELEASE)
+QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS and c not in (io.GAIA_RELEASE, io.RUWE))
 #: input formats (``inference.formats``); VOTable and ECSV are read whole, the others streamed
 FORMATS = tuple(formats.FORMATS)
 
@@ -617,6 +620,18 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
         for rel in sorted(set(release[foreign])):
             batch.notes.append((f"Gaia {rel} photometric uncertainties not read (the model was trained on "
                                 f"{'/'.join(io.GAIA_SIGMA_RELEASES)}'s)", foreign & (release == rel)))
+    ruwe = _as_float(table, io.RUWE, where, offset, on_invalid, batch, invalid)
+    bad_ruwe = ruwe <= 0
+    if bad_ruwe.any():
+        _problem(where, io.RUWE, bad_ruwe, offset, "is zero or negative (RUWE is ~1 for a single source)",
+                 on_invalid, batch, invalid)
+    blended = (ruwe > io.RUWE_SIGMA_MAX) & ~foreign & np.isfinite(np.stack([f[c] for c in io.GAIA_FLUX_OVER_ERROR])).any(0)
+    if blended.any():
+        for foe in io.GAIA_FLUX_OVER_ERROR:
+            f[foe] = np.where(blended, np.nan, f[foe])
+        batch.notes.append((f"Gaia photometric uncertainties not read: {io.RUWE} > {io.RUWE_SIGMA_MAX:g} (likely "
+                            "non-single; its G scatter is not the single-star noise the model was trained on)",
+                            blended))
 
     # measurements: inf is invalid; NaN is missing; ranges
     for c in VALUES + ERRORS:

@@ -211,6 +211,8 @@ def catalog_frame(members: pd.DataFrame, variant: str = "as_published") -> pd.Da
     for val, err, out_val, out_err in _WISE.values():
         cols[out_val] = _num(members, val)
         cols[out_err] = _num(members, err)
+    if io.RUWE in members.columns:  # an archive query's quality column (a σ with RUWE > 1.4 is not read)
+        cols[io.RUWE] = _num(members, io.RUWE)
     if io.GAIA_RELEASE in members.columns:  # what a user's catalog says of its Gaia photometry (``--gaia-release``)
         cols[io.GAIA_RELEASE] = members[io.GAIA_RELEASE].astype("string").to_numpy(object)
     frame = pd.DataFrame(cols, index=members.index)
