@@ -51,7 +51,7 @@ class MaskMix:
 
     posterior: float = 0.45
     survey_drop: float = 0.25
-    gaia_only: float = 0.12
+    gaia_only: float = 0.25
     random_subset: float = 0.08
     predict_x: float = 0.07
     prior: float = 0.03
