@@ -252,10 +252,12 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
     max_time = {"seconds": int(60 * float(optim["max_minutes"]))} if optim["max_minutes"] else None
     n_train = len(dm.train_dataloader().dataset)
     val_every = min(int(optim["val_every_steps"]), max(1, n_train))
+    # deterministic kernels: same config and seed, same weights (CPU, ~1 % slower); "warn" on a GPU, where some
+    # ops have no deterministic implementation
     with _quiet_lightning():
         trainer = L.Trainer(
             accelerator="gpu" if gpu else "cpu", devices=1, precision=precision, max_epochs=int(optim["max_epochs"]),
-            max_steps=int(optim["max_steps"]), max_time=max_time, deterministic=False,
+            max_steps=int(optim["max_steps"]), max_time=max_time, deterministic=True if not gpu else "warn",
             logger=CSVLogger(str(logs_dir), name="", version=""),
             callbacks=[ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, monitor="val/loss", save_top_k=1)]
             + ([EarlyStopping(monitor="val/loss", patience=int(optim["patience"]))] if int(optim["patience"]) > 0 else []),
