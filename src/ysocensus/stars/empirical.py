@@ -10,10 +10,11 @@ simulation puts pre-main-sequence stars, and the network calls it young.
 As brutus does (Speagle et al. 2025, §2.3: empirical corrections to MIST's effective temperatures and radii as
 functions of initial mass, fitted to benchmark clusters), the isochrone grid is corrected by a shift of
 log10 T_eff that depends on initial mass only, at fixed luminosity: the radius grows as T_eff^−2 and log g
-changes by 4 Δlog10 T_eff. The shift is fitted to one named cluster's single-star main sequence (default
-Praesepe: 670 Myr, Douglas et al. 2019; [Fe/H] = +0.16, Cummings et al. 2017; E(B−V) = 0.027, Taylor 2006),
-from its members shipped in ``ysocensus/data/real/old_clusters.csv`` (Gaia Collaboration 2018, A&A 616, A10),
-so the other old clusters (the Hyades, Coma Ber, Ruprecht 147, NGC 6811) stay independent checks in
+changes by 4 Δlog10 T_eff. The shift is fitted to one named cluster's single-star main sequence (default the
+Hyades at 650 Myr, [Fe/H] = +0.13, A_V = 0: ``DEFAULTS``, overridden by
+``population.stellar_models.empirical_correction``), from its members shipped in
+``ysocensus/data/real/old_clusters.csv`` (Gaia Collaboration 2018, A&A 616, A10), so the other old clusters
+(Praesepe, Coma Ber, Ruprecht 147, NGC 6811) stay independent checks in
 ``validate_real``, which leaves the calibration cluster out of its scores.
 
 The fit (:func:`fit_teff_correction`): the cluster's ridge line, M_G against BP − RP in colour bins, where the
