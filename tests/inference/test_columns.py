@@ -19,13 +19,13 @@ def test_every_alias_names_a_canonical_column_and_none_shadows_one():
 
 def test_vizier_gaia_dr3_names_are_read_case_insensitively():
     rec = _recognise(["Source", "RA_ICRS", "DE_ICRS", "Plx", "e_Plx", "Gmag", "e_Gmag", "BPmag", "RPmag",
-                      "FBP", "e_FBP", "RFRP", "RUWE"])
+                      "FBP", "e_FBP", "RFRP", "RUWE", "pmRA"])
     assert rec.used == {"source_id": "Source", "ra": "RA_ICRS", "dec": "DE_ICRS", "parallax": "Plx",
                         "parallax_error": "e_Plx", "phot_g_mean_mag": "Gmag", "phot_bp_mean_mag": "BPmag",
                         "phot_rp_mean_mag": "RPmag", "phot_rp_mean_flux_over_error": "RFRP",
                         "phot_g_mean_mag_error": "e_Gmag", "phot_bp_mean_flux": "FBP",
-                        "phot_bp_mean_flux_error": "e_FBP"}
-    assert rec.ignored == ("RUWE",) and not rec.near_misses
+                        "phot_bp_mean_flux_error": "e_FBP", "ruwe": "RUWE"}
+    assert rec.ignored == ("pmRA",) and not rec.near_misses
     groups = rec.by_group()
     assert "parallax (as Plx)" in groups["gaia"] and "ra (as RA_ICRS)" in groups["position"]
 
@@ -86,17 +86,17 @@ def test_a_look_alike_of_a_column_that_is_present_is_no_near_miss():
 
 
 def test_carried_columns_are_not_reported_as_ignored():
-    rec = _recognise(["source_id", "l", "b", "ruwe", "my_flag"], keep=["RUWE"])
+    rec = _recognise(["source_id", "l", "b", "pmra", "my_flag"], keep=["PMRA"])
     assert rec.ignored == ("my_flag",)
 
 
 def test_summary_lines_name_survey_alias_and_ignored():
-    rec = _recognise(["Source", "RA_ICRS", "DE_ICRS", "Gmag", "g_mag_2x", "ruwe"])
+    rec = _recognise(["Source", "RA_ICRS", "DE_ICRS", "Gmag", "g_mag_2x", "pmra"])
     text = "\n".join(rec.summary("cat.vot"))
     assert "gaia: phot_g_mean_mag (as Gmag)" in text and "position: ra (as RA_ICRS), dec (as DE_ICRS)" in text
-    assert "ignored" in text and "ruwe" in text
+    assert "ignored" in text and "pmra" in text
     d = rec.to_dict()
-    assert d["read"]["phot_g_mean_mag"] == "Gmag" and "ruwe" in d["ignored"]
+    assert d["read"]["phot_g_mean_mag"] == "Gmag" and "pmra" in d["ignored"]
 
 
 def test_reader_reads_aliased_columns_under_canonical_names(tmp_path):

@@ -83,7 +83,7 @@ assert all(k == k.lower() for k in ALIASES)
 #: TOPCAT's suffix for columns of the same name in a join
 _SUFFIX = re.compile(r"^(?P<base>.+)_(?P<n>[1-9])$")
 #: how close (difflib ratio) an ignored name must be to a known one to be reported as a near miss; 0.8 takes
-#: g_mag ~ gmag (0.89), bp_mag ~ bpmag, sourceid ~ source_id, and leaves ra_error, pmra, ruwe, bp_rp alone
+#: g_mag ~ gmag (0.89), bp_mag ~ bpmag, sourceid ~ source_id, and leaves ra_error, pmra, bp_rp alone
 NEAR_MISS_RATIO = 0.8
 _ERROR_PREFIXES = ("e_", "err_", "sig_", "sigma_")
 _ERROR_SUFFIXES = ("_error", "_err", "_sigma", "_sig", "_unc", "error", "err")
