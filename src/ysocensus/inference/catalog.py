@@ -612,26 +612,26 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
             alt = np.where(f[mag_err] > 0, _GAIA_SIGMA / f[mag_err], np.nan)
             alt = np.where(np.isnan(alt) & (f[flux_err] > 0), f[flux] / f[flux_err], alt)
         f[foe] = np.where(np.isnan(f[foe]), alt, f[foe])
+    # Gaia photometric σ of a kind the simulator does not write are not read (those bands: measured_no_sigma)
+    has_sigma = np.isfinite(np.stack([f[c] for c in io.GAIA_FLUX_OVER_ERROR])).any(0)
     release = gaia_releases(table, gaia_release, where, offset)
-    foreign = ~np.isin(release, io.GAIA_SIGMA_RELEASES) & np.isfinite(np.stack([f[c] for c in io.GAIA_FLUX_OVER_ERROR])).any(0)
-    if foreign.any():
-        for foe in io.GAIA_FLUX_OVER_ERROR:
-            f[foe] = np.where(foreign, np.nan, f[foe])
-        for rel in sorted(set(release[foreign])):
-            batch.notes.append((f"Gaia {rel} photometric uncertainties not read (the model was trained on "
-                                f"{'/'.join(io.GAIA_SIGMA_RELEASES)}'s)", foreign & (release == rel)))
+    foreign = has_sigma & ~np.isin(release, io.GAIA_SIGMA_RELEASES)
+    unread = [(f"Gaia {rel} photometric uncertainties not read (the model was trained on "
+               f"{'/'.join(io.GAIA_SIGMA_RELEASES)}'s)", foreign & (release == rel))
+              for rel in sorted(set(release[foreign]))]
     ruwe = _as_float(table, io.RUWE, where, offset, on_invalid, batch, invalid)
     bad_ruwe = ruwe <= 0
     if bad_ruwe.any():
         _problem(where, io.RUWE, bad_ruwe, offset, "is zero or negative (RUWE is ~1 for a single source)",
                  on_invalid, batch, invalid)
-    blended = (ruwe > io.RUWE_SIGMA_MAX) & ~foreign & np.isfinite(np.stack([f[c] for c in io.GAIA_FLUX_OVER_ERROR])).any(0)
+    blended = has_sigma & ~foreign & (ruwe > io.RUWE_SIGMA_MAX)
     if blended.any():
+        unread.append((f"Gaia photometric uncertainties not read: {io.RUWE} > {io.RUWE_SIGMA_MAX:g} (likely "
+                       "non-single; its G scatter is not the single-star noise the model was trained on)", blended))
+    for note, rows in unread:
+        batch.notes.append((note, rows))
         for foe in io.GAIA_FLUX_OVER_ERROR:
-            f[foe] = np.where(blended, np.nan, f[foe])
-        batch.notes.append((f"Gaia photometric uncertainties not read: {io.RUWE} > {io.RUWE_SIGMA_MAX:g} (likely "
-                            "non-single; its G scatter is not the single-star noise the model was trained on)",
-                            blended))
+            f[foe] = np.where(rows, np.nan, f[foe])
 
     # measurements: inf is invalid; NaN is missing; ranges
     for c in VALUES + ERRORS:

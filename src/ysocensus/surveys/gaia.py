@@ -13,8 +13,9 @@ so variability of the source enters both the mean and its error as σ_var / √n
 per-CCD measurements (``phot_g_n_obs`` ≈ ``ccd_per_transit`` × transits), for BP and RP the number of
 transits (``phot_bp_n_obs``). The measurement noise averages down the same way: pygaia's curve is for DR3's
 typical numbers (``N_REFERENCE``), and a star observed n times has σ × sqrt(N_REFERENCE / n) (the EDR3
-uncertainty model, Riello et al. 2021, which pygaia implements). The number of transits depends on the scanning law and differs from star to
-star: log-normal with median ``n_transits_median`` (≈ 40 over DR3's 34 months) and ``n_transits_sigma_ln``.
+uncertainty model, Riello et al. 2021, which pygaia implements). The number of transits depends on the scanning
+law and differs from star to star: log-normal with median ``n_transits_median`` (≈ 40 over DR3's 34 months)
+and ``n_transits_sigma_ln``.
 
 Selection (DR3 numbers): sources from G ≈ 3 (brighter stars are largely missing) to G ≈ 21
 (completeness falls steeply at 20.5–21 in uncrowded fields; Fabricius et al. 2021, Cantat-Gaudin et al.
@@ -33,11 +34,16 @@ import numpy as np
 from ysocensus import io
 from ysocensus.surveys.selection import detection_probability
 
+#: the numbers of epoch measurements behind pygaia's DR3 curves (``pygaia.errors.photometric``: G per CCD, BP/RP
+#: per transit); a star with n measurements has σ × sqrt(N_REFERENCE / n) (Riello et al. 2021, §3)
+N_REFERENCE = {"g": 351.0, "bp": 40.0, "rp": 40.0}
+
+
 DEFAULTS = dict(g_bright=3.0, g_faint=20.9, g_faint_width=0.12,
                 bprp_faint=20.3, bprp_faint_width=0.35,
                 parallax_faint=20.6, parallax_faint_width=0.3,
                 n_transits_median=40.0, n_transits_sigma_ln=0.35, n_transits_range=(10.0, 250.0),
-                ccd_per_transit=351.0 / 40.0)  # pygaia's DR3 G and BP/RP numbers (N_REFERENCE)
+                ccd_per_transit=N_REFERENCE["g"] / N_REFERENCE["bp"])  # the median star gets pygaia's σ
 _BANDS = ("g", "bp", "rp")
 
 
@@ -47,11 +53,6 @@ def _mag_error_curve(band: str) -> tuple[np.ndarray, np.ndarray]:
 
     grid = np.round(np.arange(4.0, 21.0 + 1e-9, 0.01), 2)
     return grid, (magnitude_uncertainty(band, grid, release="dr3") / 1000.0).astype(np.float64)
-
-
-#: the numbers of epoch measurements behind pygaia's DR3 curves (``pygaia.errors.photometric``: G per CCD, BP/RP
-#: per transit); a star with n measurements has σ × sqrt(N_REFERENCE / n) (Riello et al. 2021, §3)
-N_REFERENCE = {"g": 351.0, "bp": 40.0, "rp": 40.0}
 
 
 def magnitude_error(band: str, mag) -> np.ndarray:
