@@ -7,9 +7,16 @@ ISOCHRONES = results("models/isochrones.npz")
 
 
 rule bolometric_corrections:
-    """MIST/C3K BC tables (astrolachesis) of the ten bands, extinction rebased on G23, cached as npz."""
+    """MIST/C3K BC tables (astrolachesis) of the ten bands, extinction rebased on G23, 2MASS/WISE put on the real
+    surveys' systems from the mean colours of dwarfs (stars.photometric_offsets), cached as npz."""
     output:
         BC_GRID,
+        offsets=results("models/photometric_offsets.json"),
+        figure=report(
+            results("models/photometric_offsets.png"),
+            caption="../report/photometric_offsets.rst",
+            category="Stellar models",
+        ),
     log:
         logs("observe/bolometric_corrections.log"),
     benchmark:
@@ -20,6 +27,8 @@ rule bolometric_corrections:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        offsets=config["population"]["stellar_models"]["photometric_offsets"],
     script:
         "../../scripts/bolometric_corrections.py"
 

@@ -391,9 +391,29 @@ def load_bc_grid(path: str | os.PathLike | None = None) -> BCGrid:
     return _CACHE[key]
 
 
-def run_bolometric_corrections(output: str | os.PathLike, table: str | os.PathLike | None = None) -> BCGrid:
-    """Entry point of ``rule bolometric_corrections``: read the tables, write the npz cache."""
+def run_bolometric_corrections(output: str | os.PathLike, table: str | os.PathLike | None = None,
+                               offsets: dict | None = None, offsets_json: str | os.PathLike | None = None,
+                               figure: str | os.PathLike | None = None) -> BCGrid:
+    """Entry point of ``rule bolometric_corrections``: read the tables, put the 2MASS/WISE bands on the real surveys'
+    systems (``stars.photometric_offsets``, config ``offsets``; not with ``enabled: false``), write the npz cache and
+    the offsets' JSON and figure (both written in either case, so the rule's outputs always exist)."""
+    from ysocensus.stars import photometric_offsets as po
+
     grid = BCGrid.from_astrolachesis(table)
+    params = {**po.DEFAULTS, **(offsets or {})}
+    fit = po.fit_offsets(grid, params=params)
+    after = po.residuals_after(grid, fit)
+    if params["enabled"]:
+        grid = fit.apply(grid)
+        log.info("photometric offsets applied (rms of the dwarf colour residuals before -> after: %s)",
+                 {c: (round(po._rms(b), 3), round(po._rms(after[c]), 3)) for c, b in fit.meta["residual_before_mag"].items()})
+    else:
+        log.info("photometric offsets fitted but not applied (enabled: false)")
+    fit.meta["applied"] = bool(params["enabled"])
+    if offsets_json is not None:
+        po.write_json(fit, after, offsets_json)
+    if figure is not None:
+        po.figure(fit, after, figure)
     grid.save(output)
     log.info("wrote %s", output)
     return grid
