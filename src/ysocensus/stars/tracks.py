@@ -319,6 +319,7 @@ class IsochroneGrid:
         """Build from the ``population.stellar_models`` section of the config."""
         cfg = dict(cfg or {})
         cfg.pop("empirical_correction", None)  # applied after building (ysocensus.stars.empirical)
+        cfg.pop("photometric_offsets", None)   # applied to the BC grid (ysocensus.stars.photometric_offsets)
         keys = set(DEFAULTS)
         unknown = set(cfg) - keys
         if unknown:
