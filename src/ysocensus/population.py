@@ -50,6 +50,7 @@ import pyarrow as pa
 
 from . import io
 from .galaxy import COMPONENTS, SMOOTH_COMPONENTS
+from .galaxy.budget import FIELD_COMPONENT
 from .galaxy.components import Galaxy, smooth_components
 from .galaxy.imf import IMF
 from .galaxy.young import cluster_stars, clusters_from_config, near_structure, near_young_zones
@@ -78,6 +79,8 @@ class Context:
     #: (centres [n, 3] heliocentric pc, radii [n] pc) where the field is thinned by ``thinning.near_young``
     #: (``galaxy.young.near_young_zones``; global, so a tile's rows do not depend on which other tiles run)
     zones: tuple = field(default_factory=lambda: (np.zeros((0, 3)), np.zeros(0)))
+    #: the young field's kept fraction per age bin, net of the named structure (``galaxy.budget``), or None
+    budget: object | None = None
 
     @classmethod
     def create(cls, cfg: Mapping, seed: int, nside: int, grid, dust) -> "Context":
@@ -103,7 +106,7 @@ class Context:
 
             maglim = MagnitudeLimit(cfg["magnitude_limit"])
         return cls(cfg, int(seed), int(nside), grid, dust, imf, galaxy, clusters, maglim,
-                   near_young_zones(cfg, seed, clusters))
+                   near_young_zones(cfg, seed, clusters), young_field_budget(cfg, galaxy, clusters))
 
     def near_fraction(self, f: float) -> float:
         """The fraction kept inside the zones of a field component thinned to ``f`` elsewhere."""
@@ -132,7 +135,7 @@ def _check_near_young(cfg: Mapping) -> None:
     give its old proposals 1000 instead of 50. Any other value is consistent."""
     th = cfg["thinning"]
     lo, hi = sorted((float(th["field"]), float(th["young_field"])))
-    step = lo < hi and cfg["young_field_age_max_myr"] > 0 and "thin1" in cfg["components"]
+    step = lo < hi and cfg["young_field_age_max_myr"] > 0 and FIELD_COMPONENT in cfg["components"]
     zones = cfg.get("near_young_sigmas", 0) > 0 and cfg["young"]["enabled"]
     if step and zones and np.isclose(th.get("near_young", lo), hi, rtol=1e-3):
         raise ValueError(f"population.thinning.near_young = {th['near_young']} equals the larger field fraction "
@@ -186,6 +189,32 @@ def near_elements(ctx: Context, sub_nside: int, edges: np.ndarray, pos: np.ndarr
     return near
 
 
+def young_field_budget(cfg: Mapping, galaxy, clusters):
+    """The young field net of the named structure (``galaxy.budget``; ``young_field_budget`` config), or None (off,
+    no young structure, no young field)."""
+    from .galaxy.budget import field_budget
+
+    b = cfg.get("young_field_budget") or {}
+    t_young = float(cfg["young_field_age_max_myr"])
+    if not b.get("enabled") or not cfg["young"]["enabled"] or t_young <= 0 or FIELD_COMPONENT not in galaxy.components:
+        return None
+    edges = [0.0] + [float(e) for e in b["age_edges_myr"] if 0 < e < t_young] + [t_young]
+    budget = field_budget(galaxy, clusters, float(b["radius_pc"]), edges)
+    log.info("young field net of the named structure within %.0f pc: %s", b["radius_pc"], budget.to_dict())
+    return budget
+
+
+def _young_field_rows(ctx: Context, name: str, lo: float, hi: float, t_young: float) -> list:
+    """The young field's rows of ``_component_table``: one (age range, kept fraction) per bin of the budget, or one
+    row for the whole range without a budget. Ages in Gyr."""
+    f = ctx.cfg["thinning"]["young_field"]
+    if ctx.budget is None:
+        return [("young_field", name, f, (lo, min(t_young, hi)), (min(t_young, hi) - lo) / (hi - lo))]
+    e = ctx.budget.edges_myr / 1000.0
+    return [("young_field", name, f, (a0, a1), (a1 - a0) / (hi - lo) * k)
+            for a0, a1, k in zip(e[:-1], e[1:], ctx.budget.keep) if k > 0]
+
+
 def _component_table(ctx: Context):
     """(name, density component, thinning fraction, age range in Gyr, density factor) of every smooth sub-component."""
     cfg = ctx.cfg
@@ -194,9 +223,9 @@ def _component_table(ctx: Context):
     for name, comp in ctx.galaxy.components.items():
         f = cfg["thinning"]["field"]
         lo, hi = comp.age_gyr
-        if name == "thin1" and t_young > 0:
+        if name == FIELD_COMPONENT and t_young > 0:
             frac = (min(t_young, hi) - lo) / (hi - lo)
-            rows.append(("young_field", name, cfg["thinning"]["young_field"], (lo, min(t_young, hi)), frac))
+            rows.extend(_young_field_rows(ctx, name, lo, hi, t_young))
             if frac < 1:
                 rows.append((name, name, f, (t_young, hi), 1 - frac))
         else:
@@ -470,6 +499,7 @@ def run_population(tiles: Sequence[int], out_path, cfg: Mapping, seed: int, nsid
             rows, buffer = _stream_tiles(ctx, tiles, stage, meta_tiles)
             meta = {"tiles": meta_tiles, "nside": nside, "seed": seed, "thinning": ctx.cfg["thinning"],
                     "near_young_sigmas": ctx.cfg["near_young_sigmas"], "near_young_zones": int(ctx.zones[1].size),
+                    "young_field_budget": ctx.budget.to_dict() if ctx.budget is not None else None,
                     "distance_pc": [ctx.cfg["distance_min_pc"], ctx.cfg["distance_max_pc"]],
                     "magnitude_limit": ctx.cfg["magnitude_limit"], "components": list(COMPONENTS),
                     "imf": {**ctx.cfg["imf"], "stars_per_msun": ctx.imf.number_per_msun},
