@@ -55,6 +55,7 @@ from .galaxy.components import Galaxy, smooth_components
 from .galaxy.imf import IMF
 from .galaxy.young import cluster_stars, clusters_from_config, near_structure, near_young_zones
 from .sky import source_ids, tile_rng
+from .stars.empirical import grid_correction, partial_correction, pre_main_sequence_amplitude
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class Context:
     zones: tuple = field(default_factory=lambda: (np.zeros((0, 3)), np.zeros(0)))
     #: the young field's kept fraction per age bin, net of the named structure (``galaxy.budget``), or None
     budget: object | None = None
+    #: the empirical T_eff correction the isochrone grid carries (``stars.empirical``), or None
+    correction: object | None = None
 
     @classmethod
     def create(cls, cfg: Mapping, seed: int, nside: int, grid, dust) -> "Context":
@@ -106,7 +109,8 @@ class Context:
 
             maglim = MagnitudeLimit(cfg["magnitude_limit"])
         return cls(cfg, int(seed), int(nside), grid, dust, imf, galaxy, clusters, maglim,
-                   near_young_zones(cfg, seed, clusters), young_field_budget(cfg, galaxy, clusters))
+                   near_young_zones(cfg, seed, clusters), young_field_budget(cfg, galaxy, clusters),
+                   grid_correction(grid))
 
     def near_fraction(self, f: float) -> float:
         """The fraction kept inside the zones of a field component thinned to ``f`` elsewhere."""
@@ -300,8 +304,9 @@ def _smooth_batches(ctx: Context, tile: int, rng: np.random.Generator):
             logm = ctx.imf.sample_log10(rng, n)
             u_disk = rng.random(n)
             u_rv = rng.standard_normal(n)
+            u_pms = rng.random(n)
             yield name, fs, dict(x=x, y=y, z=z, d=d, vx=vx, vy=vy, vz=vz, log_age=log_age, feh=feh,
-                                 logm=logm, u_disk=u_disk, u_rv=u_rv, cluster_id=None)
+                                 logm=logm, u_disk=u_disk, u_rv=u_rv, u_pms=u_pms, cluster_id=None)
 
 
 def _zone_thinning(ctx: Context, f: float, f_elem: np.ndarray, x, y, z, rng: np.random.Generator):
@@ -365,6 +370,10 @@ def _properties(ctx: Context, name: str, frac: np.ndarray, s: dict) -> tuple[dic
     feh = np.clip(s["feh"], feh_ax[0], feh_ax[-1])
     log_age = np.minimum(s["log_age"], grid.axes["log10_age_yr"][-1])
     p = grid.interpolate(log_age, s["logm"], feh)
+    if ctx.correction is not None:  # the correction's amplitude on the pre-main sequence, drawn per star
+        pms = cfg["stellar_models"]["empirical_correction"]["pre_main_sequence"]
+        f = pre_main_sequence_amplitude(log_age, s["u_pms"], pms["amplitude_range"], pms["age_myr"])
+        p = partial_correction(p, s["logm"], ctx.correction, f)
     remnant = grid.is_remnant(log_age, s["logm"], feh)
     l = np.rad2deg(np.arctan2(s["vy"], s["vx"])) % 360.0
     b = np.rad2deg(np.arcsin(np.clip(s["vz"], -1.0, 1.0)))

@@ -56,6 +56,27 @@ def _ridge_offset(grid, bc, cluster, age_myr, feh, av):
     return float(np.median(rg[sel] - np.interp(rc[sel], c[ok][o], g[ok][o])))
 
 
+def test_pre_main_sequence_amplitude_is_drawn_young_and_whole_from_the_pleiades_on():
+    u = np.array([0.0, 0.25, 1.0, 0.25, 0.25, 0.25])
+    age = np.log10(np.array([5.0, 20.0, 49.0, np.sqrt(50.0 * 125.0), 125.0, 650.0]) * 1e6)
+    f = empirical.pre_main_sequence_amplitude(age, u, (0.0, 1.0), (50.0, 125.0))
+    np.testing.assert_allclose(f, [0.0, 0.25, 1.0, 0.625, 1.0, 1.0])   # halfway in log age between 50 and 125 Myr
+    np.testing.assert_allclose(empirical.pre_main_sequence_amplitude(age[:2], u[:2], (1.0, 1.0), (50.0, 125.0)), 1.0)
+
+
+def test_partial_correction_is_a_fraction_of_the_grid_shift(isochrones):
+    corr = empirical.TeffCorrection(np.log10([0.1, 0.5, 0.85]), np.array([-0.02, -0.03, 0.0]))
+    fixed = corr.apply(isochrones)
+    lm, args = np.log10([0.3, 0.3, 0.3]), (np.full(3, 6.5), np.log10([0.3, 0.3, 0.3]), np.zeros(3))
+    full, bare = fixed.interpolate(*args), isochrones.interpolate(*args)
+    got = empirical.partial_correction(full, lm, empirical.grid_correction(fixed), np.array([0.0, 0.5, 1.0]))
+    for key, factor in (("log10_teff", 1.0), ("logg", 4.0), ("log10_radius_rsun", -2.0)):
+        want = bare[key] + factor * np.array([0.0, 0.5, 1.0]) * corr.shift(lm)
+        np.testing.assert_allclose(got[key], want, atol=3e-5, err_msg=key)
+    np.testing.assert_allclose(got["log10_lum_lsun"], full["log10_lum_lsun"])   # at fixed luminosity
+    assert empirical.grid_correction(isochrones) is None
+
+
 @pytest.mark.slow
 def test_fit_to_the_hyades_moves_praesepe_onto_the_models(isochrones, bc_grid):
     """The fit to the Hyades (shipped Gaia DR2 members) brings the 650 Myr models onto the Hyades' M dwarfs

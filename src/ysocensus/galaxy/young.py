@@ -402,5 +402,6 @@ def cluster_stars(cl: Clusters, i: int, seed: int, imf, thinning: float = 1.0) -
     feh = cl.feh[i] + rng.normal(0.0, 0.05, n)
     u_disk = rng.random(n)
     u_rv = rng.standard_normal(n)
+    u_pms = rng.random(n)
     return dict(x=cl.x[i] + off[:, 0], y=cl.y[i] + off[:, 1], z=cl.z[i] + off[:, 2], logm=logm,
-                log_age=np.clip(log_age, 5.7, 10.0), feh=feh, u_disk=u_disk, u_rv=u_rv)
+                log_age=np.clip(log_age, 5.7, 10.0), feh=feh, u_disk=u_disk, u_rv=u_rv, u_pms=u_pms)

@@ -22,8 +22,18 @@ brightest quarter of each bin is dropped first (unresolved binaries lie up to 0.
 sequence); then, for each initial mass of the model isochrone at the cluster's age, [Fe/H] and A_V, the shift on
 a grid that puts the model star on the ridge line; a running median over neighbouring masses, the value at the
 ends of the covered colour range held beyond them, and a linear taper to zero between ``taper_msun`` (above it
-the models match). The correction applies at every age and [Fe/H]: pre-main-sequence M stars are at least as
-discrepant (magnetic activity and spots; Somers & Pinsonneault 2015).
+the models match). The correction applies at every [Fe/H].
+
+Its amplitude on the pre-main sequence is not known, and it sets the age scale of young M stars. The grid carries
+the full correction at every age; the population stage gives each star a fraction ``f`` of it
+(:func:`pre_main_sequence_amplitude`, :func:`partial_correction`). From ``age_myr[1]`` (125 Myr, the Pleiades, whose
+M dwarfs are already inflated like the Hyades': Jackson et al. 2018) every star carries it all (f = 1). Below
+``age_myr[0]`` (50 Myr) f is drawn per star from ``amplitude_range`` (default 0–1), log-linear in age between. f = 0 is
+the standard (non-magnetic) models on which most quoted ages of star-forming regions rest; f = 1 is the Hyades' radius
+inflation, which magnetic and spotted models give young M stars too (Somers & Pinsonneault 2015; Feiden 2016), with
+pre-main-sequence ages about twice the standard ones. The two differ by ~0.3 dex in the age of a young M star at a
+given position in the colour–magnitude diagram; drawing f makes that systematic part of the simulated stars, so the
+network's posteriors carry it instead of choosing one scale.
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULTS = dict(enabled=True, cluster="Hyades", age_myr=650.0, feh=0.13, av_mag=0.0,
                 mass_range_msun=(0.09, 0.85), taper_msun=(0.7, 0.85), shift_range=(-0.12, 0.03),
-                colour_bin=0.1, drop_brightest=0.25, min_stars_per_bin=8, smooth=5)
+                colour_bin=0.1, drop_brightest=0.25, min_stars_per_bin=8, smooth=5,
+                pre_main_sequence=dict(amplitude_range=(0.0, 1.0), age_myr=(50.0, 125.0)))
 #: the shipped members file the fit reads (``ysocensus/data/real``)
 MEMBERS_FILE = "old_clusters.csv"
 
@@ -80,6 +91,34 @@ class TeffCorrection:
     def from_dict(cls, d: Mapping) -> "TeffCorrection":
         return cls(np.asarray(d["log10_mass"], np.float64), np.asarray(d["dlog10_teff"], np.float64),
                    dict(d.get("meta") or {}))
+
+
+def pre_main_sequence_amplitude(log10_age_yr, u, amplitude_range=(0.0, 1.0), age_myr=(50.0, 125.0)) -> np.ndarray:
+    """The fraction f of the correction each star carries: ``lo + (hi − lo) u`` below ``age_myr[0]``, 1 from
+    ``age_myr[1]`` on, linear in log age between (``u`` uniform in [0, 1), one per star)."""
+    lo, hi = (float(v) for v in amplitude_range)
+    a0, a1 = (np.log10(float(v) * 1e6) for v in age_myr)
+    drawn = lo + (hi - lo) * np.asarray(u, np.float64)
+    t = np.clip((np.asarray(log10_age_yr, np.float64) - a0) / max(a1 - a0, 1e-12), 0.0, 1.0)
+    return drawn + (1.0 - drawn) * t
+
+
+def partial_correction(props: Mapping[str, np.ndarray], log10_mass, correction: TeffCorrection, f) -> dict:
+    """Stellar parameters of a grid that carries the full correction (``props``: log10_teff, logg, optionally
+    log10_radius_rsun) with only the fraction ``f`` of it: (1 − f) of the shift taken back, at fixed luminosity."""
+    back = (1.0 - np.asarray(f, np.float64)) * correction.shift(log10_mass)
+    out = dict(props)
+    for key, factor in (("log10_teff", -1.0), ("logg", -4.0), ("log10_radius_rsun", 2.0)):
+        if key in props:
+            v = np.asarray(props[key])
+            out[key] = (v + factor * back).astype(v.dtype)
+    return out
+
+
+def grid_correction(grid) -> TeffCorrection | None:
+    """The correction an isochrone grid carries (its ``meta``), or None."""
+    d = (getattr(grid, "meta", None) or {}).get("empirical_teff_correction")
+    return TeffCorrection.from_dict(d) if d else None
 
 
 def cluster_members(name: str):
