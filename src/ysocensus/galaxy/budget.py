@@ -14,6 +14,11 @@ of the structure whose centre lies inside it, spread uniformly in log age over i
 the whole young field (it thins the field's age distribution, not its positions). Above the oldest structure the
 field keeps everything. Where the named structure outweighs the average, the field of that age is empty: the
 solar neighbourhood formed more stars recently than the disk average, and all of them are in named structure.
+
+Off by default (``population.young_field_budget.enabled``): the census is not complete enough for it. The moving
+groups' masses come from BANYAN's bona fide member counts (lower bounds), and associations such as UCL extend beyond
+their modelled spheres, so removing the field's young mass removed the prior of real members there (measured in
+``docs/measurements.md``, seventh session).
 """
 
 from __future__ import annotations
