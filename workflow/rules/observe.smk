@@ -8,7 +8,8 @@ ISOCHRONES = results("models/isochrones.npz")
 
 rule bolometric_corrections:
     """MIST/C3K BC tables (astrolachesis) of the ten bands, extinction rebased on G23, 2MASS/WISE put on the real
-    surveys' systems from the mean colours of dwarfs (stars.photometric_offsets), cached as npz."""
+    surveys' systems from the mean colours of dwarfs (stars.photometric_offsets), cached as npz.
+    """
     output:
         BC_GRID,
         offsets=results("models/photometric_offsets.json"),
