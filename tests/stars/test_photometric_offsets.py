@@ -30,9 +30,9 @@ def test_offsets_put_the_model_dwarf_colours_on_the_table(bc_grid, fit):
     before = fit.meta["residual_before_mag"]
     for colour in ("J-H", "H-Ks", "Ks-W1"):
         # the models' J-H of dwarfs is 0.04-0.13 mag too red before; the smoothed offsets leave < 0.03 mag
-        assert po._rms(before[colour]) > 0.04, colour
-        assert po._rms(after[colour]) < 0.02, colour
-    assert po._rms(after["G-Ks"]) < 0.6 * po._rms(before["G-Ks"])
+        assert po.rms(before[colour]) > 0.04, colour
+        assert po.rms(after[colour]) < 0.02, colour
+    assert po.rms(after["G-Ks"]) < 0.6 * po.rms(before["G-Ks"])
 
 
 def test_gaia_bands_are_unchanged_and_infrared_bands_move(bc_grid, fit):

@@ -406,7 +406,7 @@ def run_bolometric_corrections(output: str | os.PathLike, table: str | os.PathLi
     if params["enabled"]:
         grid = fit.apply(grid)
         log.info("photometric offsets applied (rms of the dwarf colour residuals before -> after: %s)",
-                 {c: (round(po._rms(b), 3), round(po._rms(after[c]), 3)) for c, b in fit.meta["residual_before_mag"].items()})
+                 {c: (round(po.rms(b), 3), round(po.rms(after[c]), 3)) for c, b in fit.meta["residual_before_mag"].items()})
     else:
         log.info("photometric offsets fitted but not applied (enabled: false)")
     fit.meta["applied"] = bool(params["enabled"])

@@ -214,7 +214,8 @@ def figure(offsets: PhotometricOffsets, after: Mapping[str, list], path: str | P
     plt.close(fig)
 
 
-def _rms(v) -> float:
+def rms(v) -> float:
+    """Root mean square of the finite entries (mag)."""
     return float(np.sqrt(np.nanmean(np.square(np.asarray(v, np.float64)))))
 
 
@@ -230,6 +231,6 @@ def write_json(offsets: PhotometricOffsets, after: Mapping[str, list], path: str
     """The offsets, the residuals of the table rows before and after (NaN where the table has no colour: null)."""
     out = offsets.to_dict()
     out["residual_after_mag"] = dict(after)
-    out["rms_before_mag"] = {c: _rms(v) for c, v in offsets.meta["residual_before_mag"].items()}
-    out["rms_after_mag"] = {c: _rms(v) for c, v in after.items()}
+    out["rms_before_mag"] = {c: rms(v) for c, v in offsets.meta["residual_before_mag"].items()}
+    out["rms_after_mag"] = {c: rms(v) for c, v in after.items()}
     io.write_json(_null_nan(out), path)
