@@ -1,4 +1,5 @@
-"""Empirical 2MASS/WISE offsets: the models' dwarf colours onto the Pecaut & Mamajek (2013) / Mamajek (2024) sequence."""
+"""Empirical 2MASS/WISE offsets: the models' dwarf colours onto the Pecaut & Mamajek (2013) / Mamajek (2024)
+sequence."""
 
 from __future__ import annotations
 

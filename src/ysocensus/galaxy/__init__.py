@@ -3,7 +3,8 @@
 ``COMPONENTS`` is the one list of component names written to the ``component`` column of the population:
 thin1..thin7 (Besançon thin-disk age bins; thin1 holds the stars of the first bin older than
 ``population.young_field_age_max_myr``), thick, halo, bulge, young_field (the younger part of thin1, a smooth
-young field; optionally net of the named structure: ``galaxy.budget``), young_association (distributed young stars of a star-forming complex) and young_cluster
+young field; optionally net of the named structure: ``galaxy.budget``), young_association (distributed young
+stars of a star-forming complex) and young_cluster
 (stars of a young cluster). See ``galaxy.components`` and ``galaxy.young`` for the physics and references.
 """
 

@@ -405,8 +405,9 @@ def run_bolometric_corrections(output: str | os.PathLike, table: str | os.PathLi
     after = po.residuals_after(grid, fit)
     if params["enabled"]:
         grid = fit.apply(grid)
+        before = fit.meta["residual_before_mag"]
         log.info("photometric offsets applied (rms of the dwarf colour residuals before -> after: %s)",
-                 {c: (round(po.rms(b), 3), round(po.rms(after[c]), 3)) for c, b in fit.meta["residual_before_mag"].items()})
+                 {c: (round(po.rms(b), 3), round(po.rms(after[c]), 3)) for c, b in before.items()})
     else:
         log.info("photometric offsets fitted but not applied (enabled: false)")
     fit.meta["applied"] = bool(params["enabled"])
