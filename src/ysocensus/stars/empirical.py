@@ -54,10 +54,13 @@ log = logging.getLogger(__name__)
 
 DEFAULTS = dict(enabled=True, cluster="Hyades", age_myr=650.0, feh=0.13, av_mag=0.0,
                 mass_range_msun=(0.09, 0.85), taper_msun=(0.7, 0.85), shift_range=(-0.12, 0.03),
-                colour_bin=0.1, drop_brightest=0.25, min_stars_per_bin=8, smooth=5,
-                pre_main_sequence=dict(amplitude_range=(0.0, 1.0), age_myr=(50.0, 125.0)))
+                colour_bin=0.1, drop_brightest=0.25, min_stars_per_bin=8, smooth=5)
 #: the shipped members file the fit reads (``ysocensus/data/real``)
 MEMBERS_FILE = "old_clusters.csv"
+
+
+#: what a shift Δ of log10 T_eff at fixed luminosity does to each grid quantity: Δ, 4Δ (g ∝ R⁻², R ∝ T⁻²), −2Δ
+SHIFT_FACTORS = {"log10_teff": 1.0, "logg": 4.0, "log10_radius_rsun": -2.0}
 
 
 @dataclass
@@ -80,10 +83,9 @@ class TeffCorrection:
         q = {name: k for k, name in enumerate(grid.quantities)}
         d = self.shift(grid.axes["log10_mass"]).astype(np.float32)  # per mass node
         values = grid.values.copy()
-        values[..., q["log10_teff"]] += d
-        values[..., q["logg"]] += 4.0 * d
-        if "log10_radius_rsun" in q:
-            values[..., q["log10_radius_rsun"]] -= 2.0 * d
+        for key, factor in SHIFT_FACTORS.items():
+            if key in q:
+                values[..., q[key]] += np.float32(factor) * d
         meta = dict(grid.meta, empirical_teff_correction=self.to_dict())
         return dataclasses.replace(grid, values=values, meta=meta)
 
@@ -97,9 +99,10 @@ class TeffCorrection:
                    dict(d.get("meta") or {}))
 
 
-def pre_main_sequence_amplitude(log10_age_yr, u, amplitude_range=(0.0, 1.0), age_myr=(50.0, 125.0)) -> np.ndarray:
+def pre_main_sequence_amplitude(log10_age_yr, u, amplitude_range, age_myr) -> np.ndarray:
     """The fraction f of the correction each star carries: ``lo + (hi − lo) u`` below ``age_myr[0]``, 1 from
-    ``age_myr[1]`` on, linear in log age between (``u`` uniform in [0, 1), one per star)."""
+    ``age_myr[1]`` on, linear in log age between (``u`` uniform in [0, 1), one per star). The defaults are the
+    schema's (``population.stellar_models.empirical_correction.pre_main_sequence``)."""
     lo, hi = (float(v) for v in amplitude_range)
     a0, a1 = (np.log10(float(v) * 1e6) for v in age_myr)
     drawn = lo + (hi - lo) * np.asarray(u, np.float64)
@@ -112,10 +115,10 @@ def partial_correction(props: Mapping[str, np.ndarray], log10_mass, correction: 
     log10_radius_rsun) with only the fraction ``f`` of it: (1 − f) of the shift taken back, at fixed luminosity."""
     back = (1.0 - np.asarray(f, np.float64)) * correction.shift(log10_mass)
     out = dict(props)
-    for key, factor in (("log10_teff", -1.0), ("logg", -4.0), ("log10_radius_rsun", 2.0)):
+    for key, factor in SHIFT_FACTORS.items():
         if key in props:
             v = np.asarray(props[key])
-            out[key] = (v + factor * back).astype(v.dtype)
+            out[key] = (v - factor * back).astype(v.dtype)
     return out
 
 

@@ -177,10 +177,9 @@ def residuals_after(bc, offsets: PhotometricOffsets) -> dict[str, list]:
     """empirical − model colour of each table row used, with the offsets applied (the check of the fit)."""
     m = offsets.meta
     teff, logg = offsets.teff, np.asarray(m["logg"])
-    model = model_colours(offsets.apply(bc), teff, logg)
+    model, bare = model_colours(offsets.apply(bc), teff, logg), model_colours(bc, teff, logg)
     before = m["residual_before_mag"]
-    return {c: np.round(np.asarray(before[c]) + (model_colours(bc, teff, logg)[c] - model[c]), 4).tolist()
-            for c in COLOUR_BANDS}
+    return {c: np.round(np.asarray(before[c]) + (bare[c] - model[c]), 4).tolist() for c in COLOUR_BANDS}
 
 
 def figure(offsets: PhotometricOffsets, after: Mapping[str, list], path: str | Path, dpi: int = 120) -> None:
