@@ -194,6 +194,18 @@ GAIA_SIGMA_RELEASES = ("EDR3", "DR3")
 RUWE = "ruwe"
 RUWE_SIGMA_MAX = 1.4
 
+#: the optional per-row photometric quality flags, one character per band, as the surveys publish them: 2MASS PSC
+#: ``ph_qual`` (J, H, Ks; Cutri et al. 2003, Explanatory Supplement §IV.4.b) and AllWISE ``ph_qual`` (W1-W4; Cutri
+#: et al. 2013, Explanatory Supplement §II.1.a). Both archives write a band the survey did not detect as an upper
+#: limit: flag ``U``, the magnitude column holding the limit and its uncertainty null. Read as given, that limit
+#: would be a detection at the limit; the flag makes it the non-detection the simulator writes. ``X`` (2MASS: a
+#: detection without a valid brightness; AllWISE: no profile-fit measurement possible there) says nothing of the
+#: star's brightness, so that band is marginalised. Every other character is read as given.
+PH_QUAL = {"tmass": "tmass_ph_qual", "wise": "allwise_ph_qual"}
+PH_QUAL_ALPHABET = {"tmass": "ABCDEFUX", "wise": "ABCUXZ"}
+PH_QUAL_UPPER_LIMIT = "U"
+PH_QUAL_NO_BRIGHTNESS = "X"
+
 
 #: the simulation truth of an unresolved companion: its mass ratio to the primary (0: single star); written into the
 #: training splits by ``model.trainset``, read by ``validate`` (calibration by binarity)

@@ -36,6 +36,11 @@ What a catalog lacks is not what a survey did not see. Per star and survey (``SU
 - ``marginalised``: every value null and no sign that the survey was searched (a literature table without
   2MASS, a star never cross-matched), or the survey's columns are absent: not conditioned on at all. A
   value column absent from the file is marginalised for every row, band by band.
+
+The surveys' per-band quality flags (``io.PH_QUAL``: 2MASS and AllWISE ``ph_qual``, one character per band), where
+the catalog has them, refine this band by band (:func:`quality_flags`): ``U`` makes the band a non-detection
+(the archives write the upper limit in the magnitude column: it is not read as a measurement) and says the
+survey was searched for that row; ``X`` marginalises the band. A null flag leaves the row to the rules above.
 """
 
 from __future__ import annotations
@@ -82,7 +87,7 @@ SURVEY_VALUES = {"gaia": ("parallax",) + io.GAIA_BANDS, "tmass": io.TMASS_BANDS,
                  "lamost": io.LAMOST_LABELS}
 assert set(SURVEY_VALUES) == set(io.SURVEYS) and sum(map(len, SURVEY_VALUES.values())) == len(VALUES)
 KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS
-                            + _ID_COLUMNS + (io.GAIA_RELEASE, io.RUWE)))
+                            + _ID_COLUMNS + (io.GAIA_RELEASE, io.RUWE) + tuple(io.PH_QUAL.values())))
 #: plausible apparent magnitudes; anything outside is taken for a sentinel. The bright end leaves room
 #: for red supergiants of nearby OB associations (Antares: K = -4.1; the simulator makes K = -6 at 100 pc)
 _MAG_RANGE = (-12.0, 35.0)
@@ -97,7 +102,8 @@ PARALLAX_NEGATIVE_SIGMA = 5.0
 #: what each canonical column is for, as the recognition summary groups them
 COLUMN_GROUPS = {"source_id": "identifier", "tile": "identifier", "l": "position", "b": "position",
                  "ra": "position", "dec": "position", io.GAIA_RELEASE: "gaia (data release)",
-                 io.RUWE: "gaia (astrometric quality)"}
+                 io.RUWE: "gaia (astrometric quality)",
+                 **{c: f"{s} (quality flags)" for s, c in io.PH_QUAL.items()}}
 for _s, _cols in SURVEY_VALUES.items():
     for _col in _cols:
         COLUMN_GROUPS[_col] = COLUMN_GROUPS[error_models.ERROR_OF[_col]] = _s
@@ -109,7 +115,8 @@ for _alts in GAIA_ALTERNATIVES.values():
 assert set(COLUMN_GROUPS) == set(KNOWN) and set(columns.ALIASES.values()) <= set(KNOWN)
 #: the columns an ignored look-alike is warned about (columns.recognise): measured quantities and positions,
 #: not the cross-match IDs (read only for their presence)
-QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS and c not in (io.GAIA_RELEASE, io.RUWE))
+QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS and c not in (io.GAIA_RELEASE, io.RUWE)
+                   and c not in io.PH_QUAL.values())
 #: input formats (``inference.formats``); VOTable and ECSV are read whole, the others streamed
 FORMATS = tuple(formats.FORMATS)
 
@@ -468,11 +475,13 @@ class SeenIds:
 
 
 def survey_rules(table_columns: Sequence[str], values: dict[str, np.ndarray], errors: dict[str, np.ndarray],
-                 searched: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                 searched: Sequence[str] = (), flags: "QualityFlags | None" = None
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Which measurements were searched for, per row, and the rule applied per survey (module docstring).
 
     ``table_columns``: the catalog's (lower-case) columns; ``values`` / ``errors``: float arrays (NaN = null)
-    per value / uncertainty column; ``searched``: surveys the user declares cross-matched for every row.
+    per value / uncertainty column (upper limits already nulled, :func:`quality_flags`); ``searched``: surveys
+    the user declares cross-matched for every row; ``flags``: the rows and bands the quality flags speak for.
     Returns the ``tokens.SEARCHED_COLUMN`` bits (int32, io.MEASUREMENT_BITS order) and, per survey, the
     index into SURVEY_RULES of each row.
     """
@@ -491,14 +500,77 @@ def survey_rules(table_columns: Sequence[str], values: dict[str, np.ndarray], er
             no_sigma |= np.isfinite(values[c]) & ~np.isfinite(errors[error_models.ERROR_OF[c]])
         declared = s in searched or any(c in table_columns for c in SURVEY_ID_COLUMNS[s])
         row_searched = has_value | declared
+        if flags is not None and s in flags.flagged:
+            row_searched = row_searched | flags.flagged[s]
+        band_searched = np.zeros(n, bool)
         for c in present:
-            bits |= np.where(row_searched, np.int32(1 << VALUES.index(c)), np.int32(0))
+            on = row_searched.copy()
+            if flags is not None and c in flags.unknown:
+                on &= ~flags.unknown[c]
+            band_searched |= on
+            bits |= np.where(on, np.int32(1 << VALUES.index(c)), np.int32(0))
         rule = np.full(n, SURVEY_RULES.index("marginalised"), np.int8)
-        rule[row_searched & bool(present)] = SURVEY_RULES.index("not_detected")
+        rule[band_searched] = SURVEY_RULES.index("not_detected")
         rule[has_value] = SURVEY_RULES.index("measured")
         rule[has_value & no_sigma] = SURVEY_RULES.index("measured_no_sigma")
         rules[s] = rule
     return bits, rules
+
+
+@dataclass
+class QualityFlags:
+    """What a batch's per-band quality flags say (:func:`quality_flags`): per value column, the rows whose value is
+    an upper limit (``U``: a non-detection) and those whose band is marginalised (``X``); per survey, the rows
+    with a flag (the survey was searched for them)."""
+
+    upper_limit: dict[str, np.ndarray] = field(default_factory=dict)
+    unknown: dict[str, np.ndarray] = field(default_factory=dict)
+    flagged: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def notes(self) -> list[tuple[str, np.ndarray]]:
+        """The per-row notes: which bands were read as upper limits, which were marginalised."""
+        out = []
+        for what, table in (("upper limit (ph_qual U), read as a non-detection", self.upper_limit),
+                            ("no valid brightness (ph_qual X), marginalised", self.unknown)):
+            for c, rows in table.items():
+                if rows.any():
+                    out.append((f"{c}: {what}", rows))
+        return out
+
+
+def quality_flags(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid: str = "flag",
+                  batch: "PreparedBatch | None" = None, invalid: np.ndarray | None = None) -> QualityFlags:
+    """Read the catalog's ``io.PH_QUAL`` columns: one character per band of the survey (2MASS J, H, Ks; AllWISE
+    W1-W4), from that survey's alphabet (``io.PH_QUAL_ALPHABET``). A flag of another width or with another
+    character makes the row invalid (or raises, ``on_invalid="raise"``) and is not used."""
+    n = table.num_rows
+    out = QualityFlags()
+    for survey, name in io.PH_QUAL.items():
+        if name not in table.column_names:
+            continue
+        bands = SURVEY_VALUES[survey]
+        col = table.column(name)
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            raise InputError(f"{where}: column {name} has type {col.type}, expected text (one character per band "
+                             f"of {', '.join(bands)})")
+        text = pc.fill_null(pc.utf8_upper(pc.utf8_trim_whitespace(col)), "").to_numpy(zero_copy_only=False)
+        text = np.asarray(text, dtype=f"<U{len(bands)}")
+        length = np.asarray(pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)
+                            .to_numpy(zero_copy_only=False), np.int64)
+        chars = text.view("<U1").reshape(n, len(bands)) if n else np.empty((0, len(bands)), "<U1")
+        present = length > 0
+        bad = present & ((length != len(bands))
+                         | ~np.isin(chars, list(io.PH_QUAL_ALPHABET[survey])).all(1))
+        if bad.any():
+            _problem(where, name, bad, offset, f"is not {len(bands)} characters of "
+                     f"{io.PH_QUAL_ALPHABET[survey]!r} (one per band)", on_invalid, batch, invalid)
+        good = present & ~bad
+        out.flagged[survey] = good
+        for i, c in enumerate(bands):
+            out.upper_limit[c] = good & (chars[:, i] == io.PH_QUAL_UPPER_LIMIT)
+            out.unknown[c] = good & (chars[:, i] == io.PH_QUAL_NO_BRIGHTNESS)
+    return out
 
 
 def conditioning_column(rules: dict[str, np.ndarray]) -> np.ndarray:
@@ -633,6 +705,17 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
         for foe in io.GAIA_FLUX_OVER_ERROR:
             f[foe] = np.where(rows, np.nan, f[foe])
 
+    # per-band quality flags: upper limits are non-detections, X bands marginalised
+    flags = quality_flags(table, where, offset, on_invalid, batch, invalid)
+    for c, rows in flags.upper_limit.items():
+        f[c] = np.where(rows, np.nan, f[c])
+        f[error_models.ERROR_OF[c]] = np.where(rows, np.nan, f[error_models.ERROR_OF[c]])
+    for c, rows in flags.unknown.items():
+        f[c] = np.where(rows, np.nan, f[c])
+        f[error_models.ERROR_OF[c]] = np.where(rows, np.nan, f[error_models.ERROR_OF[c]])
+    for text, rows in flags.notes():
+        batch.notes.append((text, rows))
+
     # measurements: inf is invalid; NaN is missing; ranges
     for c in VALUES + ERRORS:
         inf = np.isinf(f[c])
@@ -671,7 +754,7 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
         mask |= np.where(ok, np.int32(1 << i), np.int32(0))
     cols["survey_mask"] = mask
     bits, rules = survey_rules(table.column_names, {c: cols[c] for c in VALUES}, {c: cols[c] for c in ERRORS},
-                               searched)
+                               searched, flags)
     cols[io.SEARCHED_MASK] = bits
     batch.conditioning = conditioning_column(rules)
     batch.observed = usable & ~invalid

@@ -73,6 +73,10 @@ ALIASES: dict[str, str] = {
     "w1mpro_error": _EW1, "w2mpro_error": _EW2, "w3mpro_error": _EW3, "w4mpro_error": _EW4,
     "w1mag": _W1, "w2mag": _W2, "w3mag": _W3, "w4mag": _W4,
     "e_w1mag": _EW1, "e_w2mag": _EW2, "e_w3mag": _EW3, "e_w4mag": _EW4,
+    # per-band quality flags: VizieR 2MASS PSC Qflg, AllWISE qph. The archives' own name, ph_qual, is the same in
+    # both surveys: it is not guessed (catalog.AMBIGUOUS_COLUMNS warns and says how to name it)
+    "qflg": io.PH_QUAL["tmass"], "2mass_ph_qual": io.PH_QUAL["tmass"], "ph_qual_2mass": io.PH_QUAL["tmass"],
+    "qph": io.PH_QUAL["wise"], "wise_ph_qual": io.PH_QUAL["wise"], "ph_qual_allwise": io.PH_QUAL["wise"],
     # LAMOST stellar parameters: no bare teff / logg / feh aliases. A photometric Teff or another survey's [Fe/H]
     # under those names would be read as a LAMOST LRS label with LAMOST's errors; the near-miss warning asks
     # the user to name them teff_lamost, ... when they are LAMOST's.
@@ -80,6 +84,8 @@ ALIASES: dict[str, str] = {
 }
 assert all(k == k.lower() for k in ALIASES)
 
+#: the archives' name of both surveys' quality flags (io.PH_QUAL), warned about when ignored
+AMBIGUOUS_PH_QUAL = "ph_qual"
 #: TOPCAT's suffix for columns of the same name in a join
 _SUFFIX = re.compile(r"^(?P<base>.+)_(?P<n>[1-9])$")
 #: how close (difflib ratio) an ignored name must be to a known one to be reported as a near miss; 0.8 takes
@@ -125,9 +131,15 @@ class Recognition:
         return lines
 
     def warnings(self, where: str = "catalog") -> list[str]:
-        """One line per near miss: a column that looks like a quantity the catalog lacks."""
-        return [f"{where}: column {col!r} is ignored, but looks like {like!r} ({canon}), which the catalog does "
-                f"not have; rename the column if it holds {canon}" for col, (like, canon) in self.near_misses.items()]
+        """One line per near miss (a column that looks like a quantity the catalog lacks) and per ignored
+        ``ph_qual`` (both surveys' archives use that name: which survey's it is is the user's call)."""
+        lines = [f"{where}: column {col!r} is ignored, but looks like {like!r} ({canon}), which the catalog does "
+                 f"not have; rename the column if it holds {canon}" for col, (like, canon) in self.near_misses.items()]
+        flags = [c for c in self.ignored if _SUFFIX.sub(r"\g<base>", c.lower()) == AMBIGUOUS_PH_QUAL]
+        lines += [f"{where}: column {c!r} is ignored: 2MASS and AllWISE both call their quality flags ph_qual; rename "
+                  f"it {io.PH_QUAL['tmass']} or {io.PH_QUAL['wise']} to have its upper limits (U) read as "
+                  f"non-detections and its X bands marginalised" for c in flags]
+        return lines
 
     def to_dict(self) -> dict:
         """For the output file's metadata."""

@@ -59,6 +59,12 @@ _TMASS = {"J": ("j_m", "j_err", "j_m", "j_msigcom"),
           "K": ("ks_m", "ks_err", "ks_m", "ks_msigcom")}
 #: shared schema → AllWISE catalog columns
 _WISE = {f"w{i}": (f"w{i}", f"w{i}_err", f"w{i}mpro", f"w{i}sigmpro") for i in range(1, 5)}
+#: the shipped files' AllWISE flags of Esplin & Luhman (2022) in ``phot_flags`` (``W1:bl;...;W4:nodet``): the one that
+#: says the band was not detected
+WISE_NOT_DETECTED = "nodet"
+#: the flag a catalog row gets for a band that holds a value the files give as the survey's own measurement, where
+#: the file has no survey flag: any character but U and X is read as given (``io.PH_QUAL``)
+READ_AS_GIVEN = "A"
 #: catalog uncertainty columns (dropped by the no_sigma variant)
 SIGMA_COLUMNS = tuple(ERROR_OF.values())
 
@@ -91,7 +97,11 @@ DEFINITIONS = {
                  "network's median age under each prior scored; models_minus_literature "
                  "is the models' age-scale offset, network_<prior>_minus_models what the inference adds",
     "catalog": "one catalog per source file, Gaia archive column names; J/H/Ks only where jhk_source is 2MASS "
-               "(VHS/FourStar left null); columns no row of a file provides are absent",
+               "(VHS/FourStar left null); columns no row of a file provides are absent. The surveys' quality flags "
+               "tmass_ph_qual / allwise_ph_qual as the files give them (rho Oph: the 2MASS and AllWISE ph_qual), "
+               "else per band U where the file says not detected (Esplin & Luhman: nodet), X where the file holds "
+               "no value of that survey (another system, or a value the compilers removed: marginalised, not a "
+               "non-detection), A where it holds the survey's value (read as given)",
 }
 #: issue 21 "done when" on the real members
 TARGETS = {"auc_p_young": (">=", 0.95), "young_called_young": (">=", 0.85),
@@ -184,6 +194,42 @@ def gaia_flux_over_error(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
+def _band_flags(text, bands: Sequence[str]) -> dict[str, str]:
+    """``"W1:bl;W2:;W3:nodet;W4:nodet"`` → ``{"W1": "bl", "W2": "", ...}`` for the given band names."""
+    if text is None or text is pd.NA or (isinstance(text, float) and math.isnan(text)):
+        return {}
+    parts = dict(p.split(":", 1) for p in str(text).split(";") if ":" in p and "=" not in p)
+    return {b: parts[b].strip() for b in bands if b in parts}
+
+
+def survey_quality_flags(members: pd.DataFrame, kept: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per row, the ``io.PH_QUAL`` flags the catalog gets (``DEFINITIONS["catalog"]``; null where the file says
+    nothing of the survey for that row). ``kept``: per catalog value column, the rows whose value is the survey's."""
+    n = len(members)
+    flags = members["phot_flags"] if "phot_flags" in members.columns else pd.Series([None] * n, index=members.index)
+    given = [parse_flags(t) for t in flags]
+    out = {}
+    for survey, letters, keys in (("tmass", "JHK", [v[2] for v in _TMASS.values()]),
+                                  ("wise", ["W1", "W2", "W3", "W4"], [v[2] for v in _WISE.values()])):
+        width = len(keys)
+        real = np.array([g.get(f"{'2mass' if survey == 'tmass' else 'allwise'}_ph_qual", "") for g in given], object)
+        per = [_band_flags(t, letters) for t in flags] if survey == "wise" else [{}] * n
+        other = np.array([bool(p) for p in per]) | np.zeros(n, bool)
+        if survey == "tmass" and "jhk_source" in members.columns:
+            other |= members["jhk_source"].notna().to_numpy() & ~np.all([kept[k] for k in keys], axis=0)
+        col = np.full(n, None, object)
+        for i in range(n):
+            if len(real[i]) == width:
+                col[i] = real[i].upper()
+            elif other[i]:
+                col[i] = "".join("U" if WISE_NOT_DETECTED in per[i].get(b, "") else
+                                 READ_AS_GIVEN if kept[k][i] else io.PH_QUAL_NO_BRIGHTNESS
+                                 for b, k in zip(letters, keys))
+        if any(v is not None for v in col):
+            out[io.PH_QUAL[survey]] = col
+    return out
+
+
 def catalog_frame(members: pd.DataFrame, variant: str = "as_published") -> pd.DataFrame:
     """The catalog a user would pass to ``ysocensus infer`` for these members (Gaia archive names).
 
@@ -211,6 +257,8 @@ def catalog_frame(members: pd.DataFrame, variant: str = "as_published") -> pd.Da
     for val, err, out_val, out_err in _WISE.values():
         cols[out_val] = _num(members, val)
         cols[out_err] = _num(members, err)
+    kept = {v[2]: np.isfinite(cols[v[2]]) for v in list(_TMASS.values()) + list(_WISE.values())}
+    cols.update(survey_quality_flags(members, kept))
     if io.RUWE in members.columns:  # an archive query's quality column (a σ with RUWE > 1.4 is not read)
         cols[io.RUWE] = _num(members, io.RUWE)
     if io.GAIA_RELEASE in members.columns:  # what a user's catalog says of its Gaia photometry (``--gaia-release``)
