@@ -353,3 +353,36 @@ def test_gaia_photometric_uncertainties_of_a_likely_non_single_source_are_not_re
     flagged = prepare(_table(frame))
     assert flagged.invalid[1::2].all() and not flagged.invalid[0::2].any()
     assert "ruwe" in flagged.note_column()[1]
+
+
+def test_quality_flags_make_upper_limits_non_detections_and_x_bands_marginalised(caplog):
+    """2MASS PSC and AllWISE publish a non-detection as an upper limit in the magnitude column (ph_qual U, null
+    σ; Cutri et al. 2003 §IV.4.b, 2013 §II.1.a): read as given it would be a detection at the limit."""
+    frame = make_catalog(6, all_null_rows=0)
+    frame[io.PH_QUAL["tmass"]] = ["AAA", "UAA", "XAA", None, "AQ", "UUU"]
+    frame[io.PH_QUAL["wise"]] = ["AAUU", None, None, None, None, "AAAX"]
+    frame.loc[:, "j_m"] = 12.0
+    frame.loc[1, "j_msigcom"] = np.nan                       # the archive's upper limit: a value, no σ
+    batch = prepare(_table(frame))
+    bits = batch.columns[io.SEARCHED_MASK]
+    j, w3, w4 = (1 << io.MEASUREMENT_BITS.index(c) for c in ("j_m", "w3mpro", "w4mpro"))
+    # U: the value is not read, the band counts as searched (a non-detection, tokens.MISSING)
+    assert np.isnan(batch.columns["j_m"][1]) and bits[1] & j
+    assert np.isnan(batch.columns["w3mpro"][0]) and bits[0] & w3 and bits[0] & w4
+    # X: not read and not searched (marginalised); a null flag leaves the row as it was
+    assert np.isnan(batch.columns["j_m"][2]) and not bits[2] & j
+    assert batch.columns["j_m"][3] == 12.0 and bits[3] & j
+    assert not bits[5] & w4 and _rules(batch, "tmass")[5] == "not_detected"
+    # a flag of the wrong width or alphabet is named and its row flagged, not guessed
+    assert batch.invalid.tolist() == [False] * 4 + [True, False]
+    assert "tmass_ph_qual" in caplog.text
+    assert any("upper limit" in text and rows[1] for text, rows in batch.notes)
+
+
+def test_quality_flags_by_their_vizier_names_and_a_bare_ph_qual_is_warned_about():
+    from ysocensus.inference import catalog, columns
+
+    rec = columns.recognise(["source_id", "ra", "dec", "Qflg", "qph", "ph_qual_1"], catalog.COLUMN_GROUPS,
+                            quantities=catalog.QUANTITIES)
+    assert rec.used[io.PH_QUAL["tmass"]] == "Qflg" and rec.used[io.PH_QUAL["wise"]] == "qph"
+    assert any("ph_qual_1" in line and "tmass_ph_qual" in line for line in rec.warnings())

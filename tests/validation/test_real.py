@@ -101,6 +101,26 @@ def test_no_2mass_values_taken_from_vhs_rows():
         assert cat.loc[other, out_error].isna().all(), band
         np.testing.assert_array_equal(cat.loc[tmass, out_value].to_numpy(), members.loc[tmass, value].to_numpy())
         np.testing.assert_array_equal(cat.loc[tmass, out_error].to_numpy(), members.loc[tmass, error].to_numpy())
+    # ... and those bands are marginalised (ph_qual X), not read as 2MASS non-detections
+    flags = cat[io.PH_QUAL["tmass"]]
+    j_vhs = src.str.contains("J:VHS").to_numpy()
+    assert (flags[j_vhs].str[0] == io.PH_QUAL_NO_BRIGHTNESS).all()
+    assert flags[src.str.fullmatch("J:2MASS;H:2MASS;K:2MASS").to_numpy()].isna().all()
+
+
+def test_survey_quality_flags_as_the_files_give_them():
+    """rho Oph: Canovas et al. (2019) kept the 2MASS and AllWISE ph_qual; CrA: Esplin & Luhman (2022) flag WISE
+    non-detections 'nodet'. Either way an upper limit becomes a non-detection in the catalog users would build."""
+    oph = real.read_members(_file("rhoOph_Canovas2019_gaiadr2.csv"))
+    cat = real.catalog_frame(oph)
+    given = oph["phot_flags"].str.extract(r"2mass_ph_qual=([A-Z]{3})")[0]
+    have = given.notna().to_numpy()
+    assert have.sum() > 300 and (cat.loc[have, io.PH_QUAL["tmass"]] == given[have]).all()
+    assert (given.str.contains("U")).sum() >= 3        # upper limits in the file, with a magnitude given
+    cra = real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))
+    wise = real.catalog_frame(cra)[io.PH_QUAL["wise"]]
+    nodet_w4 = cra["phot_flags"].str.contains(r"W4:[^;]*nodet").to_numpy()
+    assert nodet_w4.sum() > 100 and (wise[nodet_w4].str[3] == io.PH_QUAL_UPPER_LIMIT).all()
 
 
 def test_gaia_errors_from_phot_flags():
