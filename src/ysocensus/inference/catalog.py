@@ -707,12 +707,10 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
 
     # per-band quality flags: upper limits are non-detections, X bands marginalised
     flags = quality_flags(table, where, offset, on_invalid, batch, invalid)
-    for c, rows in flags.upper_limit.items():
-        f[c] = np.where(rows, np.nan, f[c])
-        f[error_models.ERROR_OF[c]] = np.where(rows, np.nan, f[error_models.ERROR_OF[c]])
-    for c, rows in flags.unknown.items():
-        f[c] = np.where(rows, np.nan, f[c])
-        f[error_models.ERROR_OF[c]] = np.where(rows, np.nan, f[error_models.ERROR_OF[c]])
+    for c, upper in flags.upper_limit.items():  # neither an upper limit nor an X band is read as a value
+        unread = upper | flags.unknown[c]
+        f[c] = np.where(unread, np.nan, f[c])
+        f[error_models.ERROR_OF[c]] = np.where(unread, np.nan, f[error_models.ERROR_OF[c]])
     for text, rows in flags.notes():
         batch.notes.append((text, rows))
 

@@ -214,7 +214,7 @@ def survey_quality_flags(members: pd.DataFrame, kept: Mapping[str, np.ndarray]) 
         width = len(keys)
         real = np.array([g.get(f"{'2mass' if survey == 'tmass' else 'allwise'}_ph_qual", "") for g in given], object)
         per = [_band_flags(t, letters) for t in flags] if survey == "wise" else [{}] * n
-        other = np.array([bool(p) for p in per]) | np.zeros(n, bool)
+        other = np.array([bool(p) for p in per], bool).reshape(n)
         if survey == "tmass" and "jhk_source" in members.columns:
             other |= members["jhk_source"].notna().to_numpy() & ~np.all([kept[k] for k in keys], axis=0)
         col = np.full(n, None, object)
