@@ -554,10 +554,9 @@ def quality_flags(table: pa.Table, where: str = "catalog", offset: int = 0, on_i
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             raise InputError(f"{where}: column {name} has type {col.type}, expected text (one character per band "
                              f"of {', '.join(bands)})")
-        text = pc.fill_null(pc.utf8_upper(pc.utf8_trim_whitespace(col)), "").to_numpy(zero_copy_only=False)
-        text = np.asarray(text, dtype=f"<U{len(bands)}")
-        length = np.asarray(pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)
-                            .to_numpy(zero_copy_only=False), np.int64)
+        trimmed = pc.fill_null(pc.utf8_upper(pc.utf8_trim_whitespace(col)), "")
+        text = np.asarray(trimmed.to_numpy(zero_copy_only=False), dtype=f"<U{len(bands)}")
+        length = np.asarray(pc.utf8_length(trimmed).to_numpy(zero_copy_only=False), np.int64)
         chars = text.view("<U1").reshape(n, len(bands)) if n else np.empty((0, len(bands)), "<U1")
         present = length > 0
         bad = present & ((length != len(bands))

@@ -74,7 +74,7 @@ ALIASES: dict[str, str] = {
     "w1mag": _W1, "w2mag": _W2, "w3mag": _W3, "w4mag": _W4,
     "e_w1mag": _EW1, "e_w2mag": _EW2, "e_w3mag": _EW3, "e_w4mag": _EW4,
     # per-band quality flags: VizieR 2MASS PSC Qflg, AllWISE qph. The archives' own name, ph_qual, is the same in
-    # both surveys: it is not guessed (catalog.AMBIGUOUS_COLUMNS warns and says how to name it)
+    # both surveys: it is not guessed (AMBIGUOUS_PH_QUAL: Recognition.warnings says how to name it)
     "qflg": io.PH_QUAL["tmass"], "2mass_ph_qual": io.PH_QUAL["tmass"], "ph_qual_2mass": io.PH_QUAL["tmass"],
     "qph": io.PH_QUAL["wise"], "wise_ph_qual": io.PH_QUAL["wise"], "ph_qual_allwise": io.PH_QUAL["wise"],
     # LAMOST stellar parameters: no bare teff / logg / feh aliases. A photometric Teff or another survey's [Fe/H]

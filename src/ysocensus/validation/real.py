@@ -209,10 +209,11 @@ def survey_quality_flags(members: pd.DataFrame, kept: Mapping[str, np.ndarray]) 
     flags = members["phot_flags"] if "phot_flags" in members.columns else pd.Series([None] * n, index=members.index)
     given = [parse_flags(t) for t in flags]
     out = {}
-    for survey, letters, keys in (("tmass", "JHK", [v[2] for v in _TMASS.values()]),
-                                  ("wise", ["W1", "W2", "W3", "W4"], [v[2] for v in _WISE.values()])):
+    for survey, file_key, letters, keys in (("tmass", "2mass_ph_qual", "JHK", [v[2] for v in _TMASS.values()]),
+                                            ("wise", "allwise_ph_qual", ["W1", "W2", "W3", "W4"],
+                                             [v[2] for v in _WISE.values()])):
         width = len(keys)
-        real = np.array([g.get(f"{'2mass' if survey == 'tmass' else 'allwise'}_ph_qual", "") for g in given], object)
+        real = np.array([g.get(file_key, "") for g in given], object)
         per = [_band_flags(t, letters) for t in flags] if survey == "wise" else [{}] * n
         other = np.array([bool(p) for p in per], bool).reshape(n)
         if survey == "tmass" and "jhk_source" in members.columns:
@@ -222,7 +223,7 @@ def survey_quality_flags(members: pd.DataFrame, kept: Mapping[str, np.ndarray]) 
             if len(real[i]) == width:
                 col[i] = real[i].upper()
             elif other[i]:
-                col[i] = "".join("U" if WISE_NOT_DETECTED in per[i].get(b, "") else
+                col[i] = "".join(io.PH_QUAL_UPPER_LIMIT if WISE_NOT_DETECTED in per[i].get(b, "") else
                                  READ_AS_GIVEN if kept[k][i] else io.PH_QUAL_NO_BRIGHTNESS
                                  for b, k in zip(letters, keys))
         if any(v is not None for v in col):
