@@ -13,4 +13,5 @@ run_train(
     isochrones=snakemake.input.isochrones,  # noqa: F821
     bc_grid=snakemake.input.bc,  # noqa: F821
     population=snakemake.params.population,  # noqa: F821
+    member=snakemake.params.member,  # noqa: F821
 )

@@ -164,3 +164,55 @@ def test_training_set_train_resume_validate(tmp_path):
     assert d["targets"]["overall"]["threshold"] == 0.03 and isinstance(d["targets"]["all_met"], bool)
     assert all(v["threshold"] == 0.08 for v in d["targets"]["by_survey_combination"].values())
     assert d["by_abs_b"]
+
+
+@pytest.mark.slow
+def test_an_ensemble_trains_members_with_their_own_seeds_and_validates(tmp_path):
+    """train.ensemble: members 0 and 1 trained as rule train_member runs them, written into one checkpoint as rule
+    ensemble does, then validated through the mixture posterior (the path `validate` and `infer` take)."""
+    import torch
+
+    from ysocensus.model.checkpoint import CheckpointError, load, load_checkpoint
+    from ysocensus.model.config import MEMBER_SEED_STRIDE, resolve
+    from ysocensus.model.ensemble import write_ensemble
+    from ysocensus.model.posterior import EnsemblePosterior
+    from ysocensus.model.trainset import run_training_set
+    from ysocensus.model.training import run_train
+    from ysocensus.validation.run import run_validate
+
+    _write_inputs(tmp_path)
+    run_training_set([tmp_path / "pop.parquet"], [tmp_path / "cat.parquet"], tmp_path / "training", seed=3,
+                     cfg={"test_population_size": 400})
+    cfg = {"network": {"dim": 16, "latent_dim": 16, "heads": 2, "latent_heads": 2, "layers": 1},
+           "training": {"field_tilt_dex": 0.2}, "ensemble": {"members": 2},
+           "optim": {"max_minutes": 0, "max_steps": 6, "batch_size": 256, "val_every_steps": 3},
+           "validation": {"n_samples": 16, "max_stars": 300, "width_stars": 5, "solvers": [["euler", 4]],
+                          "degraded_stars": 50}}
+    members = []
+    for k in range(2):
+        ck = tmp_path / "model" / "members" / str(k) / "model.ckpt"
+        s = run_train(tmp_path / "training", ck, ck.parent / "logs", cfg, seed=3, threads=2, population=POPULATION,
+                      member=k)
+        assert s["steps"] == 6
+        members.append(ck)
+    with pytest.raises(ValueError, match="member 2 of an ensemble of 2"):
+        run_train(tmp_path / "training", tmp_path / "x.ckpt", tmp_path / "x", cfg, seed=3, population=POPULATION,
+                  member=2)
+    seeds = [json.loads((m.parent / "config.json").read_text())["seed"] for m in members]
+    assert seeds == [3, 3 + MEMBER_SEED_STRIDE]
+    w = [load_checkpoint(m)[0].state_dict() for m in members]
+    assert not all(torch.equal(w[0][k], w[1][k]) for k in w[0])  # another seed, another network
+    ck = tmp_path / "model" / "model.ckpt"
+    summary = write_ensemble(members, ck)
+    assert summary["ensemble_members"] == 2 and summary["steps"] == [6, 6]
+    assert json.loads((ck.parent / "config.json").read_text())["seed"] == 3
+    post = load(ck, expected_config=resolve(cfg, 3))
+    assert isinstance(post, EnsemblePosterior) and len(post.members) == 2
+    # the single model's config (members: 1) does not load the ensemble
+    with pytest.raises(CheckpointError, match="ensemble"):
+        load(ck, expected_config=resolve({**cfg, "ensemble": {"members": 1}}, 3))
+    run_validate(ck, tmp_path / "training", tmp_path / "val" / "calibration.json", tmp_path / "val" / "fig", cfg,
+                 seed=3, threads=2)
+    d = json.loads((tmp_path / "val" / "calibration.json").read_text())
+    assert d["prior"]["posterior"] == "population" and np.isfinite(d["max_coverage_error_all"])
+    assert d["as_users_supply"]

@@ -10,6 +10,8 @@ from ysocensus.sky import Tiling
 
 #: rules that run once per job chunk of tiles; every other rule runs once per workflow
 PER_CHUNK = {"population", "observe", "infer"}
+#: rules only a deep ensemble (train.ensemble.members > 1) defines, in place of `train`
+ENSEMBLE_RULES = {"train_member", "ensemble"}
 
 
 def job_stats(*args) -> dict[str, int]:
@@ -20,7 +22,7 @@ def job_stats(*args) -> dict[str, int]:
 
 def rules_defined() -> set[str]:
     text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    return set(re.findall(r"^rule (\w+):", text, flags=re.M)) | {"all"}
+    return set(re.findall(r"^\s*rule (\w+):", text, flags=re.M)) | {"all"}
 
 
 @pytest.mark.parametrize("sky", [
@@ -36,7 +38,7 @@ def test_job_counts_follow_tiling(tmp_path, sky):
     path.write_text(yaml.safe_dump(config))
     stats = job_stats("--configfile", str(path))
     n_chunks = len(Tiling.from_config(sky).chunks)
-    assert set(stats) == rules_defined() - {"compare_peers"}
+    assert set(stats) == rules_defined() - {"compare_peers"} - ENSEMBLE_RULES
     for rule, count in stats.items():
         assert count == (n_chunks if rule in PER_CHUNK else 1), f"rule {rule}: {count} jobs"
 
@@ -46,7 +48,7 @@ def test_default_config_dry_run_lists_every_stage():
     with open(REPO / "config" / "config.yaml") as fh:
         sky = yaml.safe_load(fh)["sky"]
     assert stats["all"] == 1
-    assert set(stats) == rules_defined() - {"compare_peers"}
+    assert set(stats) == rules_defined() - {"compare_peers"} - ENSEMBLE_RULES
     assert stats["population"] == len(Tiling.from_config(sky).chunks)
 
 
@@ -58,3 +60,13 @@ def test_the_model_checkpoint_is_a_final_target():
                         "--rerun-triggers", "mtime").stdout
     block = out.split("rule all:")[1].split("\n\n")[0]
     assert "results/test/model/model.ckpt" in block
+
+
+def test_an_ensemble_trains_each_member_as_its_own_job():
+    """config/ensemble.yaml: one `train_member` job per network (each its own SLURM job on a cluster), then one
+    `ensemble` job writing the checkpoint every later rule reads; no `train`."""
+    stats = job_stats("--configfile", str(REPO / "config" / "ensemble.yaml"))
+    with open(REPO / "config" / "ensemble.yaml") as fh:
+        members = yaml.safe_load(fh)["train"]["ensemble"]["members"]
+    assert members > 1 and stats["train_member"] == members and stats["ensemble"] == 1 and "train" not in stats
+    assert set(stats) == rules_defined() - {"compare_peers", "train"}

@@ -20,8 +20,11 @@ One concern per module, importable without Lightning except ``lightning_module``
 - ``posterior``: what a posterior is, top to bottom: ``proposal`` (the network's own posterior), ``corrections``
   (field untilt, population ratio, age recalibration: one log-weight each), ``importance`` (the one importance
   resampling, ESS and top-ups), ``flow_posterior`` (``FlowPosterior``: the chain for a checkpoint, sbi-like API),
-  ``observations`` (catalog rows as a posterior reads them, for validation and baselines).
-- ``checkpoint``: save/load with ``weights_only=True``, a config fingerprint check and the posterior chain.
+  ``observations`` (catalog rows as a posterior reads them, for validation and baselines), ``ensemble``
+  (``EnsemblePosterior``: the equal-weight mixture of a deep ensemble's members).
+- ``checkpoint``: save/load with ``weights_only=True``, a config fingerprint check, the posterior chain and an
+  ensemble's members in one file.
+- ``ensemble``: an ensemble's members' checkpoints → its checkpoint and side files (rule ``ensemble``).
 - ``trainset``: the training / validation / test splits joined from truth and catalog.
 - ``data``: the Lightning data module streaming the Parquet splits.
 - ``lightning_module``: the ``LightningModule`` (step logic only).

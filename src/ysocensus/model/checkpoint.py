@@ -36,19 +36,22 @@ class CheckpointError(RuntimeError):
 
 
 #: sections of the train config that define the trained model (sampling/validation settings do not)
-FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training", "optim", "seed")
+FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training", "optim", "seed", "ensemble")
 
 
 #: what model-defining sections and keys added after checkpoints were written were before they existed: absent
 #: from an older checkpoint's config means these values (which reproduce that model), so such a checkpoint
 #: keeps loading under a config that asks for the model it is, and fails under one that asks for the new default
-LEGACY = {"anchors": {"enabled": False}, "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None},
+LEGACY = {"anchors": {"enabled": False}, "ensemble": {"members": 1}, "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None},
           "training": {"field_tilt_dex": 0.0, "age_recalibration_dex": 0.0, "age_recalibration_bins": "uniform"}}
 
 #: revision of the per-star map's inputs to the network (anchors, affine head): 2 = the slot's offset
 #: t·c + (s − 1)·x_t and the head read before the last layer; a checkpoint of a network with a map from an earlier
 #: revision has weights for other inputs and is refused (plain networks are unaffected)
 MAP_REVISION = 2
+
+#: the payload key of an ensemble's members after the first (``save_ensemble``; absent for a single network)
+ENSEMBLE_KEY = "ensemble_members"
 
 
 def _model_part(cfg: Mapping) -> dict:
@@ -107,11 +110,8 @@ def _diff(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
     return out
 
 
-def load_checkpoint(path, expected_config: Mapping | None = None):
-    """Load → (net in eval mode, Normalisation, model_config dict, extra dict). See the module docstring.
-    The prior ratio (or None) is in ``extra["prior_ratio_module"]``, the posterior's corrections in order in
-    ``extra["posterior_chain"]``, the measurement anchors (or None, when the model was trained without them) in
-    ``extra["anchors"]``."""
+def _read(path) -> dict:
+    """The checkpoint's payload, after the checks that do not depend on a config."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint (run the `train` rule first)")
@@ -128,12 +128,35 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
     if list(payload.get("variables", [])) != list(VARIABLE_NAMES):
         raise CheckpointError(f"{path}: trained on variables {payload.get('variables')} but this code has "
                               f"{list(VARIABLE_NAMES)}; retrain")
+    return payload
+
+
+def members(payload: Mapping) -> list[dict]:
+    """The payload of every network of a checkpoint: one, or an ensemble's members in order (``save_ensemble``)."""
+    return [{k: v for k, v in payload.items() if k != ENSEMBLE_KEY}] + list(payload.get(ENSEMBLE_KEY) or [])
+
+
+def load_checkpoint(path, expected_config: Mapping | None = None, member: int = 0):
+    """Load → (net in eval mode, Normalisation, model_config dict, extra dict) of network ``member`` (0 for a single
+    model; an ensemble's k-th, checked against ``expected_config``'s ``model.config.member_config``). See the module
+    docstring. The prior ratio (or None) is in ``extra["prior_ratio_module"]``, the posterior's corrections in order
+    in ``extra["posterior_chain"]``, the measurement anchors (or None, when the model was trained without them) in
+    ``extra["anchors"]``; ``extra["ensemble_members"]`` says how many networks the checkpoint holds."""
+    path = Path(path)
+    whole = _read(path)
+    every = members(whole)
+    if not 0 <= member < len(every):
+        raise CheckpointError(f"{path}: holds {len(every)} network(s), no member {member}")
+    payload = every[member]
     model_config = json.loads(payload["model_config"])
     if expected_config is not None:
-        fp = model_fingerprint(expected_config)
+        from ysocensus.model.config import member_config
+
+        expected = member_config(expected_config, member) if member else expected_config
+        fp = model_fingerprint(expected)
         # compared key by key, by value: 7 and 7.0 minutes are the same config (the hash alone would differ)
         diffs = _diff(_model_part(model_config),
-                      json.loads(json.dumps(_model_part(expected_config), sort_keys=True, default=float)))
+                      json.loads(json.dumps(_model_part(expected), sort_keys=True, default=float)))
         if diffs:
             raise CheckpointError(f"{path}: trained under another config (fingerprint {payload['fingerprint']} "
                                   f"!= {fp}); differing keys: {diffs[:10]}; retrain or use the "
@@ -155,7 +178,35 @@ def load_checkpoint(path, expected_config: Mapping | None = None):
     extra["prior_ratio_module"] = ratio
     extra["posterior_chain"] = _chain(path, payload.get("posterior_chain"), ratio, legacy_age)
     extra["anchors"] = anchors
+    extra["ensemble_members"] = len(every)
     return net.eval(), stats, model_config, extra
+
+
+def save_ensemble(path, member_paths) -> None:
+    """Write the checkpoint of an ensemble (``train.ensemble``) from its members' checkpoints, in member order
+    (atomically; a single member is written as the single model it is). Members must be single networks trained on
+    the same training set under the same config but for their seeds (``model.config.member_config``)."""
+    payloads = [_read(p) for p in member_paths]
+    if not payloads:
+        raise CheckpointError(f"{path}: an ensemble needs at least one member checkpoint")
+    base = json.loads(payloads[0]["model_config"])
+    for k, (p, pl) in enumerate(zip(member_paths, payloads)):
+        if pl.get(ENSEMBLE_KEY):
+            raise CheckpointError(f"{p}: already an ensemble; members must be single networks")
+        if k and pl["normalisation"] != payloads[0]["normalisation"]:
+            raise CheckpointError(f"{p}: trained on another training set than {member_paths[0]} (normalisation "
+                                  "differs)")
+        from ysocensus.model.config import member_config
+
+        diffs = _diff(_model_part(json.loads(pl["model_config"])), _model_part(member_config(base, k)))
+        if diffs:
+            raise CheckpointError(f"{p}: not member {k} of {member_paths[0]}'s ensemble; differing keys: "
+                                  f"{diffs[:10]}")
+    payload = dict(payloads[0])
+    if len(payloads) > 1:
+        payload[ENSEMBLE_KEY] = payloads[1:]
+    with io.atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _prior_ratio(path, entry):
@@ -200,27 +251,36 @@ def sampling_field(net, samp: Mapping, asked: str | None = None) -> str:
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
          method: str | None = None, prior: str | None = None, field: str | None = None,
          young_threshold_myr: float | None = None, field_precision: str | None = None):
-    """Load a checkpoint as a ready ``posterior.FlowPosterior``. Sampling settings (solver, steps, prior) do not
+    """Load a checkpoint as a ready ``posterior.FlowPosterior`` (an ``posterior.ensemble.EnsemblePosterior`` of them
+    for an ensemble's checkpoint). Sampling settings (solver, steps, prior) do not
     define the model: they come from ``expected_config`` when given (so the workflow's config decides how
     ``validate`` and ``infer`` sample), else from the config the model was trained under. Neither is the young
     threshold of ``summarise`` (``young_threshold_myr``, default ``io.YOUNG_THRESHOLD_MYR``): a reporting choice."""
     from ysocensus.model.posterior import FlowPosterior
 
-    net, stats, model_config, extra = load_checkpoint(path, expected_config)
-    if device is not None:
-        net = net.to(device)
     from ysocensus.model.config import DEFAULTS
 
-    # sampling keys added after a model was trained take today's defaults
-    samp = {**DEFAULTS["sampling"], **model_config.get("sampling", {}),
-            **dict((expected_config or {}).get("sampling") or {})}
-    post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
-                         rows_per_batch=samp["rows_per_batch"],
-                         young_log10_age=io.log10_age_threshold(young_threshold_myr or io.YOUNG_THRESHOLD_MYR),
-                         chain=extra["posterior_chain"], prior=prior or samp["prior"],
-                         oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
-                         max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],
-                         anchors=extra["anchors"], field=sampling_field(net, samp, field),
-                         field_precision=field_precision or samp["field_precision"])
+    def posterior(member: int):
+        net, stats, model_config, extra = load_checkpoint(path, expected_config, member)
+        if device is not None:
+            net = net.to(device)
+        # sampling keys added after a model was trained take today's defaults
+        samp = {**DEFAULTS["sampling"], **model_config.get("sampling", {}),
+                **dict((expected_config or {}).get("sampling") or {})}
+        post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
+                             rows_per_batch=samp["rows_per_batch"],
+                             young_log10_age=io.log10_age_threshold(young_threshold_myr or io.YOUNG_THRESHOLD_MYR),
+                             chain=extra["posterior_chain"], prior=prior or samp["prior"],
+                             oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
+                             max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],
+                             anchors=extra["anchors"], field=sampling_field(net, samp, field),
+                             field_precision=field_precision or samp["field_precision"])
+        return post, model_config, extra["ensemble_members"]
+
+    post, model_config, k = posterior(0)
+    if k > 1:
+        from ysocensus.model.posterior.ensemble import EnsemblePosterior
+
+        post = EnsemblePosterior([post] + [posterior(m)[0] for m in range(1, k)])
     post.fingerprint = model_fingerprint(model_config)
     return post

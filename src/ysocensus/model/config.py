@@ -24,5 +24,18 @@ def resolve(cfg: Mapping | None, workflow_seed: int) -> dict:
     return out
 
 
+#: seed distance between ensemble members (``member_config``): a large prime, so that no member's seed is the
+#: workflow seed of a neighbouring run (seed + 1, ...)
+MEMBER_SEED_STRIDE = 1_000_003
+
+
+def member_config(cfg: Mapping, k: int) -> dict:
+    """The resolved section member ``k`` of an ensemble (``train.ensemble``) is trained under: ``cfg`` with its seed
+    moved by k × ``MEMBER_SEED_STRIDE`` (member 0 is the single model of the seed)."""
+    out = dict(cfg)
+    out["seed"] = int(cfg["seed"]) + int(k) * MEMBER_SEED_STRIDE
+    return out
+
+
 #: the schema's defaults of the whole ``train`` section
 DEFAULTS: dict = merge({})

@@ -96,3 +96,18 @@ def as_streams(source) -> StarStreams | TorchStreams:
     if isinstance(source, (StarStreams, TorchStreams)):
         return source
     return TorchStreams(source)
+
+
+#: mixed into a star's key for the draws of ensemble member k > 0 (``for_member``)
+_MEMBER = np.uint64(0xD1B54A32D192ED03)
+
+
+def for_member(source, k: int) -> StarStreams | TorchStreams:
+    """The streams of ensemble member ``k`` (``posterior.ensemble``): member 0 draws exactly what a single model
+    draws; member k > 0 from each star's key mixed with k, so the members' draws are independent and each star's
+    still do not depend on its batch. A shared torch generator is shared on (its draws follow the calls)."""
+    s = as_streams(source)
+    if k == 0 or not isinstance(s, StarStreams):
+        return s
+    with np.errstate(over="ignore"):
+        return StarStreams(_mix(s.keys ^ (_MEMBER * np.uint64(k))))

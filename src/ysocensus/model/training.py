@@ -208,9 +208,12 @@ def population_zones(population: Mapping | None, seed: int):
 
 
 def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None, seed: int,
-                 threads: int | None = None, isochrones=None, bc_grid=None, population: Mapping | None = None) -> dict:
+                 threads: int | None = None, isochrones=None, bc_grid=None, population: Mapping | None = None,
+                 member: int = 0) -> dict:
     """Train the model on ``training_dir``; ``population`` is the population config of the simulation (for the
-    field tilt and the near-young zones of the prior ratio; its defaults when None)."""
+    field tilt and the near-young zones of the prior ratio; its defaults when None). ``member`` k > 0 trains the
+    k-th network of an ensemble (``train.ensemble``) under ``config.member_config`` (its own seed); 0 is the
+    single model of the seed."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -221,7 +224,10 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
     from ysocensus.model.guidance import Guidance, GuidanceConfig, load_operator
     from ysocensus.model.lightning_module import FlowModule
 
-    cfg = mconfig.resolve(train_cfg, seed)
+    cfg = mconfig.member_config(mconfig.resolve(train_cfg, seed), member)
+    if not 0 <= int(member) < int(cfg["ensemble"]["members"]):
+        raise ValueError(f"train: member {member} of an ensemble of {cfg['ensemble']['members']} "
+                         "(train.ensemble.members)")
     if threads:
         torch.set_num_threads(int(threads))
     L.seed_everything(cfg["seed"], workers=True)

@@ -13,16 +13,19 @@
 4. **The census posterior** (``flow_posterior.FlowPosterior``): 1–3 assembled for a checkpoint
    (``model.checkpoint.load``), with the sbi-like API; ``inference.summaries.summarise`` turns its samples and
    weights into the catalog's columns.
+5. **A deep ensemble** (``ensemble.EnsemblePosterior``): the equal-weight mixture of the census posteriors (4) of
+   several independently trained networks, each drawing its share of a star's samples.
 
 ``prior="simulation"`` stops after the field untilt; ``prior="population"`` applies the whole chain.
 """
 
 from ysocensus.model.posterior.corrections import (AgeRecalibration, Correction, FieldUntilt, PopulationRatio,
                                                    standard_chain)
+from ysocensus.model.posterior.ensemble import EnsemblePosterior
 from ysocensus.model.posterior.flow_posterior import FlowPosterior, flat_to_frame, frame_to_flat, x_columns
 from ysocensus.model.posterior.importance import ImportanceSamplingPosterior, resample, top_up_factor
 from ysocensus.model.posterior.proposal import NetworkPosterior
 
-__all__ = ["AgeRecalibration", "Correction", "FieldUntilt", "FlowPosterior", "ImportanceSamplingPosterior",
+__all__ = ["AgeRecalibration", "Correction", "EnsemblePosterior", "FieldUntilt", "FlowPosterior", "ImportanceSamplingPosterior",
            "NetworkPosterior", "PopulationRatio", "flat_to_frame", "frame_to_flat", "resample", "standard_chain",
            "top_up_factor", "x_columns"]

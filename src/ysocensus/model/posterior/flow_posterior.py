@@ -71,7 +71,57 @@ def frame_to_flat(frame) -> np.ndarray:
     return np.stack(vals + sigs + [io.float_column(frame, "l", n), io.float_column(frame, "b", n)], -1)
 
 
-class FlowPosterior(ImportanceSamplingPosterior):
+class SbiInterface:
+    """What a census posterior offers on top of ``sample_tokens(arrays, n, generator, ...)`` and ``stats``: catalog
+    tables in, and sbi's ``sample`` / ``sample_batched`` / ``set_default_x`` on flat observation vectors."""
+
+    def sample_frame(self, frame, n_samples: int, generator=None, keep=None):
+        return self.sample_tokens(tokenize(frame, self.stats), n_samples, generator, keep)
+
+    def sample_catalog(self, batch, n_samples: int, generator=None, n_steps: int | None = None,
+                       method: str | None = None) -> np.ndarray:
+        """Samples [n, S, 5] for a dict of catalog columns (the inference driver's path). The status of
+        each star of the last call is kept in ``self.last_status`` (``ok`` / ``prior_only`` / ``invalid_input``)."""
+        s, status = self.sample_tokens(tokenize(batch, self.stats), n_samples, generator,
+                                       n_steps=n_steps, method=method)
+        self.last_status = status
+        return s
+
+    # ---------------------------------------------------------------------------- sbi-like API
+    def set_default_x(self, x):
+        self._default_x = torch.as_tensor(x)
+        return self
+
+    def _x(self, x):
+        if x is None:
+            if self._default_x is None:
+                raise ValueError("no x given and no default x set")
+            x = self._default_x
+        x = np.asarray(torch.as_tensor(x).detach().cpu().numpy(), np.float64)
+        return x[None] if x.ndim == 1 else x
+
+    def sample_batched(self, sample_shape, x=None, generator=None, **_) -> torch.Tensor:
+        """[n, B, 5] samples for B observation vectors (sbi's convention)."""
+        n = int(np.prod(sample_shape)) if not isinstance(sample_shape, int) else sample_shape
+        s, _ = self.sample_tokens(tokenize(flat_to_frame(self._x(x)), self.stats), n, generator)
+        return torch.as_tensor(s).transpose(0, 1).reshape(*torch.Size(sample_shape if not isinstance(sample_shape, int) else (sample_shape,)), -1, N_THETA)
+
+    def sample(self, sample_shape, x=None, generator=None, **_) -> torch.Tensor:
+        """[n, 5] samples for one observation vector."""
+        return self.sample_batched(sample_shape, self._x(x)[:1], generator)[..., 0, :]
+
+    # ------------------------------------------------------------------------------ summaries
+    def summarise(self, samples: np.ndarray) -> dict[str, np.ndarray]:
+        """Quantiles named after io.POSTERIOR and p_young from samples [B, S, 5], at this model's young threshold:
+        ``inference.summaries.summarise``, the one summary of the project (what ``ysocensus infer`` writes)."""
+        from ysocensus.inference.summaries import summarise
+
+        out = summarise(samples, self.young_log10_age)
+        out.pop("p_young_2")
+        return out
+
+
+class FlowPosterior(SbiInterface, ImportanceSamplingPosterior):
     """The network's proposals (``NetworkPosterior``) importance-resampled through ``chain`` (default: the
     standard chain of ``prior_ratio`` and ``age_correction``, ``corrections.standard_chain``)."""
 
@@ -132,18 +182,6 @@ class FlowPosterior(ImportanceSamplingPosterior):
         log_w[nothing.numpy() | ~sky_ok] = -np.inf
         return log_age, log_w
 
-    def sample_frame(self, frame, n_samples: int, generator=None, keep=None):
-        return self.sample_tokens(tokenize(frame, self.stats), n_samples, generator, keep)
-
-    def sample_catalog(self, batch, n_samples: int, generator=None, n_steps: int | None = None,
-                       method: str | None = None) -> np.ndarray:
-        """Samples [n, S, 5] for a dict of catalog columns (the inference driver's path). The status of
-        each star of the last call is kept in ``self.last_status`` (``ok`` / ``prior_only`` / ``invalid_input``)."""
-        s, status = self.sample_tokens(tokenize(batch, self.stats), n_samples, generator,
-                                       n_steps=n_steps, method=method)
-        self.last_status = status
-        return s
-
     def describe(self) -> dict:
         return {"field": self.field, "field_precision": resolve_precision(self.field_precision, self.device),
                 "solver": self.method, "n_steps": self.n_steps, "time_power": self.time_power,
@@ -153,29 +191,6 @@ class FlowPosterior(ImportanceSamplingPosterior):
                 "corrections": [c.name for c in self.corrections],
                 "age_recalibration": self.age_correction is not None,
                 "oversample": self.oversample}
-
-    # ---------------------------------------------------------------------------- sbi-like API
-    def set_default_x(self, x):
-        self._default_x = torch.as_tensor(x)
-        return self
-
-    def _x(self, x):
-        if x is None:
-            if self._default_x is None:
-                raise ValueError("no x given and no default x set")
-            x = self._default_x
-        x = np.asarray(torch.as_tensor(x).detach().cpu().numpy(), np.float64)
-        return x[None] if x.ndim == 1 else x
-
-    def sample_batched(self, sample_shape, x=None, generator=None, **_) -> torch.Tensor:
-        """[n, B, 5] samples for B observation vectors (sbi's convention)."""
-        n = int(np.prod(sample_shape)) if not isinstance(sample_shape, int) else sample_shape
-        s, _ = self.sample_tokens(tokenize(flat_to_frame(self._x(x)), self.stats), n, generator)
-        return torch.as_tensor(s).transpose(0, 1).reshape(*torch.Size(sample_shape if not isinstance(sample_shape, int) else (sample_shape,)), -1, N_THETA)
-
-    def sample(self, sample_shape, x=None, generator=None, **_) -> torch.Tensor:
-        """[n, 5] samples for one observation vector."""
-        return self.sample_batched(sample_shape, self._x(x)[:1], generator)[..., 0, :]
 
     def log_prob(self, theta, x=None, n_steps: int = 32, method: str = "midpoint", **_) -> torch.Tensor:
         """log q(θ | x) in physical units: the density of the proposal (the network's own posterior, the velocity
@@ -206,13 +221,3 @@ class FlowPosterior(ImportanceSamplingPosterior):
         if theta.dim() == 2:
             return lp[:, 0]
         return lp.transpose(0, 1)
-
-    # ------------------------------------------------------------------------------ summaries
-    def summarise(self, samples: np.ndarray) -> dict[str, np.ndarray]:
-        """Quantiles named after io.POSTERIOR and p_young from samples [B, S, 5], at this model's young threshold:
-        ``inference.summaries.summarise``, the one summary of the project (what ``ysocensus infer`` writes)."""
-        from ysocensus.inference.summaries import summarise
-
-        out = summarise(samples, self.young_log10_age)
-        out.pop("p_young_2")
-        return out
