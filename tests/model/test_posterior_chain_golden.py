@@ -6,7 +6,8 @@ Network proposals from the posterior field (float32 trunk, 6 midpoint steps) →
 prior ratio with seeded random weights stand in for a trained model: what is pinned is the arithmetic of the
 chain, so a refactor of it (the posterior package) must reproduce these bytes.
 
-The reference was written by this test on the project's 2-core build machine (x86-64, AVX-512, torch 2.13 CPU);
+The reference was written by this test on the project's 2-core build machine (x86-64, AVX-512, torch 2.13 CPU;
+on an AVX2-only CPU a few float32 samples differ in their last bits, hence the relative tolerance below);
 regenerate it, after checking that a change is meant to alter samples, with
 ``YSOCENSUS_REGENERATE_GOLDEN=1 pytest tests/model/test_posterior_chain_golden.py``.
 """
@@ -74,7 +75,11 @@ def test_same_seed_same_posterior_as_the_reference():
     ref = json.loads(GOLDEN.read_text())
     assert got["status"] == ref["status"]
     np.testing.assert_allclose(np.array(got["ess"]), np.array(ref["ess"]), rtol=0, atol=2e-3)
-    np.testing.assert_allclose(np.array(got["samples"]), np.array(ref["samples"]), rtol=0, atol=2e-5)
+    # float32 samples in physical units: a CPU with other vector units (AVX2 against the reference's AVX-512)
+    # rounds a product's last bit differently, 1 float32 ulp (relative 6e-8) that six ODE steps grow to a relative
+    # 6e-7 in a few distances of hundreds of pc (measured: 5 of 1,280 values, 1.8e-4 pc); a change of the chain's
+    # arithmetic moves samples by far more
+    np.testing.assert_allclose(np.array(got["samples"]), np.array(ref["samples"]), rtol=2e-6, atol=2e-5)
     for k, v in ref["summary"].items():
         np.testing.assert_allclose(np.array(got["summary"][k], np.float64), np.array(v, np.float64), rtol=0,
                                    atol=2e-5, err_msg=k)
