@@ -4,7 +4,9 @@ A checkpoint holds the EMA weights of the network, its architecture config, the 
 the normalisation statistics, the prior-ratio classifier (``model.prior_ratio``; absent when the model was
 trained with population weights), the ordered chain of posterior corrections (``posterior.corrections``) and a
 fingerprint (hash of the model-defining config and the variable
-registry). Loading checks, with a clear message each:
+registry). An ensemble's checkpoint (``train.ensemble``, ``save_ensemble``) holds every member's payload: member 0 at
+the top level, the others in order under ``ENSEMBLE_KEY``; ``load`` makes it an ``EnsemblePosterior``. Loading
+checks, with a clear message each:
 
 - the file exists and is a readable torch file (a truncated or corrupted file → ``CheckpointError``);
 - its format version and the variable registry match this code;
@@ -24,6 +26,7 @@ import torch
 from ysocensus import io
 from ysocensus.model.anchors import from_config as anchors_from_config
 from ysocensus.model.network import FlowTransformer, NetworkConfig
+from ysocensus.model.config import member_config
 from ysocensus.model.config import merge as merge_config  # noqa: F401 (the loader's config API, for its users)
 from ysocensus.model.config import resolve as resolve_config  # noqa: F401
 from ysocensus.model.tokens import VARIABLE_NAMES, Normalisation, fingerprint_dict
@@ -42,7 +45,8 @@ FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training
 #: what model-defining sections and keys added after checkpoints were written were before they existed: absent
 #: from an older checkpoint's config means these values (which reproduce that model), so such a checkpoint
 #: keeps loading under a config that asks for the model it is, and fails under one that asks for the new default
-LEGACY = {"anchors": {"enabled": False}, "ensemble": {"members": 1}, "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None},
+LEGACY = {"anchors": {"enabled": False}, "ensemble": {"members": 1},
+          "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None},
           "training": {"field_tilt_dex": 0.0, "age_recalibration_dex": 0.0, "age_recalibration_bins": "uniform"}}
 
 #: revision of the per-star map's inputs to the network (anchors, affine head): 2 = the slot's offset
@@ -150,8 +154,6 @@ def load_checkpoint(path, expected_config: Mapping | None = None, member: int = 
     payload = every[member]
     model_config = json.loads(payload["model_config"])
     if expected_config is not None:
-        from ysocensus.model.config import member_config
-
         expected = member_config(expected_config, member) if member else expected_config
         fp = model_fingerprint(expected)
         # compared key by key, by value: 7 and 7.0 minutes are the same config (the hash alone would differ)
@@ -196,8 +198,6 @@ def save_ensemble(path, member_paths) -> None:
         if k and pl["normalisation"] != payloads[0]["normalisation"]:
             raise CheckpointError(f"{p}: trained on another training set than {member_paths[0]} (normalisation "
                                   "differs)")
-        from ysocensus.model.config import member_config
-
         diffs = _diff(_model_part(json.loads(pl["model_config"])), _model_part(member_config(base, k)))
         if diffs:
             raise CheckpointError(f"{p}: not member {k} of {member_paths[0]}'s ensemble; differing keys: "

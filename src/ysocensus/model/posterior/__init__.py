@@ -26,6 +26,6 @@ from ysocensus.model.posterior.flow_posterior import FlowPosterior, flat_to_fram
 from ysocensus.model.posterior.importance import ImportanceSamplingPosterior, resample, top_up_factor
 from ysocensus.model.posterior.proposal import NetworkPosterior
 
-__all__ = ["AgeRecalibration", "Correction", "EnsemblePosterior", "FieldUntilt", "FlowPosterior", "ImportanceSamplingPosterior",
-           "NetworkPosterior", "PopulationRatio", "flat_to_frame", "frame_to_flat", "resample", "standard_chain",
-           "top_up_factor", "x_columns"]
+__all__ = ["AgeRecalibration", "Correction", "EnsemblePosterior", "FieldUntilt", "FlowPosterior",
+           "ImportanceSamplingPosterior", "NetworkPosterior", "PopulationRatio", "flat_to_frame", "frame_to_flat",
+           "resample", "standard_chain", "top_up_factor", "x_columns"]

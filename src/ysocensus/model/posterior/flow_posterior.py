@@ -104,7 +104,8 @@ class SbiInterface:
         """[n, B, 5] samples for B observation vectors (sbi's convention)."""
         n = int(np.prod(sample_shape)) if not isinstance(sample_shape, int) else sample_shape
         s, _ = self.sample_tokens(tokenize(flat_to_frame(self._x(x)), self.stats), n, generator)
-        return torch.as_tensor(s).transpose(0, 1).reshape(*torch.Size(sample_shape if not isinstance(sample_shape, int) else (sample_shape,)), -1, N_THETA)
+        shape = torch.Size(sample_shape if not isinstance(sample_shape, int) else (sample_shape,))
+        return torch.as_tensor(s).transpose(0, 1).reshape(*shape, -1, N_THETA)
 
     def sample(self, sample_shape, x=None, generator=None, **_) -> torch.Tensor:
         """[n, 5] samples for one observation vector."""
