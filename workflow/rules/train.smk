@@ -43,88 +43,59 @@ rule training_set:
         "../../scripts/training_set.py"
 
 
-# a deep ensemble (train.ensemble.members > 1; config/ensemble.yaml) trains each member as its own job
-# (rule train_member, results/model/members/{member}/) and `ensemble` writes their one checkpoint; a single
-# network (the default) is trained by rule train straight into results/model/
+# a single network (the default) is trained by rule train straight into results/model/; a deep ensemble
+# (train.ensemble.members > 1; config/ensemble.yaml) trains each member as its own job of the same rule, then
+# named train_member, into results/model/members/{member}/, and `ensemble` writes their one checkpoint
 N_MEMBERS = int(TRAIN["ensemble"]["members"])
-TRAIN_RESOURCES = dict(
-    mem_mb=8000,
-    # a wall-clock budget bounds it; a step budget alone (the laptop preset) runs ~10-15 min on 2 cores
-    runtime=(
-        int(TRAIN["optim"]["max_minutes"]) + 30 if TRAIN["optim"]["max_minutes"] else 90
-    ),
-)
+MEMBER_DIR = results("model") if N_MEMBERS == 1 else results("model/members/{member}")
+MEMBER_JOB = "train" if N_MEMBERS == 1 else "train_member_{member}"
 
 
-if N_MEMBERS == 1:
+rule train:
+    """Flow-matching Transformer with Lightning (one network of an ensemble: seed + member x MEMBER_SEED_STRIDE);
+    resumes from the logs/checkpoints/last.ckpt beside its model."""
+    name:
+        "train" if N_MEMBERS == 1 else "train_member"
+    input:
+        training=TRAINING_SET,
+        bc=results("models/bc_grid.npz"),
+        isochrones=results("models/isochrones.npz"),
+    output:
+        model=os.path.join(MEMBER_DIR, "model.ckpt"),
+        config=os.path.join(MEMBER_DIR, "config.json"),
+        normalisation=os.path.join(MEMBER_DIR, "normalisation.json"),
+        summary=os.path.join(MEMBER_DIR, "training_summary.json"),
+    log:
+        logs(f"train/{MEMBER_JOB}.log"),
+    benchmark:
+        logs(f"benchmarks/{MEMBER_JOB}.tsv")
+    wildcard_constraints:
+        member=r"\d+",
+    conda:
+        "../../envs/ysocensus.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        # a wall-clock budget bounds it; a step budget alone (the laptop preset) runs ~10-15 min on 2 cores
+        runtime=(
+            int(TRAIN["optim"]["max_minutes"]) + 30
+            if TRAIN["optim"]["max_minutes"]
+            else 90
+        ),
+    params:
+        seed=config["seed"],
+        member=lambda wildcards: int(wildcards.get("member", 0)),
+        train=TRAIN,
+        population=config["population"],
+        training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
+        logs_dir=lambda wildcards, output: os.path.join(
+            os.path.dirname(output.model), "logs"
+        ),
+    script:
+        "../../scripts/train.py"
 
-    rule train:
-        """Flow-matching Transformer with Lightning; resumes from results/model/logs/checkpoints/last.ckpt."""
-        input:
-            training=TRAINING_SET,
-            bc=results("models/bc_grid.npz"),
-            isochrones=results("models/isochrones.npz"),
-        output:
-            model=results("model/model.ckpt"),
-            config=results("model/config.json"),
-            normalisation=results("model/normalisation.json"),
-            summary=results("model/training_summary.json"),
-        log:
-            logs("train/train.log"),
-        benchmark:
-            logs("benchmarks/train.tsv")
-        conda:
-            "../../envs/ysocensus.yaml"
-        threads: 2
-        resources:
-            **TRAIN_RESOURCES,
-        params:
-            seed=config["seed"],
-            member=0,
-            train=TRAIN,
-            population=config["population"],
-            training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
-            logs_dir=lambda wildcards, output: os.path.join(
-                os.path.dirname(output.model), "logs"
-            ),
-        script:
-            "../../scripts/train.py"
 
-else:
-
-    rule train_member:
-        """One network of the ensemble (seed + member x MEMBER_SEED_STRIDE); resumes from its logs/checkpoints."""
-        input:
-            training=TRAINING_SET,
-            bc=results("models/bc_grid.npz"),
-            isochrones=results("models/isochrones.npz"),
-        output:
-            model=results("model/members/{member}/model.ckpt"),
-            config=results("model/members/{member}/config.json"),
-            normalisation=results("model/members/{member}/normalisation.json"),
-            summary=results("model/members/{member}/training_summary.json"),
-        log:
-            logs("train/train_member_{member}.log"),
-        benchmark:
-            logs("benchmarks/train_member_{member}.tsv")
-        wildcard_constraints:
-            member=r"\d+",
-        conda:
-            "../../envs/ysocensus.yaml"
-        threads: 2
-        resources:
-            **TRAIN_RESOURCES,
-        params:
-            seed=config["seed"],
-            member=lambda wildcards: int(wildcards.member),
-            train=TRAIN,
-            population=config["population"],
-            training_dir=lambda wildcards, input: os.path.dirname(input.training[0]),
-            logs_dir=lambda wildcards, output: os.path.join(
-                os.path.dirname(output.model), "logs"
-            ),
-        script:
-            "../../scripts/train.py"
+if N_MEMBERS > 1:
 
     rule ensemble:
         """The ensemble's checkpoint: every member's network, prior ratio and age recalibration in one file."""
