@@ -147,8 +147,11 @@ def load_checkpoint(path, expected_config: Mapping | None = None, member: int = 
     in ``extra["posterior_chain"]``, the measurement anchors (or None, when the model was trained without them) in
     ``extra["anchors"]``; ``extra["ensemble_members"]`` says how many networks the checkpoint holds."""
     path = Path(path)
-    whole = _read(path)
-    every = members(whole)
+    return _load_member(path, members(_read(path)), expected_config, member)
+
+
+def _load_member(path: Path, every: list[dict], expected_config: Mapping | None, member: int):
+    """``load_checkpoint`` of network ``member`` from the payloads of a checkpoint already read (``members``)."""
     if not 0 <= member < len(every):
         raise CheckpointError(f"{path}: holds {len(every)} network(s), no member {member}")
     payload = every[member]
@@ -256,12 +259,13 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
     define the model: they come from ``expected_config`` when given (so the workflow's config decides how
     ``validate`` and ``infer`` sample), else from the config the model was trained under. Neither is the young
     threshold of ``summarise`` (``young_threshold_myr``, default ``io.YOUNG_THRESHOLD_MYR``): a reporting choice."""
+    from ysocensus.model.config import DEFAULTS
     from ysocensus.model.posterior import FlowPosterior
 
-    from ysocensus.model.config import DEFAULTS
+    every = members(_read(path))  # the file is read once, whatever the number of networks it holds
 
     def posterior(member: int):
-        net, stats, model_config, extra = load_checkpoint(path, expected_config, member)
+        net, stats, model_config, extra = _load_member(Path(path), every, expected_config, member)
         if device is not None:
             net = net.to(device)
         # sampling keys added after a model was trained take today's defaults
