@@ -96,7 +96,7 @@ _CHILD = """
 import sys
 from ysocensus.inference import InferOptions, infer_catalog
 from ysocensus.inference.model_adapter import load_sampler
-sampler = load_sampler(sys.argv[1], threads=int(sys.argv[4]))
+sampler = load_sampler(sys.argv[1], threads=int(sys.argv[4]), ensemble=None if sys.argv[6] == "-" else sys.argv[6])
 print("started", flush=True)
 infer_catalog(sys.argv[2], sys.argv[3], sampler, InferOptions(n_samples=64, batch_size=int(sys.argv[5])))
 """
@@ -111,12 +111,13 @@ def _vm(pid: int, key: str) -> float:
 
 
 def memory_of_tile(model: Path, catalog: pa.Table, workdir: Path, n: int, seconds: float, threads: int,
-                   batch_size: int) -> dict:
+                   batch_size: int, ensemble: str | None = None) -> dict:
     tile = workdir / "tile_1m.parquet"
     io.write_table(_tile(catalog, n), tile, io.CATALOG)
     out = workdir / "tile_1m_post.parquet"
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(model), str(tile), str(out), str(threads),
-                             str(batch_size)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             str(batch_size), ensemble or "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True,
                             cwd=REPO)
     proc.stdout.readline()
     t0 = time.perf_counter()
@@ -148,6 +149,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--rows-per-batch", type=int, default=None, help="model's rows per network call (default: its own)")
     ap.add_argument("--model", default="results/model/model.ckpt")
+    ap.add_argument("--ensemble", choices=("mixture", "consensus"), default=None,
+                    help="for an ensemble's checkpoint: its mixture or its consensus (default: the model's own)")
     ap.add_argument("--catalog", nargs="*", default=None, help="catalog Parquet files (default results/catalog)")
     ap.add_argument("--memory-rows", type=int, default=1_000_000)
     ap.add_argument("--memory-seconds", type=float, default=150.0)
@@ -171,7 +174,8 @@ def main(argv=None) -> dict:
         sub = full.slice(0, min(args.stars, full.num_rows))
         cat = work / "catalog.parquet"
         io.write_table(sub, cat, io.CATALOG)
-        sampler = TimedSampler(load_sampler(model, threads=args.threads, rows_per_batch=args.rows_per_batch))
+        sampler = TimedSampler(load_sampler(model, threads=args.threads, rows_per_batch=args.rows_per_batch,
+                                            ensemble=args.ensemble))
         t0 = time.perf_counter()
         report = infer_catalog(cat, work / "post.parquet", sampler, InferOptions(n_samples=64, batch_size=args.batch_size))
         wall = time.perf_counter() - t0
@@ -179,7 +183,7 @@ def main(argv=None) -> dict:
         rate = sub.num_rows / wall
         driver_s = wall - sampler.seconds
         memory = memory_of_tile(model, full, work, args.memory_rows, args.memory_seconds, args.threads,
-                                args.memory_batch_size)
+                                args.memory_batch_size, args.ensemble)
         memory["rows_processed_estimate"] = int(min(args.memory_rows, rate * memory["seconds_observed"]))
         memory["full_tile_hours_at_measured_rate"] = round(args.memory_rows / rate / 3600, 2)
     per_core = rate / args.threads

@@ -89,7 +89,7 @@ def _load_model(args: argparse.Namespace, load_sampler):
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return load_sampler(args.model, device=args.device, threads=args.threads, n_steps=args.n_steps,
                                 method=args.method, rows_per_batch=args.rows_per_batch, prior=args.prior,
-                                field=args.field, field_precision=args.field_precision)
+                                field=args.field, field_precision=args.field_precision, ensemble=args.ensemble)
     except CheckpointError as exc:
         raise ModelFileError(one_line(exc)) from None
 
@@ -216,6 +216,9 @@ of a killed run are removed by the next one.""")
                    help="precision of the posterior field's MLP: auto (the model's default) = bfloat16 where the CPU "
                         "has bf16 matrix units (AMX, avx512_bf16) or on a GPU, else float32; float32 gives the same "
                         "samples on every machine")
+    p.add_argument("--ensemble", choices=("mixture", "consensus"), default=None,
+                   help="for a model of several networks (train.ensemble): the mixture of their posteriors (costs one "
+                        "network) or their consensus flow (costs all of them); default: the model's own setting")
     p.add_argument("--n-steps", type=int, default=None, help="ODE steps (default: the model's own setting)")
     p.add_argument("--method", default=None, help="ODE solver: euler, heun, midpoint (default: the model's)")
     p.add_argument("--rows-per-batch", type=int, default=None,

@@ -85,3 +85,75 @@ def test_data_end_dense_grid_keeps_a_sharp_posterior_width():
     assert ratio[1.0] < 0.6  # uniform steps: over-confident
     assert abs(ratio[2.0] - 1) < 0.5 * abs(ratio[1.0] - 1)
     assert abs(float(integrate(f, x0, 64, "midpoint", power=2.0).std()) / s - 1) < 0.02
+
+
+def _gaussian_field(mu, sigma, c, s):
+    """The exact straight-path velocity in y = (θ − c) / s from N(0, 1) to θ ~ N(mu, sigma²) per dimension
+    (tensors [L]): y_t = (1 − t) z + t y_1 has mean t m and variance (1 − t)² + t² v, m = (mu − c) / s,
+    v = (sigma / s)², and v(y, t) = m + (t v − (1 − t)) / ((1 − t)² + t² v) · (y − t m)."""
+    m, v = (mu - c) / s, (sigma / s) ** 2
+
+    def f(y, t):
+        return m + (t * v - (1.0 - t)) / ((1.0 - t) ** 2 + t ** 2 * v) * (y - t * m)
+
+    return f
+
+
+def _anchored(c, s, B=1):
+    lat_idx = torch.arange(c.numel())[None].expand(B, -1)
+    return sampler.Conditioning(torch.zeros(B, 1), torch.zeros(B, 1), torch.zeros(B, 4), torch.zeros(B, 1),
+                                lat_idx, torch.ones_like(lat_idx, dtype=torch.bool),
+                                anchor_c=c[None].expand(B, -1).clone(), anchor_s=s[None].expand(B, -1).clone())
+
+
+def _consensus_samples(fields, conds, n=4000, seed=0):
+    common = sampler.consensus_map(conds)
+    z = torch.randn(1, n, common[0].shape[1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    y = sampler.integrate(sampler.consensus_fn(fields, conds, common), z, 1, "rk45")
+    return (common[0][:, None] + common[1][:, None] * y)[0], z[0]
+
+
+def test_consensus_of_exact_fields_with_other_centres_is_the_exact_flow():
+    # three networks that learnt the same posterior exactly, each in its own per-star centre (same scale): their
+    # θ-space paths (1 − t) s z + t θ_1 coincide, so the mean field is the exact one and carries each noise draw
+    # to the optimal-transport image mu + sigma z
+    mu, sigma = torch.tensor([0.3, -1.0], dtype=torch.float64), torch.tensor([0.05, 0.4], dtype=torch.float64)
+    s = torch.tensor([0.06, 0.5], dtype=torch.float64)
+    cs = [mu + d * sigma for d in (-0.5, 0.0, 0.7)]
+    theta, z = _consensus_samples([_gaussian_field(mu, sigma, c, s) for c in cs], [_anchored(c, s) for c in cs])
+    torch.testing.assert_close(theta, mu + sigma * z, rtol=0, atol=1e-4 * float(sigma.max()))
+
+
+def test_consensus_averages_the_networks_errors_and_tolerates_other_scales():
+    # two networks whose posteriors are off by ∓0.3σ in the mean, on maps whose scales differ by ±15 %: their
+    # consensus is centred on the truth and as wide as it (each network alone is as wide, but off-centre), where
+    # their mixture would be 4 % wider
+    mu, sigma = torch.tensor([0.0], dtype=torch.float64), torch.tensor([0.1], dtype=torch.float64)
+    fields, conds = [], []
+    for bias, scale in ((-0.3, 0.85), (0.3, 1.15)):
+        c, s = mu + 0.2 * sigma, sigma * scale
+        fields.append(_gaussian_field(mu + bias * sigma, sigma, c, s))
+        conds.append(_anchored(c, s))
+    theta, _ = _consensus_samples(fields, conds, n=20000)
+    assert abs(float(theta.mean() - mu)) < 0.02 * float(sigma)
+    assert abs(float(theta.std()) / float(sigma) - 1.0) < 0.02
+
+
+def test_consensus_of_one_network_is_the_network():
+    cfg = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
+    torch.manual_seed(0)
+    net = FlowTransformer(cfg).eval()
+    b = random_batch(6, seed=3)
+    state = posterior_states(b["measured"])
+    lat_idx, lat_ok = latent_slots(state, 5)
+
+    def cond():
+        return sampler.Conditioning(b["values"], b["logsig"], b["sky"], state, lat_idx, lat_ok)
+
+    noise = torch.randn(6, 8, lat_idx.shape[1], generator=torch.Generator().manual_seed(1))
+    one = sampler.sample(net, cond(), 8, 3, "midpoint", noise=noise)
+    torch.testing.assert_close(sampler.sample_consensus([net], [cond()], 8, 3, "midpoint", noise=noise), one,
+                               rtol=0, atol=0)
+    # two copies of it: the same field twice, the same flow (up to the rounding of the common map)
+    torch.testing.assert_close(sampler.sample_consensus([net, net], [cond(), cond()], 8, 3, "midpoint", noise=noise),
+                               one, rtol=1e-5, atol=1e-5)

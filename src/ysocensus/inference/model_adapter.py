@@ -85,7 +85,7 @@ def load_sampler(path: str | Path, device: str = "auto", threads: int | None = N
                  n_steps: int | None = None, method: str | None = None,
                  rows_per_batch: int | None = None, expected_config: Mapping | None = None,
                  prior: str | None = None, field: str | None = None,
-                 field_precision: str | None = None) -> ModelSampler:
+                 field_precision: str | None = None, ensemble: str | None = None) -> ModelSampler:
     """Load a trained model checkpoint as a sampler (``threads``: torch CPU threads; None = torch's default).
 
     ``rows_per_batch`` (stars × samples per network call; None = the model's own setting) trades memory for
@@ -94,7 +94,8 @@ def load_sampler(path: str | Path, device: str = "auto", threads: int | None = N
     (None = the model's own setting, ``train.sampling.prior``); ``field``: ``posterior_field`` or ``transformer``
     (None = the model's own setting, ``train.sampling.field``); ``field_precision``: ``auto``, ``float32`` or
     ``bfloat16`` for the posterior field's trunk (None = the model's own, ``train.sampling.field_precision``;
-    ``float32`` gives the same samples on machines with and without bf16 matrix units).
+    ``float32`` gives the same samples on machines with and without bf16 matrix units); ``ensemble``: ``mixture`` or
+    ``consensus`` for a checkpoint of several networks (None = the model's own, ``train.sampling.ensemble``).
     """
     import torch
 
@@ -108,7 +109,7 @@ def load_sampler(path: str | Path, device: str = "auto", threads: int | None = N
 
     estimator = checkpoint.load(path, device=dev, n_steps=n_steps, method=method,
                                 expected_config=expected_config, prior=prior, field=field,
-                                field_precision=field_precision)
+                                field_precision=field_precision, ensemble=ensemble)
     if rows_per_batch:
         estimator.rows_per_batch = int(rows_per_batch)
     log.info("loaded %s on %s (%d threads)", path, dev, torch.get_num_threads())

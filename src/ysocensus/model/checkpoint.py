@@ -54,6 +54,10 @@ LEGACY = {"anchors": {"enabled": False}, "ensemble": {"members": 1},
 #: revision has weights for other inputs and is refused (plain networks are unaffected)
 MAP_REVISION = 2
 
+#: how an ensemble's networks make one posterior (``train.sampling.ensemble``): their mixture
+#: (``posterior.ensemble``) or their consensus flow (``posterior.consensus``)
+ENSEMBLE_POSTERIORS = ("mixture", "consensus")
+
 #: the payload key of an ensemble's members after the first (``save_ensemble``; absent for a single network)
 ENSEMBLE_KEY = "ensemble_members"
 
@@ -253,7 +257,7 @@ def sampling_field(net, samp: Mapping, asked: str | None = None) -> str:
 
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
          method: str | None = None, prior: str | None = None, field: str | None = None,
-         young_threshold_myr: float | None = None, field_precision: str | None = None):
+         young_threshold_myr: float | None = None, field_precision: str | None = None, ensemble: str | None = None):
     """Load a checkpoint as a ready ``posterior.FlowPosterior`` (an ``posterior.ensemble.EnsemblePosterior`` of them
     for an ensemble's checkpoint). Sampling settings (solver, steps, prior) do not
     define the model: they come from ``expected_config`` when given (so the workflow's config decides how
@@ -283,8 +287,14 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
 
     post, model_config, k = posterior(0)
     if k > 1:
+        from ysocensus.model.posterior.consensus import ConsensusPosterior
         from ysocensus.model.posterior.ensemble import EnsemblePosterior
 
-        post = EnsemblePosterior([post] + [posterior(m)[0] for m in range(1, k)])
+        combine = ensemble or {**DEFAULTS["sampling"], **model_config.get("sampling", {}),
+                               **dict((expected_config or {}).get("sampling") or {})}["ensemble"]
+        if combine not in ENSEMBLE_POSTERIORS:
+            raise ValueError(f"ensemble posterior must be one of {ENSEMBLE_POSTERIORS}, not {combine!r}")
+        every_member = [post] + [posterior(m)[0] for m in range(1, k)]
+        post = (EnsemblePosterior if combine == "mixture" else ConsensusPosterior)(every_member)
     post.fingerprint = model_fingerprint(model_config)
     return post

@@ -177,17 +177,81 @@ def sample(net: FlowTransformer, cond: Conditioning, n_samples: int, n_steps: in
     """Data-end samples [B, S, L] of the latent tokens (standardised model space); padded slots are 0.
     ``time_power``: step spacing of the fixed-step solvers (``time_grid``); ``field``: integrate the posterior
     field (``velocity_fn``), its trunk in ``precision`` (``posterior_field.PRECISIONS``)."""
+    prepare(net, cond)
+    f = velocity_fn(net, cond, full_sequence, field, precision)
+    return _transport(f, cond, (cond.anchor_c, cond.anchor_s), n_samples, n_steps, method, generator, noise,
+                      time_power)
+
+
+def _transport(f, cond: Conditioning, anchor, n_samples, n_steps, method, generator, noise, time_power):
+    """Noise [B, S, L] (drawn, or given) integrated through the field f of the coordinates y = (θ − c) / s of
+    ``anchor`` (c, s) = (None, None) for θ itself, and mapped back to θ."""
     B, L = cond.lat_idx.shape
     if noise is None:  # drawn on the CPU so that a seed gives the same samples on every device
         noise = torch.randn(B, n_samples, L, generator=generator, dtype=cond.values.dtype)
     noise = noise.to(cond.values.device)
     x = noise * cond.lat_ok[:, None].to(noise.dtype)
-    prepare(net, cond)
-    f = velocity_fn(net, cond, full_sequence, field, precision)
     x = integrate(f, x, n_steps, method, power=time_power)
-    if cond.anchor_c is not None:
-        x = from_anchored(x, cond.anchor_c, cond.anchor_s)
+    if anchor[0] is not None:
+        x = from_anchored(x, *anchor)
     return x * cond.lat_ok[:, None].to(x.dtype)
+
+
+def consensus_map(conds) -> tuple[torch.Tensor, torch.Tensor]:
+    """The common coordinates of several networks' flows for the same stars: c̄ the mean of their per-star
+    centres, s̄ the geometric mean of their scales ([B, L] each; a network without a map counts as c 0, s 1)."""
+    cs = [torch.zeros_like(conds[0].lat_ok, dtype=conds[0].values.dtype) if c.anchor_c is None else c.anchor_c
+          for c in conds]
+    ss = [torch.ones_like(cs[0]) if c.anchor_s is None else c.anchor_s for c in conds]
+    return torch.stack(cs).mean(0), torch.exp(torch.stack([torch.log(s) for s in ss]).mean(0))
+
+
+def consensus_fn(fields, conds, common):
+    """The mean velocity of several networks' flows, in common coordinates ȳ = (θ − t c̄) / s̄ (``consensus_map``).
+
+    Network k runs its flow in y_k from N(0, 1) to its posterior, θ = c_k + s_k y_k. Read through the map
+    θ = t c_k + g_k(t) y_k, g_k(t) = (1 − t) s̄ + t s_k (its own map at t = 1, s̄ y_k at t = 0), every network's flow
+    starts from the same noise N(0, s̄²) in θ, with velocity u_k = c_k + (s_k − s̄) y_k + g_k(t) v_k(y_k, t). The
+    consensus integrates the mean of the u_k: the networks are K estimates of one velocity field, and their mean
+    averages their independent errors (as ensembles of score models do), where the mixture of their posteriors
+    adds their disagreement to each one's width. Networks whose scales agree share the θ-space path
+    (1 − t) s̄ z + t θ_1 of flow matching, so the mean of exact fields is exact; scales that differ by δ move the
+    paths apart by ~t(1 − t) δ of the posterior's width."""
+    c_bar, s_bar = common[0][:, None], common[1][:, None]  # [B, 1, L]
+    maps = []
+    for c in conds:
+        ck = torch.zeros_like(c_bar) if c.anchor_c is None else c.anchor_c[:, None]
+        sk = torch.ones_like(s_bar) if c.anchor_s is None else c.anchor_s[:, None]
+        maps.append((ck, sk))
+
+    def f(y, t):
+        theta = t * c_bar + s_bar * y
+        u = torch.zeros_like(y)
+        for fk, (ck, sk) in zip(fields, maps):
+            g = (1.0 - t) * s_bar + t * sk
+            yk = (theta - t * ck) / g
+            u = u + ck + (sk - s_bar) * yk + g * fk(yk, t)
+        return (u / len(fields) - c_bar) / s_bar
+
+    return f
+
+
+@torch.no_grad()
+def sample_consensus(nets, conds, n_samples: int, n_steps: int = 4, method: str = "midpoint",
+                     generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
+                     full_sequence: bool = False, time_power: float = 1.0, field: bool = False,
+                     precision: str = "float32") -> torch.Tensor:
+    """``sample`` with the consensus field of several networks (``consensus_fn``), one ``Conditioning`` of the same
+    stars per network; with one network, exactly ``sample``."""
+    if len(nets) == 1:
+        return sample(nets[0], conds[0], n_samples, n_steps, method, generator, noise, full_sequence, time_power,
+                      field, precision)
+    for net, cond in zip(nets, conds):
+        prepare(net, cond)
+    common = consensus_map(conds)
+    fields = [velocity_fn(n, c, full_sequence, field, precision) for n, c in zip(nets, conds)]
+    return _transport(consensus_fn(fields, conds, common), conds[0], common, n_samples, n_steps, method, generator,
+                      noise, time_power)
 
 
 def _divergence(f, x, t, ok):
@@ -210,13 +274,29 @@ def log_prob(net: FlowTransformer, cond: Conditioning, x1: torch.Tensor, n_steps
     Integrates from t = 1 back to t = 0 with the exact divergence; ``method`` euler, midpoint or rk45.
     Anchored slots are integrated in y = (x1 − c) / s, and log q(x1) = log q(y) − Σ log s.
     """
-    ok = cond.lat_ok[:, None].expand(x1.shape).to(x1.dtype)
     prepare(net, cond)
+    return _log_density(velocity_fn(net, cond, field=field), cond, (cond.anchor_c, cond.anchor_s), x1, n_steps,
+                        method)
+
+
+def log_prob_consensus(nets, conds, x1: torch.Tensor, n_steps: int = 32, method: str = "midpoint",
+                       field: bool = False) -> torch.Tensor:
+    """``log_prob`` of the consensus flow of several networks (``consensus_fn``); with one network, ``log_prob``."""
+    if len(nets) == 1:
+        return log_prob(nets[0], conds[0], x1, n_steps, method, field)
+    for net, cond in zip(nets, conds):
+        prepare(net, cond)
+    common = consensus_map(conds)
+    fields = [velocity_fn(n, c, field=field) for n, c in zip(nets, conds)]
+    return _log_density(consensus_fn(fields, conds, common), conds[0], common, x1, n_steps, method)
+
+
+def _log_density(f, cond: Conditioning, anchor, x1, n_steps, method):
+    ok = cond.lat_ok[:, None].expand(x1.shape).to(x1.dtype)
     log_jac = 0.0
-    if cond.anchor_c is not None:
-        x1 = to_anchored(x1, cond.anchor_c, cond.anchor_s)
-        log_jac = -(torch.log(cond.anchor_s)[:, None] * ok).sum(-1)
-    f = velocity_fn(net, cond, field=field)
+    if anchor[0] is not None:
+        x1 = to_anchored(x1, *anchor)
+        log_jac = -(torch.log(anchor[1])[:, None] * ok).sum(-1)
     B, S, L = x1.shape
 
     def aug(z, t):

@@ -1,4 +1,5 @@
-"""A deep ensemble (``train.ensemble``): the checkpoint of its members, and their equal-weight mixture posterior."""
+"""A deep ensemble (``train.ensemble``): the checkpoint of its members, their equal-weight mixture posterior and their
+consensus flow."""
 import numpy as np
 import pytest
 import torch
@@ -6,7 +7,8 @@ import torch
 from ysocensus.model.checkpoint import CheckpointError, load, load_checkpoint, save_checkpoint, save_ensemble
 from ysocensus.model.config import MEMBER_SEED_STRIDE, member_config, resolve
 from ysocensus.model.network import FlowTransformer, NetworkConfig
-from ysocensus.model.posterior import EnsemblePosterior, FlowPosterior, flat_to_frame
+from ysocensus.model.posterior import ConsensusPosterior, EnsemblePosterior, FlowPosterior, flat_to_frame
+from ysocensus.model.posterior.corrections import mean_chain
 from ysocensus.model.posterior.ensemble import mixture_ess, normalised_log_weights, shares
 from ysocensus.model.prior_ratio import PriorRatio
 from ysocensus.model.streams import StarStreams
@@ -151,3 +153,56 @@ def test_settings_reach_every_member_and_the_prior_switches_for_all(ensemble):
     lp = post.log_prob(th, _x(1)[0], n_steps=4)
     each = torch.stack([m.log_prob(th, _x(1)[0], n_steps=4) for m in post.members])
     torch.testing.assert_close(lp, torch.logsumexp(each, 0) - np.log(3))
+
+
+def test_the_consensus_is_one_flow_of_the_mean_field_through_the_mean_corrections(ensemble):
+    d, cfg, paths = ensemble
+    post = load(d / "model.ckpt", expected_config=cfg, ensemble="consensus")
+    assert isinstance(post, ConsensusPosterior) and len(post.members) == 3
+    assert post.describe()["ensemble"] == "consensus"
+    # the config key chooses it too (sampling settings are not the model's fingerprint)
+    cfg_c = {**cfg, "sampling": {**cfg["sampling"], "ensemble": "consensus"}}
+    assert isinstance(load(d / "model.ckpt", expected_config=cfg_c), ConsensusPosterior)
+    with pytest.raises(ValueError, match="mixture"):
+        load(d / "model.ckpt", expected_config=cfg, ensemble="median")
+    x = _x()
+    ids = np.arange(100, 105)
+    arrays = tokenize(flat_to_frame(x), post.stats)
+    s, status = post.sample_tokens(arrays, 16, StarStreams.for_stars(7, ids))
+    assert s.shape == (5, 16, 5) and (status == "ok").all() and np.isfinite(s).all()
+    # each correction is the members' mean log weight
+    z = torch.zeros(2, 3, 5)
+    sky = torch.zeros(2, 4)
+    for c, *each in zip(post.chain, *(m.chain for m in post.members)):
+        torch.testing.assert_close(c.log_weight(z, sky), sum(e.log_weight(z, sky) for e in each) / 3)
+    # the samples are neither member 0's nor a mixture's blocks: every sample moved with the mean field
+    s0, _ = load(paths[0]).sample_tokens(arrays, 16, StarStreams.for_stars(7, ids))
+    assert not np.allclose(s, s0)
+    # a star's samples do not depend on the batch it is drawn in
+    s_one, _ = post.sample_tokens(tokenize(flat_to_frame(x[[3]]), post.stats), 16, StarStreams.for_stars(7, ids[[3]]))
+    np.testing.assert_array_equal(s_one[0], s[3])
+    # settings set on the consensus are the ones it samples with; its density is the consensus flow's
+    post.n_steps = 3
+    assert post.proposal.n_steps == 3
+    th = post.sample((4,), x[0])
+    assert torch.isfinite(post.log_prob(th, x[0], n_steps=4)).all()
+
+
+def test_a_consensus_of_one_network_is_that_network(ensemble):
+    d, cfg, paths = ensemble
+    alone = load(paths[0])
+    one = ConsensusPosterior([load(paths[0])])
+    arrays = tokenize(flat_to_frame(_x()), alone.stats)
+    ids = np.arange(5)
+    a, _ = alone.sample_tokens(arrays, 16, StarStreams.for_stars(3, ids))
+    b, _ = one.sample_tokens(arrays, 16, StarStreams.for_stars(3, ids))
+    np.testing.assert_array_equal(a, b)
+    th = alone.sample((4,), _x(1)[0])
+    torch.testing.assert_close(one.log_prob(th, _x(1)[0], n_steps=4), alone.log_prob(th, _x(1)[0], n_steps=4))
+
+
+def test_chains_that_differ_are_not_averaged(ensemble):
+    d, cfg, paths = ensemble
+    post = load(paths[0])
+    with pytest.raises(ValueError, match="chains differ"):
+        mean_chain([post.chain, post.chain[1:]])

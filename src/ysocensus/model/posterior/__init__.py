@@ -14,18 +14,21 @@
    (``model.checkpoint.load``), with the sbi-like API; ``inference.summaries.summarise`` turns its samples and
    weights into the catalog's columns.
 5. **A deep ensemble** (``ensemble.EnsemblePosterior``): the equal-weight mixture of the census posteriors (4) of
-   several independently trained networks, each drawing its share of a star's samples.
+   several independently trained networks, each drawing its share of a star's samples; or their consensus
+   (``consensus.ConsensusPosterior``): one flow whose velocity is the networks' mean field (``proposal.
+   ConsensusProposal``), through the mean of their corrections (``corrections.mean_chain``).
 
 ``prior="simulation"`` stops after the field untilt; ``prior="population"`` applies the whole chain.
 """
 
 from ysocensus.model.posterior.corrections import (AgeRecalibration, Correction, FieldUntilt, PopulationRatio,
                                                    standard_chain)
+from ysocensus.model.posterior.consensus import ConsensusPosterior
 from ysocensus.model.posterior.ensemble import EnsemblePosterior
 from ysocensus.model.posterior.flow_posterior import FlowPosterior, flat_to_frame, frame_to_flat, x_columns
 from ysocensus.model.posterior.importance import ImportanceSamplingPosterior, resample, top_up_factor
-from ysocensus.model.posterior.proposal import NetworkPosterior
+from ysocensus.model.posterior.proposal import ConsensusProposal, NetworkPosterior
 
-__all__ = ["AgeRecalibration", "Correction", "EnsemblePosterior", "FieldUntilt", "FlowPosterior",
-           "ImportanceSamplingPosterior", "NetworkPosterior", "PopulationRatio", "flat_to_frame", "frame_to_flat",
-           "resample", "standard_chain", "top_up_factor", "x_columns"]
+__all__ = ["AgeRecalibration", "ConsensusPosterior", "ConsensusProposal", "Correction", "EnsemblePosterior",
+           "FieldUntilt", "FlowPosterior", "ImportanceSamplingPosterior", "NetworkPosterior", "PopulationRatio",
+           "flat_to_frame", "frame_to_flat", "resample", "standard_chain", "top_up_factor", "x_columns"]

@@ -102,6 +102,39 @@ class AgeRecalibration:
         return {"name": self.name, **self.correction.to_dict(), "age_scale": list(self.age_scale)}
 
 
+class MeanCorrection:
+    """One correction as several networks trained on the same training set estimate it: the mean of their log
+    weights (the geometric mean of their weights). For the corrections that estimate a property of the
+    simulation (the field untilt, the population ratio: each network's classifier fits the same function) it is
+    the ensemble's estimate of that function; for a network's own age recalibration it is the first-order
+    correction of a flow whose velocity is the networks' mean (``sampler.consensus_fn``), whose error is the mean
+    of theirs."""
+
+    def __init__(self, corrections: Sequence):
+        corrections = tuple(corrections)
+        names = {c.name for c in corrections}
+        if len(names) != 1:
+            raise ValueError(f"a mean correction averages one correction of several networks, not {sorted(names)}")
+        first = corrections[0]
+        self.corrections = corrections
+        self.name, self.prior, self.network_only = first.name, first.prior, first.network_only
+
+    def log_weight(self, z, sky, memo=None):
+        return sum(c.log_weight(z, sky, memo) for c in self.corrections) / len(self.corrections)
+
+    def config(self) -> dict:
+        return {"name": self.name, "mean_of": [c.config() for c in self.corrections]}
+
+
+def mean_chain(chains: Sequence[Sequence]) -> tuple:
+    """The chain of a consensus of networks: correction by correction, the mean of theirs (``MeanCorrection``).
+    Their chains must list the same corrections in the same order."""
+    names = [tuple(c.name for c in ch) for ch in chains]
+    if any(n != names[0] for n in names):
+        raise ValueError(f"the networks' posterior chains differ ({names}): they cannot be averaged")
+    return tuple(MeanCorrection(cs) for cs in zip(*chains))
+
+
 def standard_chain(ratio: PriorRatio | None, age_correction: AgeCorrection | None = None) -> tuple:
     """The chain of a trained model: field untilt (if trained with a tilt), population ratio, age recalibration
     (if fitted); empty without a prior ratio (a model trained with the population's weights)."""

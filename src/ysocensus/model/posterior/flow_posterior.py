@@ -171,7 +171,7 @@ class FlowPosterior(SbiInterface, ImportanceSamplingPosterior):
         (``model.recalibration``): log10 age [B, n_draw] and their log weight to the population by every correction
         of the chain but the age recalibration [B, n_draw] (−inf for stars with nothing observed or no finite sky
         position, and for non-finite proposals)."""
-        chain = tuple(c for c in self.chain if not isinstance(c, AgeRecalibration))
+        chain = tuple(c for c in self.chain if c.name != AgeRecalibration.name)
         t, state, nothing, sky_ok = self.proposal.prepared(arrays)
         B = len(arrays)
         log_age = np.full((B, n_draw), np.nan, np.float64)

@@ -10,6 +10,8 @@ batched with.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -102,14 +104,65 @@ class NetworkPosterior:
             n = len(sl)
             run = np.concatenate([sl, np.repeat(sl[-1:], MIN_CALL_STARS - n)]) if n < MIN_CALL_STARS else sl
             cond = self.conditioning(t["values"][run], t["logsig"][run], t["sky"][run], state[run])
-            noise = rng.normal(rows[run], purpose, (n_draw, cond.lat_idx.shape[1])).to(cond.values.dtype)
-            z = sampler.sample(self.net, cond, n_draw, n_steps or self.n_steps, method or self.method,
-                               noise=noise, full_sequence=full_sequence, time_power=self.time_power,
-                               field=self.use_field(full_sequence),
-                               precision=resolve_precision(self.field_precision, self.device))
-            yield sl, z[:n], cond.sky[:n]
+            lead = self._lead(cond)
+            noise = rng.normal(rows[run], purpose, (n_draw, lead.lat_idx.shape[1])).to(lead.values.dtype)
+            z = self._sample(cond, n_draw, noise, n_steps or self.n_steps, method or self.method, full_sequence)
+            yield sl, z[:n], lead.sky[:n]
+
+    @staticmethod
+    def _lead(cond) -> sampler.Conditioning:
+        """The conditioning whose shapes and sky the draws report (one network: its own)."""
+        return cond
+
+    def _sample(self, cond, n_draw, noise, n_steps, method, full_sequence):
+        return sampler.sample(self.net, cond, n_draw, n_steps, method, noise=noise, full_sequence=full_sequence,
+                              time_power=self.time_power, field=self.use_field(full_sequence),
+                              precision=resolve_precision(self.field_precision, self.device))
 
     def log_prob(self, cond: sampler.Conditioning, z: torch.Tensor, n_steps: int = 32,
                  method: str = "midpoint") -> torch.Tensor:
         """log q(z | x) [B, S] of standardised θ z [B, S, 5] (exact divergence; float32)."""
         return sampler.log_prob(self.net, cond, z.to(self.device), n_steps, method, field=self.use_field()).cpu()
+
+
+class ConsensusProposal(NetworkPosterior):
+    """Proposals from the consensus flow of several networks trained on the same training set
+    (``sampler.consensus_fn``: the mean of their velocity fields, each read through its own per-star map): every
+    sample integrates all networks, so it costs their number × one network's.
+
+    The sampling settings (steps, solver, field, precision) are this proposal's own, taken from the first member;
+    the members contribute their networks and their per-star maps (``conditioning``)."""
+
+    def __init__(self, members: Sequence[NetworkPosterior]):
+        members = list(members)
+        if not members:
+            raise ValueError("a consensus needs at least one network")
+        first = members[0]
+        for k, m in enumerate(members[1:], 1):
+            if m.stats.to_dict() != first.stats.to_dict():
+                raise ValueError(f"consensus member {k} was trained on another training set (normalisation differs)")
+            if m.use_field() != first.use_field():
+                raise ValueError(f"consensus member {k} samples with another velocity field ({m.field}, not "
+                                 f"{first.field})")
+        super().__init__(first.net, first.stats, first.n_steps, first.method, first.rows_per_batch,
+                         first.time_power, first.anchors, first.field, first.field_precision)
+        self.members = members
+
+    def conditioning(self, values, logsig, sky, state) -> list[sampler.Conditioning]:
+        """One ``Conditioning`` per member (each with its own measurement anchors)."""
+        return [m.conditioning(values, logsig, sky, state) for m in self.members]
+
+    @staticmethod
+    def _lead(cond) -> sampler.Conditioning:
+        return cond[0]
+
+    def _sample(self, cond, n_draw, noise, n_steps, method, full_sequence):
+        return sampler.sample_consensus([m.net for m in self.members], cond, n_draw, n_steps, method, noise=noise,
+                                        full_sequence=full_sequence, time_power=self.time_power,
+                                        field=self.use_field(full_sequence),
+                                        precision=resolve_precision(self.field_precision, self.device))
+
+    def log_prob(self, cond, z: torch.Tensor, n_steps: int = 32, method: str = "midpoint") -> torch.Tensor:
+        """log q(z | x) [B, S] of the consensus flow (exact divergence; float32)."""
+        return sampler.log_prob_consensus([m.net for m in self.members], cond, z.to(self.device), n_steps, method,
+                                          field=self.use_field()).cpu()
