@@ -165,6 +165,10 @@ def test_the_consensus_is_one_flow_of_the_mean_field_through_the_mean_correction
     assert isinstance(load(d / "model.ckpt", expected_config=cfg_c), ConsensusPosterior)
     with pytest.raises(ValueError, match="mixture"):
         load(d / "model.ckpt", expected_config=cfg, ensemble="median")
+    # what `ysocensus infer --ensemble consensus` loads
+    from ysocensus.inference.model_adapter import load_sampler
+    assert isinstance(load_sampler(d / "model.ckpt", ensemble="consensus").estimator, ConsensusPosterior)
+    assert isinstance(load_sampler(d / "model.ckpt").estimator, EnsemblePosterior)
     x = _x()
     ids = np.arange(100, 105)
     arrays = tokenize(flat_to_frame(x), post.stats)
