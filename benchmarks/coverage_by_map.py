@@ -21,7 +21,6 @@ Writes results/benchmarks/coverage_by_map.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
