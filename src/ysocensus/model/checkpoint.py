@@ -258,8 +258,10 @@ def sampling_field(net, samp: Mapping, asked: str | None = None) -> str:
 def load(path, device=None, expected_config: Mapping | None = None, n_steps: int | None = None,
          method: str | None = None, prior: str | None = None, field: str | None = None,
          young_threshold_myr: float | None = None, field_precision: str | None = None, ensemble: str | None = None):
-    """Load a checkpoint as a ready ``posterior.FlowPosterior`` (an ``posterior.ensemble.EnsemblePosterior`` of them
-    for an ensemble's checkpoint). Sampling settings (solver, steps, prior) do not
+    """Load a checkpoint as a ready ``posterior.FlowPosterior``; an ensemble's checkpoint as the mixture of them
+    (``posterior.ensemble.EnsemblePosterior``) or their consensus flow (``posterior.consensus.ConsensusPosterior``),
+    as ``ensemble`` says (else ``sampling.ensemble``; ``ENSEMBLE_POSTERIORS``). Sampling settings (solver, steps,
+    prior, ensemble) do not
     define the model: they come from ``expected_config`` when given (so the workflow's config decides how
     ``validate`` and ``infer`` sample), else from the config the model was trained under. Neither is the young
     threshold of ``summarise`` (``young_threshold_myr``, default ``io.YOUNG_THRESHOLD_MYR``): a reporting choice."""
