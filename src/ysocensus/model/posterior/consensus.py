@@ -18,7 +18,7 @@ from typing import Sequence
 from ysocensus.model.posterior.corrections import mean_chain
 from ysocensus.model.posterior.flow_posterior import FlowPosterior
 from ysocensus.model.posterior.importance import ImportanceSamplingPosterior
-from ysocensus.model.posterior.proposal import ConsensusProposal
+from ysocensus.model.posterior.proposal import ConsensusProposal, same_training_set
 
 
 class ConsensusPosterior(FlowPosterior):
@@ -26,9 +26,7 @@ class ConsensusPosterior(FlowPosterior):
     prior and importance settings from the first member."""
 
     def __init__(self, members: Sequence[FlowPosterior]):
-        members = list(members)
-        if not members:
-            raise ValueError("a consensus needs at least one member")
+        members = same_training_set(members, "consensus")
         first = members[0]
         ImportanceSamplingPosterior.__init__(self, ConsensusProposal([m.proposal for m in members]),
                                              mean_chain([m.chain for m in members]), first.prior, first.oversample,

@@ -26,6 +26,7 @@ import torch
 
 from ysocensus.model import streams
 from ysocensus.model.posterior.flow_posterior import SbiInterface
+from ysocensus.model.posterior.proposal import same_training_set
 
 
 def shares(n: int, k: int) -> list[int]:
@@ -56,13 +57,8 @@ class EnsemblePosterior(SbiInterface):
     """The mixture of ``members`` (``FlowPosterior`` each, same normalisation and young threshold)."""
 
     def __init__(self, members: Sequence):
-        members = list(members)
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
+        members = same_training_set(members, "ensemble")
         first = members[0]
-        for k, m in enumerate(members[1:], 1):
-            if m.stats.to_dict() != first.stats.to_dict():
-                raise ValueError(f"ensemble member {k} was trained on another training set (normalisation differs)")
         self.members = members
         self.young_log10_age = first.young_log10_age
         self.fingerprint = None

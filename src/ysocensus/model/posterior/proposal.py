@@ -125,6 +125,18 @@ class NetworkPosterior:
         return sampler.log_prob(self.net, cond, z.to(self.device), n_steps, method, field=self.use_field()).cpu()
 
 
+def same_training_set(members: Sequence, what: str) -> list:
+    """``members`` as a list, refused (naming the member) when empty or when one was trained on another training set
+    than the first (its normalisation differs): the networks of one ``what`` must read the same tokens."""
+    members = list(members)
+    if not members:
+        raise ValueError(f"{what}: at least one member is needed")
+    for k, m in enumerate(members[1:], 1):
+        if m.stats.to_dict() != members[0].stats.to_dict():
+            raise ValueError(f"{what} member {k} was trained on another training set (normalisation differs)")
+    return members
+
+
 class ConsensusProposal(NetworkPosterior):
     """Proposals from the consensus flow of several networks trained on the same training set
     (``sampler.consensus_fn``: the mean of their velocity fields, each read through its own per-star map): every
@@ -134,13 +146,9 @@ class ConsensusProposal(NetworkPosterior):
     the members contribute their networks and their per-star maps (``conditioning``)."""
 
     def __init__(self, members: Sequence[NetworkPosterior]):
-        members = list(members)
-        if not members:
-            raise ValueError("a consensus needs at least one network")
+        members = same_training_set(members, "consensus")
         first = members[0]
         for k, m in enumerate(members[1:], 1):
-            if m.stats.to_dict() != first.stats.to_dict():
-                raise ValueError(f"consensus member {k} was trained on another training set (normalisation differs)")
             if m.use_field() != first.use_field():
                 raise ValueError(f"consensus member {k} samples with another velocity field ({m.field}, not "
                                  f"{first.field})")
