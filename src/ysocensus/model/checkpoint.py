@@ -270,13 +270,16 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
 
     every = members(_read(path))  # the file is read once, whatever the number of networks it holds
 
+    def sampling(model_config: Mapping) -> dict:
+        # sampling keys added after a model was trained take today's defaults
+        return {**DEFAULTS["sampling"], **model_config.get("sampling", {}),
+                **dict((expected_config or {}).get("sampling") or {})}
+
     def posterior(member: int):
         net, stats, model_config, extra = _load_member(Path(path), every, expected_config, member)
         if device is not None:
             net = net.to(device)
-        # sampling keys added after a model was trained take today's defaults
-        samp = {**DEFAULTS["sampling"], **model_config.get("sampling", {}),
-                **dict((expected_config or {}).get("sampling") or {})}
+        samp = sampling(model_config)
         post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
                              rows_per_batch=samp["rows_per_batch"],
                              young_log10_age=io.log10_age_threshold(young_threshold_myr or io.YOUNG_THRESHOLD_MYR),
@@ -292,8 +295,7 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
         from ysocensus.model.posterior.consensus import ConsensusPosterior
         from ysocensus.model.posterior.ensemble import EnsemblePosterior
 
-        combine = ensemble or {**DEFAULTS["sampling"], **model_config.get("sampling", {}),
-                               **dict((expected_config or {}).get("sampling") or {})}["ensemble"]
+        combine = ensemble or sampling(model_config)["ensemble"]
         if combine not in ENSEMBLE_POSTERIORS:
             raise ValueError(f"ensemble posterior must be one of {ENSEMBLE_POSTERIORS}, not {combine!r}")
         every_member = [post] + [posterior(m)[0] for m in range(1, k)]

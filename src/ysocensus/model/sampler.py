@@ -197,12 +197,16 @@ def _transport(f, cond: Conditioning, anchor, n_samples, n_steps, method, genera
     return x * cond.lat_ok[:, None].to(x.dtype)
 
 
+def member_map(cond: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:
+    """A network's per-star map (c, s) [B, L] for ``cond`` (``prepare``d); c 0, s 1 where it has none."""
+    c = torch.zeros_like(cond.lat_ok, dtype=cond.values.dtype) if cond.anchor_c is None else cond.anchor_c
+    return c, torch.ones_like(c) if cond.anchor_s is None else cond.anchor_s
+
+
 def consensus_map(conds) -> tuple[torch.Tensor, torch.Tensor]:
     """The common coordinates of several networks' flows for the same stars: c̄ the mean of their per-star
-    centres, s̄ the geometric mean of their scales ([B, L] each; a network without a map counts as c 0, s 1)."""
-    cs = [torch.zeros_like(conds[0].lat_ok, dtype=conds[0].values.dtype) if c.anchor_c is None else c.anchor_c
-          for c in conds]
-    ss = [torch.ones_like(cs[0]) if c.anchor_s is None else c.anchor_s for c in conds]
+    centres, s̄ the geometric mean of their scales ([B, L] each; ``member_map``)."""
+    cs, ss = zip(*(member_map(c) for c in conds))
     return torch.stack(cs).mean(0), torch.exp(torch.stack([torch.log(s) for s in ss]).mean(0))
 
 
@@ -218,11 +222,7 @@ def consensus_fn(fields, conds, common):
     (1 − t) s̄ z + t θ_1 of flow matching, so the mean of exact fields is exact; scales that differ by δ move the
     paths apart by ~t(1 − t) δ of the posterior's width."""
     c_bar, s_bar = common[0][:, None], common[1][:, None]  # [B, 1, L]
-    maps = []
-    for c in conds:
-        ck = torch.zeros_like(c_bar) if c.anchor_c is None else c.anchor_c[:, None]
-        sk = torch.ones_like(s_bar) if c.anchor_s is None else c.anchor_s[:, None]
-        maps.append((ck, sk))
+    maps = [tuple(m[:, None] for m in member_map(c)) for c in conds]
 
     def f(y, t):
         theta = t * c_bar + s_bar * y
@@ -246,12 +246,17 @@ def sample_consensus(nets, conds, n_samples: int, n_steps: int = 4, method: str 
     if len(nets) == 1:
         return sample(nets[0], conds[0], n_samples, n_steps, method, generator, noise, full_sequence, time_power,
                       field, precision)
+    f, common = _consensus(nets, conds, full_sequence, field, precision)
+    return _transport(f, conds[0], common, n_samples, n_steps, method, generator, noise, time_power)
+
+
+def _consensus(nets, conds, full_sequence=False, field=False, precision="float32"):
+    """The consensus field of ``nets`` for ``conds`` (each ``prepare``d here) and its common map."""
     for net, cond in zip(nets, conds):
         prepare(net, cond)
     common = consensus_map(conds)
     fields = [velocity_fn(n, c, full_sequence, field, precision) for n, c in zip(nets, conds)]
-    return _transport(consensus_fn(fields, conds, common), conds[0], common, n_samples, n_steps, method, generator,
-                      noise, time_power)
+    return consensus_fn(fields, conds, common), common
 
 
 def _divergence(f, x, t, ok):
@@ -284,11 +289,8 @@ def log_prob_consensus(nets, conds, x1: torch.Tensor, n_steps: int = 32, method:
     """``log_prob`` of the consensus flow of several networks (``consensus_fn``); with one network, ``log_prob``."""
     if len(nets) == 1:
         return log_prob(nets[0], conds[0], x1, n_steps, method, field)
-    for net, cond in zip(nets, conds):
-        prepare(net, cond)
-    common = consensus_map(conds)
-    fields = [velocity_fn(n, c, field=field) for n, c in zip(nets, conds)]
-    return _log_density(consensus_fn(fields, conds, common), conds[0], common, x1, n_steps, method)
+    f, common = _consensus(nets, conds, field=field)
+    return _log_density(f, conds[0], common, x1, n_steps, method)
 
 
 def _log_density(f, cond: Conditioning, anchor, x1, n_steps, method):
