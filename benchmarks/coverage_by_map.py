@@ -8,7 +8,7 @@ not at all where s ≥ s_off, log-linearly between. Splitting the coverage by th
 parametrisation to fix.
 
 For ``--stars`` rows of ``test_population.parquet`` (held out), ``--n-samples`` samples of the population posterior
-per star; per parameter and map (none: the flow runs in θ; width s ≤ s_full; wider, which the gate gives only
+per star, the PIT of ``validate`` (``validation.calibration.pit``); per parameter and map (none: the flow runs in θ; width s ≤ s_full; wider, which the gate gives only
 partially applied head maps and anchors of loose measurements): coverage − α of the central
 intervals at α = 0.25, 0.5, 0.75, 0.95, and the number of stars (with ~2,000 stars a value is uncertain by
 ~0.01–0.02).
@@ -33,12 +33,6 @@ from _common import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (0.25, 0.5, 0.75, 0.95)
-
-
-def central_levels(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """The smallest central credible level [B] whose interval holds the truth (uniform on [0, 1] when calibrated)."""
-    u = (samples < truth[:, None]).mean(1) + 0.5 * (samples == truth[:, None]).mean(1)
-    return np.abs(2.0 * u - 1.0)
 
 
 def applied_widths(post, arrays) -> np.ndarray:
@@ -69,6 +63,7 @@ def main(argv=None) -> dict:
     from ysocensus.model import checkpoint
     from ysocensus.model.streams import StarStreams
     from ysocensus.model.tokens import tokenize
+    from ysocensus.validation.calibration import coverage, pit, truth_array
 
     post = checkpoint.load(ROOT / args.model if not Path(args.model).is_absolute() else args.model)
     if not getattr(post.net.config, "affine_head", False):
@@ -82,16 +77,16 @@ def main(argv=None) -> dict:
     widths = applied_widths(post, arrays)
     regimes = {"no map": lambda w: w == 1.0, f"map, s <= {s_full}": lambda w: w <= s_full,
                f"map, s > {s_full}": lambda w: (w > s_full) & (w != 1.0)}
+    u = pit(samples.astype(np.float64), truth_array(table), np.random.default_rng(args.seed))
+    ok = status == "ok"
     out = {}
     for i, name in enumerate(io.PARAMETERS):
-        x = samples[..., i].astype(np.float64)
-        ok = np.isfinite(x).all(1) & (status == "ok")
-        lev = central_levels(x, table.column(name).to_numpy().astype(np.float64))
         out[name] = {}
         for label, in_regime in regimes.items():
-            m = ok & in_regime(widths[:, i])
+            m = ok & np.isfinite(u[:, i]) & in_regime(widths[:, i])
+            cov = coverage(u[m, i], LEVELS)[:, 0] if m.any() else [None] * len(LEVELS)
             out[name][label] = {"stars": int(m.sum()), "coverage_minus_alpha": {
-                str(a): round(float((lev[m] <= a).mean() - a), 4) if m.any() else None for a in LEVELS}}
+                str(a): None if c is None else round(float(c - a), 4) for a, c in zip(LEVELS, cov)}}
     result = {"model": str(args.model), "stars": int(table.num_rows), "n_samples": args.n_samples,
               "affine_widths": [s_full, s_off], "by_parameter": out, "machine": machine()}
     io.write_json(result, ROOT / args.output if not Path(args.output).is_absolute() else args.output)
