@@ -41,6 +41,9 @@ The surveys' per-band quality flags (``io.PH_QUAL``: 2MASS and AllWISE ``ph_qual
 the catalog has them, refine this band by band (:func:`quality_flags`): ``U`` makes the band a non-detection
 (the archives write the upper limit in the magnitude column: it is not read as a measurement) and says the
 survey was searched for that row; ``X`` marginalises the band. A null flag leaves the row to the rules above.
+
+A Gaia G_BP fainter than the model's ``bp_max_mag`` (``surveys.gaia.unreliable_bp``: the archive's faint BP fluxes
+are biased bright) is not conditioned on, as in the model's training; the row's ``note`` says so.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ import pyarrow.compute as pc
 
 from ysocensus import io
 from ysocensus.inference import columns, error_models, formats
+from ysocensus.surveys.gaia import unreliable_bp
 
 log = logging.getLogger(__name__)
 
@@ -615,7 +619,7 @@ def normalise_release(value: str, what: str) -> str:
 def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid: str = "flag",
             fill_errors: bool = False, carry: Sequence[str] = (), searched: Sequence[str] = (),
             labels: Mapping[str, str] | None = None, seen: SeenIds | None = None,
-            gaia_release: str = "DR3") -> PreparedBatch:
+            gaia_release: str = "DR3", bp_max_mag: float | None = None) -> PreparedBatch:
     """Validate one batch and convert it to sampler input (see module docstring for the rules).
 
     ``offset`` is the index of the batch's first row in the file (rows in messages count from 0).
@@ -627,6 +631,8 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
     ``gaia_release``: the Gaia data release of rows without an ``io.GAIA_RELEASE`` column value; the Gaia
     photometric uncertainties of a release the simulator does not write (``io.GAIA_SIGMA_RELEASES``: DR2's come
     from fewer transits and another pipeline) are not read: those bands are ``measured_no_sigma``, with a note.
+    ``bp_max_mag``: the model's faint-BP rule (``surveys.gaia.unreliable_bp``): the rows it applies to get a note
+    (the model's tokenisation leaves their G_BP out; the value stays in the batch).
     """
     if on_invalid not in ("flag", "raise"):
         raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")
@@ -754,6 +760,10 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
                                searched, flags)
     cols[io.SEARCHED_MASK] = bits
     batch.conditioning = conditioning_column(rules)
+    faint_bp = unreliable_bp(cols[io.GAIA_BANDS[1]], bp_max_mag) & ~invalid
+    if faint_bp.any():
+        batch.notes.append((f"{io.GAIA_BANDS[1]} fainter than {bp_max_mag:g} mag (biased bright in the archive) "
+                            "not conditioned on", faint_bp))
     batch.observed = usable & ~invalid
     if (~usable & ~invalid).any():
         batch.notes.append(("nothing observed", ~usable & ~invalid))

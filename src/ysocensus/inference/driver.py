@@ -257,7 +257,8 @@ def infer_catalog(catalog: str | Path, output: str | Path, sampler: PosteriorSam
             offset = 0
             for i, table in enumerate(reader):
                 prepared = prepare(table, str(catalog), offset, opts.on_invalid, opts.fill_errors, reader.carry,
-                                   opts.searched, labels=reader.labels, seen=seen, gaia_release=opts.gaia_release)
+                                   opts.searched, labels=reader.labels, seen=seen, gaia_release=opts.gaia_release,
+                                   bp_max_mag=getattr(sampler, "bp_max_mag", None))
                 todo = ~prepared.invalid
                 if not opts.sample_unobserved:
                     todo &= prepared.observed

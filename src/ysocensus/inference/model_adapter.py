@@ -44,6 +44,11 @@ class ModelSampler:
         self.n_steps = n_steps
         self.method = method
 
+    @property
+    def bp_max_mag(self) -> float | None:
+        """The model's faint-BP rule (``surveys.gaia.unreliable_bp``; None: BP read at every magnitude)."""
+        return getattr(getattr(self.estimator, "stats", None), "bp_max_mag", None)
+
     def sample(self, batch: Mapping[str, np.ndarray], n_samples: int, seed: np.random.SeedSequence) -> SampleResult:
         import torch
 

@@ -47,7 +47,8 @@ FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training
 #: keeps loading under a config that asks for the model it is, and fails under one that asks for the new default
 LEGACY = {"anchors": {"enabled": False}, "ensemble": {"members": 1},
           "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None},
-          "training": {"field_tilt_dex": 0.0, "age_recalibration_dex": 0.0, "age_recalibration_bins": "uniform"}}
+          "training": {"field_tilt_dex": 0.0, "age_recalibration_dex": 0.0, "age_recalibration_bins": "uniform",
+                       "bp_max_mag": None}}
 
 #: revision of the per-star map's inputs to the network (anchors, affine head): 2 = the slot's offset
 #: t·c + (s − 1)·x_t and the head read before the last layer; a checkpoint of a network with a map from an earlier

@@ -232,7 +232,7 @@ def fit_plain(net: FlowTransformer, batch: dict, mix, cfg: FlowConfig, steps: in
     for _ in range(steps):
         idx = torch.randint(0, n, (batch_size,), generator=g)
         b = {k: v[idx] for k, v in batch.items()}
-        state = sample_condition_states(b["measured"], mix, g)
+        state = sample_condition_states(b["measured"], mix, g, b.get("searched"))
         out = flow_matching_loss(net, b, state, cfg, g, guidance, anchors)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()

@@ -35,7 +35,9 @@ class FlowModule(L.LightningModule):
         return self._gen
 
     def training_step(self, batch, batch_idx):
-        state = sample_condition_states(batch["measured"].cpu(), self.mix, self._generator()).to(self.device)
+        searched = batch.get("searched")
+        state = sample_condition_states(batch["measured"].cpu(), self.mix, self._generator(),
+                                        None if searched is None else searched.cpu()).to(self.device)
         out = flow_matching_loss(self.net, batch, state, self.flow_cfg, None, self.guidance, self.anchors)
         n = batch["values"].shape[0]
         self.log("train/loss", out.loss, prog_bar=True, batch_size=n)
@@ -61,7 +63,7 @@ class FlowModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         # posterior masks only: the loss that inference will see; fixed noise for comparability
         g = torch.Generator(device="cpu").manual_seed(1000 + batch_idx)
-        state = posterior_states(batch["measured"])
+        state = posterior_states(batch["measured"], searched=batch.get("searched"))
         out = flow_matching_loss(self.ema, batch, state, self.flow_cfg, g, None, self.anchors)
         self.log("val/loss", out.fm, prog_bar=True, batch_size=batch["values"].shape[0], sync_dist=True)
         if out.posterior_field is not None:

@@ -109,9 +109,11 @@ def survey_states(measured: torch.Tensor, groups: tuple[str, ...]) -> torch.Tens
     return drop(state, ~keep.expand_as(measured))
 
 
-def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: torch.Generator | None = None
-                            ) -> torch.Tensor:
-    """Draw a condition mask per example: [B, N] int8 token states (see the module docstring)."""
+def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: torch.Generator | None = None,
+                            searched: torch.Tensor | None = None) -> torch.Tensor:
+    """Draw a condition mask per example: [B, N] int8 token states (see the module docstring); ``searched``
+    (``TokenArrays.searched``; None: all) marks the unmeasured x that no mask may read as a non-detection (e.g. a
+    faint G_BP, ``surveys.gaia.unreliable_bp``): they stay dropped, as at inference."""
     B, N = measured.shape
     dev = measured.device
     g = generator
@@ -119,7 +121,7 @@ def sample_condition_states(measured: torch.Tensor, mix: MaskMix, generator: tor
     def rand(*shape):
         return torch.rand(*shape, generator=g, device=dev)
 
-    state = posterior_states(measured)
+    state = posterior_states(measured, searched=searched)
     probs = torch.tensor([mix.posterior, mix.survey_drop, mix.gaia_only, mix.random_subset, mix.predict_x,
                           mix.prior], dtype=torch.float32)
     kind = torch.multinomial(probs / probs.sum(), B, replacement=True, generator=g).to(dev)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ysocensus import io
+from ysocensus.surveys.gaia import unreliable_bp
 
 LATENT, OBSERVED, MISSING, DROPPED, VALUE_ONLY = 0, 1, 2, 3, 4
 STATE_NAMES = ("latent", "observed", "missing", "dropped", "value_only")
@@ -97,6 +98,8 @@ VARIABLE_NAMES = tuple(v.name for v in THETA) + tuple(v.name for v in OBSERVABLE
 #: token index of each magnitude of io.MAGNITUDES (order of the measurement operator's output)
 MAGNITUDE_TOKENS = tuple(N_THETA + io.MEASUREMENT_BITS.index(m) for m in io.MAGNITUDES)
 PARALLAX_TOKEN = N_THETA + io.MEASUREMENT_BITS.index("parallax")
+#: the Gaia G_BP token (``unreliable_bp``)
+BP_TOKEN = N_THETA + io.MEASUREMENT_BITS.index(io.GAIA_BANDS[1])
 #: token indices of each survey's variables
 SURVEY_TOKENS = {s: tuple(N_THETA + i for i, v in enumerate(OBSERVABLES) if v.survey == s) for s in io.SURVEYS}
 #: columns of the catalog the model reads
@@ -144,6 +147,10 @@ def _derivative(v: Variable, x):
 # ---------------------------------------------------------------------------------------------------
 # normalisation statistics
 # ---------------------------------------------------------------------------------------------------
+#: the statistics of ``Normalisation`` (its other field is the BP rule)
+STAT_FIELDS = ("theta_mean", "theta_std", "x_mean", "x_std", "logsig_mean", "logsig_std")
+
+
 @dataclass
 class Normalisation:
     """Mean and standard deviation of every variable in model space (θ, x values, x log σ)."""
@@ -154,13 +161,21 @@ class Normalisation:
     x_std: list[float] = field(default_factory=lambda: [1.0] * N_X)
     logsig_mean: list[float] = field(default_factory=lambda: [0.0] * N_X)
     logsig_std: list[float] = field(default_factory=lambda: [1.0] * N_X)
+    #: G_BP fainter than this (mag) is not conditioned on (``unreliable_bp``; config ``train.training.bp_max_mag``);
+    #: None: read at every magnitude. Kept with the statistics so that every reader of the model's tokens applies
+    #: the rule its training applied
+    bp_max_mag: float | None = None
 
     def to_dict(self) -> dict:
-        return {k: [float(x) for x in v] for k, v in asdict(self).items()}
+        out = {k: [float(x) for x in v] for k, v in asdict(self).items() if k in STAT_FIELDS}
+        if self.bp_max_mag is not None:
+            out["bp_max_mag"] = float(self.bp_max_mag)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Normalisation":
-        out = cls(**{k: [float(x) for x in d[k]] for k in asdict(cls()).keys()})
+        bp = d.get("bp_max_mag")
+        out = cls(**{k: [float(x) for x in d[k]] for k in STAT_FIELDS}, bp_max_mag=None if bp is None else float(bp))
         for k, n in (("theta", N_THETA), ("x", N_X), ("logsig", N_X)):
             if len(getattr(out, f"{k}_mean")) != n or len(getattr(out, f"{k}_std")) != n:
                 raise ValueError(f"normalisation stats: {k} has the wrong length (registry has changed?)")
@@ -194,6 +209,7 @@ class Normalisation:
         ls = np.stack([stats(raw["logsig"][:, i]) for i in range(N_X)])
         return cls(th[:, 0].tolist(), th[:, 1].tolist(), xv[:, 0].tolist(), xv[:, 1].tolist(),
                    ls[:, 0].tolist(), ls[:, 1].tolist())
+
 
     # tensors (cached per device/dtype by the caller when it matters)
     def theta_tensors(self, like: torch.Tensor):
@@ -300,8 +316,11 @@ class TokenArrays:
         return len(self.values)
 
     def torch(self, device=None) -> dict[str, torch.Tensor]:
-        return {k: torch.as_tensor(getattr(self, k), device=device) for k in
-                ("values", "logsig", "sky", "measured", "weight")}
+        out = {k: torch.as_tensor(getattr(self, k), device=device) for k in
+               ("values", "logsig", "sky", "measured", "weight")}
+        if self.searched is not None:
+            out["searched"] = torch.as_tensor(self.searched, device=device)
+        return out
 
     def subset(self, idx) -> "TokenArrays":
         opt = (None if getattr(self, k) is None else getattr(self, k)[idx] for k in ("sky_ok", "sigma_known", "searched"))
@@ -339,6 +358,12 @@ def tokenize(frame, stats: Normalisation, weight_column: str | None = None) -> T
     if np.isfinite(bits).any():
         bits = np.where(np.isfinite(bits), bits, -1).astype(np.int64)  # null: searched everywhere
         searched[:, N_THETA:SKY_INDEX] = (bits[:, None] >> np.arange(N_X)[None, :]) & 1 == 1
+    if stats.bp_max_mag is not None:  # a faint BP is marginalised (DROPPED): neither a value nor a non-detection
+        faint = unreliable_bp(io.float_column(frame, io.GAIA_BANDS[1], n), stats.bp_max_mag)
+        for a in (measured, sigma_known, searched):
+            a[:, BP_TOKEN] &= ~faint
+        values[:, BP_TOKEN] = np.where(faint, 0.0, values[:, BP_TOKEN])
+        logsig[:, BP_TOKEN] = np.where(faint, 0.0, logsig[:, BP_TOKEN])
     l = np.deg2rad(io.float_column(frame, "l", n))
     b = np.deg2rad(io.float_column(frame, "b", n))
     sky = np.stack([np.sin(l), np.cos(l), np.sin(b), np.cos(b)], -1).astype(np.float32)

@@ -86,6 +86,15 @@ def _lr_lambda(module, optim: Mapping):
     return f
 
 
+def check_bp_rule(stats, cfg: Mapping, where) -> None:
+    """The training set's BP rule (its normalisation's ``bp_max_mag``) is the one the config trains with
+    (``train.training.bp_max_mag``): the network learns, and the checkpoint carries, the set's rule."""
+    want = cfg["training"]["bp_max_mag"]
+    if (want is None) != (stats.bp_max_mag is None) or (want is not None and float(want) != stats.bp_max_mag):
+        raise ValueError(f"{where}: the training set drops G_BP fainter than {stats.bp_max_mag} mag, the config "
+                         f"asks for train.training.bp_max_mag = {want}; rebuild the training set (rule training_set)")
+
+
 def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None, zones=None):
     """The prior ratio population / training mix (``model.prior_ratio``) from the training rows' truth, with the
     field tilt the loss used (or None) and the zones of the near-young field the population was simulated with
@@ -236,6 +245,7 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
     tilt = field_tilt(cfg, population)
     dm = FlowDataModule(training_dir, cfg["optim"]["batch_size"], cfg["seed"],
                         cfg["training"]["importance_power"], tilt)
+    check_bp_rule(dm.stats, cfg, Path(training_dir) / "normalisation.json")
     gcfg = GuidanceConfig(**cfg["guidance"])
     guidance = None
     if gcfg.enabled:

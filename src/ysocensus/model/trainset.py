@@ -142,6 +142,7 @@ def run_training_set(population: Sequence[str], catalog: Sequence[str], outdir, 
     summary["files"]["test_population"] = _describe(tp)
     train = pq.read_table(outdir / "train.parquet")
     stats = Normalisation.fit(train, None)
+    stats.bp_max_mag = None if c["bp_max_mag"] is None else float(c["bp_max_mag"])
     stats.save(outdir / "normalisation.json")
     io.write_json(summary, outdir / "summary.json")
     log.info("training set in %s: %s", outdir, {k: v["rows"] for k, v in summary["files"].items()})

@@ -117,3 +117,15 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
     out["parallax_error"] = np.where(has_plx, sig_plx, np.nan).astype(np.float32)
     out["detected"] = det
     return out
+
+
+def unreliable_bp(bp_mag, bp_max_mag: float | None) -> np.ndarray:
+    """Rows whose Gaia G_BP (mag; NaN = none) is fainter than ``bp_max_mag``, where the archive's mean BP flux is
+    biased bright: the background and the minimum-flux handling of faint BP epochs raise the mean flux of a
+    source near the BP noise (Riello et al. 2021, A&A 649, A3, Sect. 8.1; ESA's Gaia EDR3 known issues advise care
+    with G_BP fainter than 20.3). Real faint red stars then keep reddening in G − G_RP while G_BP − G_RP turns
+    blue; the simulator draws unbiased BP, so such a BP would be read as a bluer, older star. None: no row."""
+    bp = np.asarray(bp_mag, np.float64)
+    if bp_max_mag is None:
+        return np.zeros(bp.shape, bool)
+    return np.isfinite(bp) & (bp > float(bp_max_mag))
