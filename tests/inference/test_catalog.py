@@ -386,3 +386,17 @@ def test_quality_flags_by_their_vizier_names_and_a_bare_ph_qual_is_warned_about(
                             quantities=catalog.QUANTITIES)
     assert rec.used[io.PH_QUAL["tmass"]] == "Qflg" and rec.used[io.PH_QUAL["wise"]] == "qph"
     assert any("ph_qual_1" in line and "tmass_ph_qual" in line for line in rec.warnings())
+
+
+def test_rows_whose_faint_bp_the_model_does_not_read_are_noted():
+    """With a model's faint-BP rule (``surveys.gaia.unreliable_bp``) the rows it applies to say so in their note;
+    the value stays in the batch (the model's tokenisation leaves it out) and the Gaia rule is unchanged."""
+    frame = make_catalog(30, all_null_rows=0)
+    frame["phot_bp_mean_mag"] = np.linspace(19.0, 22.0, 30)
+    faint = frame["phot_bp_mean_mag"].to_numpy() > 20.3
+    batch = prepare(_table(frame), bp_max_mag=20.3)
+    notes = batch.note_column()
+    assert all("phot_bp_mean_mag fainter than 20.3 mag" in n for n in notes[faint])
+    assert not any("phot_bp_mean_mag fainter" in (n or "") for n in notes[~faint])
+    np.testing.assert_array_equal(batch.columns["phot_bp_mean_mag"], frame["phot_bp_mean_mag"])
+    assert not any("fainter" in (n or "") for n in prepare(_table(frame)).note_column())  # no rule, no note

@@ -79,3 +79,17 @@ def test_a_dropped_survey_forgets_whether_it_detected_the_star():
     assert 0.4 < dropped.float().mean() < 0.6
     assert not (st[dropped][:, w] == MISSING).any()
     assert (~b["measured"][dropped][:, w]).any()  # non-detections among the dropped groups
+
+
+def test_no_mask_reads_an_unsearched_token_as_a_non_detection():
+    """Training masks start from the batch's ``searched`` (a faint G_BP: ``surveys.gaia.unreliable_bp``): such a
+    token is DROPPED in every kind of mask, as inference reads it, never MISSING."""
+    b = random_batch(4000, seed=9, p_measured=0.7)
+    searched = torch.ones_like(b["measured"])
+    searched[:2000, N_THETA + 2] = False
+    measured = b["measured"].clone()
+    measured[:2000, N_THETA + 2] = False
+    st = sample_condition_states(measured, MaskMix(), torch.Generator().manual_seed(9), searched)
+    col = st[:2000, N_THETA + 2]
+    assert ((col == DROPPED) | (col == LATENT)).all() and (col == DROPPED).float().mean() > 0.9
+    assert (st[2000:, N_THETA + 2] == MISSING).any()  # elsewhere an unmeasured token is still a non-detection

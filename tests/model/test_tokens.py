@@ -66,3 +66,26 @@ def test_tokenize_reads_arrow_tables_and_dataframes_alike():
         np.testing.assert_array_equal(a.measured, b.measured)
         np.testing.assert_allclose(a.values, b.values, rtol=1e-6)
     assert Normalisation.fit(pa.table(f)) == stats
+
+
+def test_a_faint_bp_is_marginalised_where_the_model_was_trained_so():
+    """A G_BP fainter than ``bp_max_mag`` is dropped (neither measured nor searched: DROPPED, not a non-detection);
+    brighter BP, a null BP and every other token are untouched; without the rule (None, the default of checkpoints
+    from before it) BP is read at every magnitude. The rule survives the normalisation's JSON."""
+    f = _frame(40, seed=7)
+    f["phot_bp_mean_mag"] = np.where(np.arange(40) % 4 == 0, np.nan, np.linspace(18.0, 22.0, 40))
+    stats = Normalisation.fit(f)
+    plain = tokenize(f, stats)
+    stats.bp_max_mag = 20.3
+    ruled = tokenize(f, Normalisation.from_dict(stats.to_dict()))
+    bp = N_THETA + [v.name for v in OBSERVABLES].index("phot_bp_mean_mag")
+    faint = np.isfinite(f["phot_bp_mean_mag"]) & (f["phot_bp_mean_mag"] > 20.3)
+    assert faint.sum() >= 10 and (plain.measured[faint, bp]).all()
+    assert not ruled.measured[faint, bp].any() and not ruled.searched[faint, bp].any()
+    assert (ruled.values[faint, bp] == 0).all() and (ruled.logsig[faint, bp] == 0).all()
+    keep = np.ones_like(plain.measured)
+    keep[faint, bp] = False
+    np.testing.assert_array_equal(ruled.measured[keep], plain.measured[keep])
+    np.testing.assert_array_equal(ruled.values[keep], plain.values[keep])
+    assert ruled.searched[~faint, bp].all()
+    assert "bp_max_mag" not in Normalisation.fit(f).to_dict()  # no rule: the old JSON, byte for byte

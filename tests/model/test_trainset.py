@@ -1,5 +1,6 @@
 """Training-set helpers that need no Lightning."""
 import numpy as np
+import pytest
 
 from ysocensus.model.tokens import OBSERVABLES
 from ysocensus.model.trainset import rare_observation
@@ -72,3 +73,18 @@ def test_population_sample_is_unweighted_and_without_repeats():
     small = population_sample(w, 500, np.random.default_rng(0))
     assert len(small) == 500 and len(np.unique(small)) == 500
     assert len(population_sample(np.zeros(3), 10, np.random.default_rng(0))) == 0
+
+
+def test_training_refuses_a_training_set_built_under_another_bp_rule():
+    """The network learns, and the checkpoint carries, the training set's faint-BP rule; a config that asks for
+    another one is refused naming the file and the key instead of training a model whose fingerprint lies."""
+    from ysocensus.model import config as mconfig
+    from ysocensus.model.tokens import Normalisation
+    from ysocensus.model.trainset import check_bp_rule
+
+    cfg = mconfig.resolve({}, 0)
+    check_bp_rule(Normalisation(bp_max_mag=cfg["training"]["bp_max_mag"]), cfg, "n.json")
+    with pytest.raises(ValueError, match=r"n\.json.*train\.training\.bp_max_mag = 20\.3"):
+        check_bp_rule(Normalisation(), cfg, "n.json")
+    old = mconfig.resolve({"training": {"bp_max_mag": None}}, 0)
+    check_bp_rule(Normalisation(), old, "n.json")

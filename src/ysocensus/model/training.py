@@ -26,6 +26,7 @@ from ysocensus import io
 from ysocensus.logs import duration, phase
 from ysocensus.model import config as mconfig
 from ysocensus.model.checkpoint import model_fingerprint
+from ysocensus.model.trainset import check_bp_rule
 from ysocensus.model.posterior.corrections import standard_chain
 
 log = logging.getLogger(__name__)
@@ -84,15 +85,6 @@ def _lr_lambda(module, optim: Mapping):
         return warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
 
     return f
-
-
-def check_bp_rule(stats, cfg: Mapping, where) -> None:
-    """The training set's BP rule (its normalisation's ``bp_max_mag``) is the one the config trains with
-    (``train.training.bp_max_mag``): the network learns, and the checkpoint carries, the set's rule."""
-    want = cfg["training"]["bp_max_mag"]
-    if (want is None) != (stats.bp_max_mag is None) or (want is not None and float(want) != stats.bp_max_mag):
-        raise ValueError(f"{where}: the training set drops G_BP fainter than {stats.bp_max_mag} mag, the config "
-                         f"asks for train.training.bp_max_mag = {want}; rebuild the training set (rule training_set)")
 
 
 def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None, zones=None):

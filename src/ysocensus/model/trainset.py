@@ -149,6 +149,15 @@ def run_training_set(population: Sequence[str], catalog: Sequence[str], outdir, 
     return summary
 
 
+def check_bp_rule(stats, cfg: Mapping, where) -> None:
+    """The training set's BP rule (its normalisation's ``bp_max_mag``) is the one the config trains with
+    (``train.training.bp_max_mag``): the network learns, and the checkpoint carries, the set's rule."""
+    want = cfg["training"]["bp_max_mag"]
+    if (want is None) != (stats.bp_max_mag is None) or (want is not None and float(want) != stats.bp_max_mag):
+        raise ValueError(f"{where}: the training set drops G_BP fainter than {stats.bp_max_mag} mag, the config "
+                         f"asks for train.training.bp_max_mag = {want}; rebuild the training set (rule training_set)")
+
+
 def population_sample(weight: np.ndarray, n_max: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted row indices of an unweighted sample of the population the rows stand for, each row at most once.
 
