@@ -210,7 +210,6 @@ class Normalisation:
         return cls(th[:, 0].tolist(), th[:, 1].tolist(), xv[:, 0].tolist(), xv[:, 1].tolist(),
                    ls[:, 0].tolist(), ls[:, 1].tolist())
 
-
     # tensors (cached per device/dtype by the caller when it matters)
     def theta_tensors(self, like: torch.Tensor):
         return (torch.as_tensor(self.theta_mean, dtype=like.dtype, device=like.device),
