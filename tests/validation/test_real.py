@@ -471,3 +471,15 @@ def test_age_scale_splits_the_offset():
     assert out["A"]["models_minus_literature"] == pytest.approx(0.3)
     assert out["A"]["network_population_minus_models"] == pytest.approx(0.2)
     assert out["A"]["network_simulation_log10_age"] is None and out["B"]["network_population_minus_models"] is None
+
+
+def test_each_group_is_broken_down_by_g_magnitude():
+    """Per group and G bin: rows, median age, called young and inside, over the scored rows only; a row without G
+    is counted apart, and a table without G has no breakdown."""
+    t = _table().assign(phot_g_mean_mag=[15.0, 17.0, 19.5, np.nan, 12.0, 15.5, 18.5, 20.0, 19.9])
+    by = real.score(t)["groups"]["Y"]["by_g_magnitude"]
+    assert set(by) == {"G < 16", "16 <= G < 18", "G >= 19", "no G"}  # the invalid row (G 19.9) is not scored
+    assert by["G < 16"] == {"rows": 1, "median_log10_age_yr_q50": 6.3, "called_young": 1.0, "age_inside_16_84": 1.0}
+    assert by["G >= 19"]["median_log10_age_yr_q50"] == 6.8 and by["G >= 19"]["age_inside_16_84"] == 0.0
+    assert by["no G"]["rows"] == 1 and by["no G"]["called_young"] == 0.0
+    assert "by_g_magnitude" not in real.score(_table())["groups"]["Y"]

@@ -87,7 +87,9 @@ DEFINITIONS = {
                         "[log10_age_yr_q16, log10_age_yr_q84]",
     "groups": "per literature group (all statuses in 'rows', metrics over status ok): median p_young, fraction "
               "called young, median |dlog age|, fraction of group ages inside the 16-84 % interval, median "
-              "posterior distance distance_pc_q50 against median 1000/parallax (pc) and the median of their ratio",
+              "posterior distance distance_pc_q50 against median 1000/parallax (pc) and the median of their ratio; "
+              "by_g_magnitude: rows, median log10_age_yr_q50, fraction called young and fraction inside per bin of "
+              "phot_g_mean_mag (edges G_MAG_EDGES; rows without G under 'no G')",
     "variants": "as_published: every column the literature gives, incl. its uncertainties; no_sigma: every "
                 "uncertainty column removed (magnitudes and parallax only), the driver's default handling applies",
     "age_scale": "per young group: the literature log10 age, the median flat-prior best fit of each member's "
@@ -103,6 +105,9 @@ DEFINITIONS = {
                "no value of that survey (another system, or a value the compilers removed: marginalised, not a "
                "non-detection), A where it holds the survey's value (read as given)",
 }
+#: inner edges of the G-magnitude bins of each group's ``by_g_magnitude`` (mag): the archive's BP turns unreliable
+#: near G ≈ 19 for M stars (``surveys.gaia.unreliable_bp``), and a group's faint members answer differently
+G_MAG_EDGES = (16.0, 18.0, 19.0)
 #: issue 21 "done when" on the real members
 TARGETS = {"auc_p_young": (">=", 0.95), "young_called_young": (">=", 0.85),
            "median_abs_dlog_age": ("<=", 0.20), "age_inside_16_84": (">=", 0.50)}
@@ -408,9 +413,27 @@ def score(table: pd.DataFrame, young_threshold_myr: float = 50.0, score_column: 
         }
         if ess is not None:
             g["median_ess"] = _median(ess[sel])
+        if "phot_g_mean_mag" in t.columns:
+            g["by_g_magnitude"] = _by_g_magnitude(_num(t, "phot_g_mean_mag")[sel], q50[sel], p[sel],
+                                                  inside[sel], has_interval[sel])
         groups["(none)" if name is None or name is pd.NA or (isinstance(name, float) and math.isnan(name))
                else str(name)] = g
     out["groups"] = groups
+    return out
+
+
+def _by_g_magnitude(g_mag, q50, p, inside, has_interval) -> dict:
+    """A group's scored members per G bin (``G_MAG_EDGES``): rows, median age, called young, inside 16–84 %."""
+    edges = (-np.inf,) + G_MAG_EDGES + (np.inf,)
+    names = [f"G < {G_MAG_EDGES[0]:g}"] + [f"{a:g} <= G < {b:g}" for a, b in zip(G_MAG_EDGES, G_MAG_EDGES[1:])] \
+        + [f"G >= {G_MAG_EDGES[-1]:g}"]
+    out = {}
+    bins = [(name, (g_mag >= lo) & (g_mag < hi)) for name, lo, hi in zip(names, edges[:-1], edges[1:])]
+    for name, b in bins + [("no G", ~np.isfinite(g_mag))]:
+        if b.any():
+            out[name] = {"rows": int(b.sum()), "median_log10_age_yr_q50": _median(q50[b]),
+                         "called_young": _frac(p[b] >= 0.5),
+                         "age_inside_16_84": _frac(inside[b & has_interval]) if (b & has_interval).any() else None}
     return out
 
 
