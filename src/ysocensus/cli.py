@@ -63,6 +63,9 @@ def _infer(args: argparse.Namespace) -> int:
         print("conditioning (rows per survey and rule; see the 'conditioning' column): " + "; ".join(
             f"{s} " + ", ".join(f"{r} {n}" for r, n in sorted(rules.items()))
             for s, rules in report.conditioning.items()))
+    if report.unread_bp:
+        print(f"{report.unread_bp} rows: G_BP fainter than {sampler.bp_max_mag:g} mag not read (biased bright in the "
+              "archive; the model was trained without it; see the 'note' column)")
     if report.filled_errors:
         print("uncertainties filled from survey error models (see the 'note' column): "
               + ", ".join(f"{k} ({v} rows)" for k, v in sorted(report.filled_errors.items())))

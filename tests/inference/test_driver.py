@@ -280,3 +280,24 @@ def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(tmp_path):
     assert left and all(p.startswith((".post.fits.", ".post_samples.parquet.")) for p in left)
     infer_catalog(cat, out, GaussianTestSampler(), InferOptions(batch_size=100, save_samples=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.parquet", "post.fits", "post_samples.parquet"]
+
+
+class _FaintBPSampler(GaussianTestSampler):
+    bp_max_mag = 20.3  # the model's faint-BP rule, as ModelSampler reports it
+
+
+def test_rows_whose_faint_bp_the_model_does_not_read_are_counted_and_noted(tmp_path):
+    """The driver passes the sampler's rule to the catalog step: the rows get the note, the report the count
+    (across batches), and nothing else changes; a sampler without the rule counts none."""
+    frame = make_catalog(250, all_null_rows=0)
+    frame["phot_bp_mean_mag"] = np.linspace(18.0, 22.0, 250)
+    faint = frame["phot_bp_mean_mag"].to_numpy() > 20.3
+    cat = tmp_path / "cat.parquet"
+    write_catalog(frame, cat, "parquet")
+    report = infer_catalog(cat, tmp_path / "post.parquet", _FaintBPSampler(), InferOptions(batch_size=100))
+    post = io.read_table(tmp_path / "post.parquet", io.POSTERIOR).to_pandas()
+    assert report.unread_bp == faint.sum() > 0
+    assert post["note"][faint].str.contains("phot_bp_mean_mag fainter than 20.3").all()
+    assert not post["note"][~faint].fillna("").str.contains("fainter").any()
+    _, plain, _ = _run(tmp_path, frame, name="plain")
+    assert plain.unread_bp == 0

@@ -349,6 +349,7 @@ class PreparedBatch:
     conditioning: np.ndarray | None = None   # str [n]: the rule applied per survey (SURVEY_RULES)
     positions: dict[str, np.ndarray] = field(default_factory=dict)     # io.POSITIONS: ra, dec, l, b (NaN: none)
     labels: Mapping[str, str] = field(default_factory=dict)            # canonical -> the file's name, for messages
+    unread_bp: np.ndarray | None = None      # bool [n]: G_BP the model does not read (surveys.gaia.unreliable_bp)
 
     @property
     def n(self) -> int:
@@ -760,7 +761,7 @@ def prepare(table: pa.Table, where: str = "catalog", offset: int = 0, on_invalid
                                searched, flags)
     cols[io.SEARCHED_MASK] = bits
     batch.conditioning = conditioning_column(rules)
-    faint_bp = unreliable_bp(cols[io.GAIA_BANDS[1]], bp_max_mag) & ~invalid
+    faint_bp = batch.unread_bp = unreliable_bp(cols[io.GAIA_BANDS[1]], bp_max_mag) & ~invalid
     if faint_bp.any():
         batch.notes.append((f"{io.GAIA_BANDS[1]} fainter than {bp_max_mag:g} mag (biased bright in the archive) "
                             "not conditioned on", faint_bp))

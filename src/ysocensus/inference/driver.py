@@ -80,6 +80,7 @@ class InferReport:
     status: dict = field(default_factory=dict)
     filled_errors: dict = field(default_factory=dict)
     conditioning: dict = field(default_factory=dict)  # survey -> rule -> rows (inference.catalog.SURVEY_RULES)
+    unread_bp: int = 0  # rows whose faint G_BP the model does not read (surveys.gaia.unreliable_bp)
     seconds: float = 0.0
 
     @property
@@ -335,6 +336,8 @@ def _count(report: InferReport, cols, prepared) -> None:
         report.status[str(s)] = report.status.get(str(s), 0) + int(c)
     for name, mask in prepared.filled.items():
         report.filled_errors[name] = report.filled_errors.get(name, 0) + int(mask.sum())
+    if prepared.unread_bp is not None:
+        report.unread_bp += int(prepared.unread_bp.sum())
     if prepared.conditioning is not None and prepared.n:
         parts = np.char.split(prepared.conditioning.astype(str), ";")
         for row in zip(*parts.tolist()):
