@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from ysocensus import io  # noqa: E402
-from ysocensus.validation.real import TARGETS  # noqa: E402
+from ysocensus import io
+from ysocensus.validation.real import TARGETS
 
 ROOT = Path(__file__).resolve().parents[1]
 #: issue 21's simulated targets (max coverage errors at most, AUC at least)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -167,7 +167,7 @@ class Normalisation:
     bp_max_mag: float | None = None
 
     def to_dict(self) -> dict:
-        out = {k: [float(x) for x in v] for k, v in asdict(self).items() if k in STAT_FIELDS}
+        out = {k: [float(x) for x in getattr(self, k)] for k in STAT_FIELDS}
         if self.bp_max_mag is not None:
             out["bp_max_mag"] = float(self.bp_max_mag)
         return out

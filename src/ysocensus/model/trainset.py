@@ -153,7 +153,7 @@ def check_bp_rule(stats, cfg: Mapping, where) -> None:
     """The training set's BP rule (its normalisation's ``bp_max_mag``) is the one the config trains with
     (``train.training.bp_max_mag``): the network learns, and the checkpoint carries, the set's rule."""
     want = cfg["training"]["bp_max_mag"]
-    if (want is None) != (stats.bp_max_mag is None) or (want is not None and float(want) != stats.bp_max_mag):
+    if (None if want is None else float(want)) != stats.bp_max_mag:
         raise ValueError(f"{where}: the training set drops G_BP fainter than {stats.bp_max_mag} mag, the config "
                          f"asks for train.training.bp_max_mag = {want}; rebuild the training set (rule training_set)")
 
