@@ -161,3 +161,25 @@ def test_gaia_sigma_averages_down_with_the_number_of_transits():
         np.testing.assert_allclose(sig, gaia.magnitude_error(band, mags[:, j]) * np.sqrt(n_obs[1, j] / n_obs[:, j]),
                                    rtol=1e-3)
         assert sig[0] > sig[1] > sig[2]                           # fewer transits, larger σ
+
+
+def test_gaia_scanning_law_sets_the_number_of_transits_by_ecliptic_latitude():
+    # de Bruijne 2012 / ESA science performance (PyGaia 1.x errorFactorVariationBeta.txt): 61 transits on the
+    # ecliptic, 144 at |sin β| 0.725, 81 averaged over the sky (the table's "Mean" row)
+    assert gaia.SCAN_LAW_TRANSITS.mean() == pytest.approx(81.0, abs=0.5)
+    # ecliptic latitude: the equinox and the solstice point lie on the ecliptic, its north pole at RA 270°, Dec 66.56°
+    sb = gaia.sin_ecliptic_latitude([0.0, 90.0, 270.0], [0.0, gaia.OBLIQUITY_DEG, 90.0 - gaia.OBLIQUITY_DEG])
+    np.testing.assert_allclose(sb, [0.0, 0.0, 1.0], atol=1e-12)
+    f = gaia.scan_law_factor([0.0, 0.725, -0.725, 1.0])
+    np.testing.assert_allclose(f, np.array([61.0, 144.0, 144.0, 75.0]) / gaia.SCAN_LAW_TRANSITS.mean())
+    # σ ∝ 1/sqrt(n): the same star reports a σ sqrt(144/61) larger on the ecliptic than at |β| ≈ 46.5°
+    n = 2
+    mags = np.full((n, 3), 16.0, np.float32)
+    args = (mags, np.ones(n), None, np.zeros((4, n), np.float32), np.zeros((3, n), np.float32), np.ones(n, bool))
+    on = gaia.observe(*args, z_transits=np.zeros(n), sin_beta=np.array([0.0, 0.725]))
+    np.testing.assert_allclose(on["phot_g_mean_flux_over_error"][1] / on["phot_g_mean_flux_over_error"][0],
+                               np.sqrt(144.0 / 61.0), rtol=1e-4)
+    off = gaia.observe(*args, {"scan_law": False}, z_transits=np.zeros(n), sin_beta=np.array([0.0, 0.725]))
+    assert off["phot_g_mean_flux_over_error"][0] == off["phot_g_mean_flux_over_error"][1]
+    # without a position every star gets the sky average, as before the scanning law
+    np.testing.assert_allclose(gaia.n_observations(np.zeros(1))[0], [351.0, 40.0, 40.0], rtol=1e-5)

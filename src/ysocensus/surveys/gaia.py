@@ -14,8 +14,12 @@ per-CCD measurements (``phot_g_n_obs`` ≈ ``ccd_per_transit`` × transits), for
 transits (``phot_bp_n_obs``). The measurement noise averages down the same way: pygaia's curve is for DR3's
 typical numbers (``N_REFERENCE``), and a star observed n times has σ × sqrt(N_REFERENCE / n) (the EDR3
 uncertainty model, Riello et al. 2021, which pygaia implements). The number of transits depends on the scanning
-law and differs from star to star: log-normal with median ``n_transits_median`` (≈ 40 over DR3's 34 months)
-and ``n_transits_sigma_ln``.
+law: it scales with the nominal scanning law's count at the star's ecliptic latitude β (``SCAN_LAW_TRANSITS``:
+61 on the ecliptic, 144 at |β| ≈ 45°, 81 averaged over the sky), so a star near the ecliptic (Taurus, ρ Oph,
+Upper Sco, Praesepe, Ruprecht 147) reports a σ ≈ 15 % larger than the same star at high |β|, and scatters
+log-normally about that (``n_transits_sigma_ln``) around ``n_transits_median`` (≈ 40 over DR3's 34 months) at the
+sky-averaged count. The network sees the star's position, so it can tell a σ excess of the scanning law from one
+of variability.
 
 Selection (DR3 numbers): sources from G ≈ 3 (brighter stars are largely missing) to G ≈ 21
 (completeness falls steeply at 20.5–21 in uncrowded fields; Fabricius et al. 2021, Cantat-Gaudin et al.
@@ -39,10 +43,25 @@ from ysocensus.surveys.selection import detection_probability
 N_REFERENCE = {"g": 351.0, "bp": 40.0, "rp": 40.0}
 
 
+#: Gaia's nominal scanning law: the end-of-mission number of focal-plane transits (both fields of view) in bins of
+#: 0.05 in |sin β| (β: ecliptic latitude) centred on ``SCAN_LAW_SIN_BETA`` (de Bruijne 2012, Ap&SS 341, 31; the
+#: table of error factors against β on ESA's Gaia science performance pages, as tabulated in PyGaia 1.x,
+#: ``data/errorFactorVariationBeta.txt``, column N_obs). The count peaks where the spin axis's 45° precession cone
+#: about the Sun direction makes scans pile up and is lowest on the ecliptic; its mean over the sky (uniform in
+#: sin β) is 81.2. Only the ratio to that mean is used, so the release's length (DR3: 34 months) drops out.
+SCAN_LAW_SIN_BETA = np.arange(0.025, 1.0, 0.05)
+SCAN_LAW_TRANSITS = np.array([61, 61, 62, 62, 63, 65, 66, 68, 71, 75, 80, 87, 98, 122, 144, 106, 93, 85, 80, 75],
+                             np.float64)
+#: obliquity of the ecliptic at J2000 (IAU 1976: 84381.448″), for the ecliptic latitude of ICRS positions
+OBLIQUITY_DEG = 23.4392911
+
 DEFAULTS = dict(g_bright=3.0, g_faint=20.9, g_faint_width=0.12,
                 bprp_faint=20.3, bprp_faint_width=0.35,
                 parallax_faint=20.6, parallax_faint_width=0.3,
-                n_transits_median=40.0, n_transits_sigma_ln=0.35, n_transits_range=(10.0, 250.0),
+                # 0.256: the star-to-star scatter left when the scanning law's spread over the sky (σ_ln 0.238 of
+                # SCAN_LAW_TRANSITS) is taken out of the previous single log-normal's 0.35
+                n_transits_median=40.0, n_transits_sigma_ln=0.256, n_transits_range=(10.0, 250.0),
+                scan_law=True,
                 ccd_per_transit=N_REFERENCE["g"] / N_REFERENCE["bp"])  # the median star gets pygaia's σ
 _BANDS = ("g", "bp", "rp")
 
@@ -74,29 +93,47 @@ def parallax_error(g) -> np.ndarray:
     return (parallax_uncertainty(np.atleast_1d(g), release="dr3") / 1000.0).astype(np.float32)
 
 
-def n_observations(z_transits: np.ndarray, params: dict | None = None) -> np.ndarray:
+def sin_ecliptic_latitude(ra_deg, dec_deg) -> np.ndarray:
+    """sin β of ICRS positions (degrees), β the ecliptic latitude (J2000 mean ecliptic, ``OBLIQUITY_DEG``)."""
+    ra = np.radians(np.asarray(ra_deg, np.float64))
+    dec = np.radians(np.asarray(dec_deg, np.float64))
+    eps = np.radians(OBLIQUITY_DEG)
+    return np.sin(dec) * np.cos(eps) - np.cos(dec) * np.sin(eps) * np.sin(ra)
+
+
+def scan_law_factor(sin_beta) -> np.ndarray:
+    """Number of transits at ecliptic latitude β relative to the sky average (``SCAN_LAW_TRANSITS``): 0.75 on the
+    ecliptic, 1.77 at |β| ≈ 45°, linear in |sin β| between the table's bin centres."""
+    s = np.abs(np.asarray(sin_beta, np.float64))
+    return np.interp(s, SCAN_LAW_SIN_BETA, SCAN_LAW_TRANSITS) / SCAN_LAW_TRANSITS.mean()
+
+
+def n_observations(z_transits: np.ndarray, params: dict | None = None, sin_beta=None) -> np.ndarray:
     """Number of epoch measurements averaged into the mean magnitude, (N, 3) for G, BP, RP: per-CCD for G,
-    per-transit for BP/RP, from one standard normal per star (``z_transits``) for its number of transits."""
+    per-transit for BP/RP, from one standard normal per star (``z_transits``) for its number of transits and, with
+    ``scan_law`` on, the scanning law at its ecliptic latitude (``sin_beta``; None: the sky average)."""
     p = dict(DEFAULTS, **(params or {}))
     lo, hi = p["n_transits_range"]
-    transits = np.clip(p["n_transits_median"] * np.exp(p["n_transits_sigma_ln"] * np.asarray(z_transits, np.float64)),
-                       lo, hi)
+    z = np.asarray(z_transits, np.float64)
+    median = p["n_transits_median"] * (scan_law_factor(sin_beta) if p["scan_law"] and sin_beta is not None else 1.0)
+    transits = np.clip(median * np.exp(p["n_transits_sigma_ln"] * z), lo, hi)
     return np.stack([transits * p["ccd_per_transit"], transits, transits], -1).astype(np.float32)
 
 
 def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndarray | None,
             z: np.ndarray, u: np.ndarray, keep: np.ndarray, params: dict | None = None,
-            z_transits: np.ndarray | None = None) -> dict:
+            z_transits: np.ndarray | None = None, sin_beta: np.ndarray | None = None) -> dict:
     """Gaia measurements of stars with true magnitudes (N, 3) in G, BP, RP and true parallax (mas).
 
     ``z`` (4, N) standard normals (G, BP, RP, parallax noise), ``u`` (3, N) uniforms (G detection,
     BP/RP availability, parallax solution), ``keep`` (N,) bool (footprint / random loss / photometry
     exists), ``var_sigma`` (N, 3) rms variability (mag) or None, ``z_transits`` (N,) standard normals for
-    the number of transits (None: the median everywhere). Returns archive columns (float arrays, NaN = null)
-    and the boolean mask ``detected``.
+    the number of transits (None: the median everywhere), ``sin_beta`` (N,) sin of the ecliptic latitude for the
+    scanning law (None: the sky average). Returns archive columns (float arrays, NaN = null) and the boolean mask
+    ``detected``.
     """
     p = dict(DEFAULTS, **(params or {}))
-    n_obs = n_observations(np.zeros(len(true_mags)) if z_transits is None else z_transits, p)
+    n_obs = n_observations(np.zeros(len(true_mags)) if z_transits is None else z_transits, p, sin_beta)
     g = true_mags[:, 0]
     p_det = detection_probability(g, p["g_faint"], p["g_faint_width"]) * (g >= p["g_bright"])
     det = keep & (u[0] < p_det)

@@ -233,7 +233,8 @@ def observe_population(pop: Mapping[str, np.ndarray], bc: BCGrid, isochrones=Non
     keep = {s: has_phot & (u[US[f"loss_{s}"]] >= np.float32(loss[s])) for s in io.SURVEYS}
     vg = var[:, :3] if var is not None else None
     g = gaia.observe(mags[:, :3], 1000.0 / dist.astype(np.float64), vg, z[ZS["gaia"]], u[US["gaia"]],
-                     keep["gaia"], cfg["gaia"], z_transits=z[ZS["gaia_transits"]])
+                     keep["gaia"], cfg["gaia"], z_transits=z[ZS["gaia_transits"]],
+                     sin_beta=gaia.sin_ecliptic_latitude(ra, dec))
     t = tmass.observe(mags[:, 3:6], var[:, 3:6] if var is not None else None, z[ZS["tmass"]], u[US["tmass"]],
                       keep["tmass"], cfg["tmass"])
     w = wise.observe(mags[:, 6:10], np.asarray(pop["b"]), var[:, 6:10] if var is not None else None,
