@@ -16,10 +16,10 @@ typical numbers (``N_REFERENCE``), and a star observed n times has σ × sqrt(N_
 uncertainty model, Riello et al. 2021, which pygaia implements). The number of transits depends on the scanning
 law: it scales with the nominal scanning law's count at the star's ecliptic latitude β (``SCAN_LAW_TRANSITS``:
 61 on the ecliptic, 144 at |β| ≈ 45°, 81 averaged over the sky), so a star near the ecliptic (Taurus, ρ Oph,
-Upper Sco, Praesepe, Ruprecht 147) reports a σ ≈ 15 % larger than the same star at high |β|, and scatters
-log-normally about that (``n_transits_sigma_ln``) around ``n_transits_median`` (≈ 40 over DR3's 34 months) at the
-sky-averaged count. The network sees the star's position, so it can tell a σ excess of the scanning law from one
-of variability.
+Upper Sco, Praesepe, Ruprecht 147) reports a σ ≈ 15 % larger than at the sky-average count (54 % larger than at
+|β| ≈ 45°), and scatters log-normally about that (``n_transits_sigma_ln``) around ``n_transits_median`` (≈ 40
+over DR3's 34 months) at the sky-averaged count. The network sees the star's position, so it can tell a σ excess
+of the scanning law from one of variability.
 
 Selection (DR3 numbers): sources from G ≈ 3 (brighter stars are largely missing) to G ≈ 21
 (completeness falls steeply at 20.5–21 in uncrowded fields; Fabricius et al. 2021, Cantat-Gaudin et al.
@@ -58,8 +58,8 @@ OBLIQUITY_DEG = 23.4392911
 DEFAULTS = dict(g_bright=3.0, g_faint=20.9, g_faint_width=0.12,
                 bprp_faint=20.3, bprp_faint_width=0.35,
                 parallax_faint=20.6, parallax_faint_width=0.3,
-                # 0.256: the star-to-star scatter left when the scanning law's spread over the sky (σ_ln 0.238 of
-                # SCAN_LAW_TRANSITS) is taken out of the previous single log-normal's 0.35
+                # 0.256 = sqrt(0.35² − 0.238²): with the scanning law's own spread over the sky (σ_ln 0.238 of
+                # SCAN_LAW_TRANSITS) the total star-to-star spread stays the 0.35 drawn before it
                 n_transits_median=40.0, n_transits_sigma_ln=0.256, n_transits_range=(10.0, 250.0),
                 scan_law=True,
                 ccd_per_transit=N_REFERENCE["g"] / N_REFERENCE["bp"])  # the median star gets pygaia's σ
