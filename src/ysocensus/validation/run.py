@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 G_BINS = (-np.inf, 12.0, 15.0, 17.0, 19.0, np.inf)
 ABS_B_BINS = (0.0, 5.0, 15.0, 30.0, 90.01)
+#: population test stars on which validate compares the other ODE solvers (``validation.solvers``)
+SOLVER_STARS = 3000
 #: survey steps of the widths table: conditioned token groups (masks.DROP_GROUPS), cumulative
 WIDTH_STEPS = (("gaia_phot", ("gaia_phot",)), ("+parallax", ("gaia_phot", "parallax")),
                ("+2mass_wise", ("gaia_phot", "parallax", "tmass", "wise")),
@@ -283,7 +285,7 @@ def _plan(vcfg: Mapping, n_pop: int, n_test: int, n_width: int, resample_twice: 
     population = n_pop * n + (n_test * n if resample_twice else 0)
     if int(vcfg["degraded_stars"]) > 0:
         population += (1 + len(DEGRADATIONS)) * 2 * min(int(vcfg["degraded_stars"]), n_pop) * n
-    population += len(vcfg["solvers"]) * min(3000, n_pop) * n
+    population += len(vcfg["solvers"]) * min(SOLVER_STARS, n_pop) * n
     return {"population": float(population), "simulation": float(n_test * n + len(WIDTH_STEPS) * n_width * n)}
 
 
@@ -394,7 +396,7 @@ def run_validate(checkpoint, training_dir, out_json, figures_dir, train_cfg: Map
         out["young_age_accuracy_as_simulated"] = a
     # solver comparison on a subset (calibration, not loss, judges a solver)
     out["solvers"] = {}
-    sub = random_rows(pop, 3000, cfg["seed"])
+    sub = random_rows(pop, SOLVER_STARS, cfg["seed"])
     for method, steps in vcfg["solvers"]:
         with progress.phase(f"solver {method} with {steps} steps", sub.num_rows * int(vcfg["n_samples"])):
             r = evaluate(post, sub, int(vcfg["n_samples"]), seed=cfg["seed"], method=method, n_steps=int(steps))
