@@ -72,6 +72,20 @@ def test_corona_australis_and_lupus3_latitudes():
     assert 8 < b_lup3 < 11 and 140 < d_lup3 < 180
 
 
+def test_corona_australis_off_cloud_population_from_its_census():
+    """Upper CrA (BANYAN Sigma's position) carries the off-cloud population of Galli et al. (2020, A&A 634, A98):
+    two thirds of their 313 members, complete to G = 20 (0.02 Msun at 6.7 Myr and 149 pc), so 209 x the Kroupa
+    mass per member above 0.02 Msun (0.388 Msun) = 81 Msun, three times the 24 Msun of BANYAN's 10 bona fide
+    members; its age is CrA-North's 6.7 +- 0.3 Myr (Rigliaco et al. 2025), not BANYAN's ~10 Myr."""
+    import math
+    cx = {c.name: c for c in complexes_from_config(section("population")["young"])}
+    ucra, cra = cx["ucra"], cx["corona_australis"]
+    assert 75 < ucra.stellar_mass_msun < 90
+    assert ucra.log10_age_yr == pytest.approx((math.log10(6.4e6), math.log10(7.0e6)))
+    # the off-cloud population is the larger of the two (Galli et al.: twice as numerous as the on-cloud one)
+    assert ucra.stellar_mass_msun > 0.5 * cra.stellar_mass_msun
+
+
 def test_a_complex_is_as_old_as_the_literature_group_it_stands_for():
     """A complex of COMPLEXES replaces the catalogued group it covers (BANYAN Sigma, Gagne et al. 2018, Table 1), so
     its simulated ages must include that group's: Corona Australis, 0.6–3 Myr for the embedded Coronet in

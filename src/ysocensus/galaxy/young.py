@@ -20,7 +20,8 @@ A complex forms stars in two ways:
 Literature associations (``population.young.literature_associations``): every association, moving group and
 nearby cluster within ~500 pc of the BANYAN Sigma compilation (Gagne et al. 2018, ApJ 856, 23: centre XYZ and
 spatial covariance from its model file, ages and bona fide member counts from its Table 1), plus census
-additions where BANYAN has no group (Lupus 3: Comeron 2008, Galli et al. 2020), read from
+additions where BANYAN has no group (Lupus 3: Comeron 2008, Galli et al. 2020) or predates Gaia (Upper CrA's
+count and age: Galli et al. 2020, Rigliaco et al. 2025), read from
 ``ysocensus/data/young_associations.csv`` (sources, licence and commits in ``young_associations.SOURCES.md``).
 Each becomes a distributed association only (no clusters), an isotropic Gaussian with sigma = sqrt of the mean
 eigenvalue of BANYAN's XYZ covariance, ages uniform in log age over its literature range, and a stellar mass
