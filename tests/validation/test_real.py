@@ -68,6 +68,32 @@ def test_provenance_and_licences_ship_with_the_data():
     assert "not shipped" in text.lower()
 
 
+def test_a_revised_group_age_keeps_the_files_own_beside_it():
+    """rho Oph: Cánovas et al. (2019) selected members in Gaia DR2, the optically visible surface population, whose
+    median age Wilking, Gagné & Allen (2008) give as 2-5 Myr; the file carries BANYAN's <2 Myr for the L1688
+    cores (``real.LABEL_REVISIONS``)."""
+    oph = real.read_members(_file("rhoOph_Canovas2019_gaiadr2.csv"))
+    assert (oph["age_myr"] == 3.2).all() and (oph["age_myr_lo"] == 2.0).all() and (oph["age_myr_hi"] == 5.0).all()
+    assert (oph["age_myr_file"] == 2.0).all() and (oph["age_myr_lo_file"] == 0.3).all()
+    cra = real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))
+    assert (cra["age_myr"] == cra["age_myr_file"]).all()
+    rows = real.label_revisions()
+    assert [(r["file"], r["group"]) for r in rows] == [("rhoOph_Canovas2019_gaiadr2.csv", "rho Oph")]
+    assert "Wilking" in rows[0]["why"]
+    with pytest.raises(ValueError, match="x.csv.*'nobody'"):
+        real.revise_labels(oph, "x.csv", {("x.csv", "nobody"): (1.0, 0.5, 2.0, "test")})
+
+
+def test_the_files_own_labels_are_scored_beside_the_revised_ones():
+    t = _table()
+    assert real.file_label_scores(t.assign(age_myr_file=t["age_myr"]), 50.0) is None
+    older = t.assign(age_myr_file=t["age_myr"], age_myr=np.where(t["age_myr"] < 50, 5.0, t["age_myr"]))
+    both = real.file_label_scores(older, 50.0)
+    assert set(both) == set(real.TARGETS)
+    assert both["median_abs_dlog_age"] == pytest.approx(real.score(t, 50.0)["median_abs_dlog_age"])
+    assert real.score(older, 50.0)["median_abs_dlog_age"] != pytest.approx(both["median_abs_dlog_age"])
+
+
 def test_load_members_concatenates_every_file():
     members = real.load_members()
     assert set(YOUNG_FILES) <= set(members["file"])
