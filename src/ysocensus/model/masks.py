@@ -51,12 +51,12 @@ class MaskMix:
 
     posterior: float = 0.45
     survey_drop: float = 0.25
-    gaia_only: float = 0.30
+    gaia_only: float = 0.25
     random_subset: float = 0.08
     predict_x: float = 0.07
     prior: float = 0.03
     theta_observed_prob: float = 0.15  # in random_subset masks: chance that each θ is conditioned on
-    sigma_drop_all: float = 0.30  # on top of any kind: every σ withheld (VALUE_ONLY)
+    sigma_drop_all: float = 0.25  # on top of any kind: every σ withheld (VALUE_ONLY)
     sigma_drop_group: float = 0.2  # otherwise: each DROP_GROUPS group's σ withheld
 
     def to_dict(self):
