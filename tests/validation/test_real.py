@@ -344,9 +344,10 @@ def test_run_real_validation_through_the_driver(tmp_path):
                                    files=files, sampler=sampler)
     saved = json.loads((tmp_path / "real.json").read_text())
     assert saved["variants"].keys() == {"as_published", "no_sigma"}
-    for key in ("definitions", "files", "sigma_vs_no_sigma", "sagitta", "figures"):
+    for key in ("definitions", "files", "sigma_vs_no_sigma", "sagitta", "figures", "label_revisions"):
         assert key in saved
     pub, bare = saved["variants"]["as_published"], saved["variants"]["no_sigma"]
+    assert pub["under_file_labels"] is None          # no revised group (rho Oph) among these files
     assert pub["n_rows"] == 26 + 378 + 12
     assert pub["n_old"] == 12 and pub["n_young"] == pub["status"]["ok"] - 12
     assert set(pub["groups"]) == {"beta Pictoris MG", "Corona Australis", "Hyades"}
