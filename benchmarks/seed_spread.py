@@ -8,7 +8,8 @@ Reads each run's ``validation/calibration.json`` and ``validation/real.json`` (a
 e.g. of ``snakemake --cores all --config seed=...`` in fresh clones) and prints, per run and as min / median / max
 over the runs: the simulated overall max coverage error, the worst survey combination, AUC and the catalogs as
 users supply them; on the real members (as published and without σ) AUC, called young, old called young, the
-median |Δ log age|, inside 16–84 % and each young group's median age, each against issue 21's target.
+median |Δ log age|, inside 16–84 % and each young group's median age, each against issue 21's target (and,
+where the validation revised a group age, the same with the files' own labels: ``*_file_labels_*``).
 
 Usage: python benchmarks/seed_spread.py RESULTS_DIR [RESULTS_DIR ...] [--output results/benchmarks/seed_spread.json]
 """
@@ -44,6 +45,8 @@ def run_figures(results: Path) -> dict:
     for variant, m in real["variants"].items():
         for k in REAL_KEYS:
             out[f"real_{variant}_{k}"] = m[k]
+        for k, v in (m.get("under_file_labels") or {}).items():  # a revised group age: the files' own beside
+            out[f"real_{variant}_file_labels_{k}"] = v
         for g in YOUNG_GROUPS:
             if g in m["groups"]:
                 out[f"real_{variant}_group_age_{g}"] = m["groups"][g]["median_log10_age_yr_q50"]
