@@ -154,7 +154,6 @@ def read_members(source, name: str | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{name}: missing column(s) {missing} of the real-member schema (data/real/SOURCES.md)")
     frame["file"] = name
-    frame["age_myr"] = pd.to_numeric(frame["age_myr"], errors="coerce")
     return revise_labels(frame, name)
 
 
@@ -175,7 +174,8 @@ def file_label_scores(table: pd.DataFrame, young_threshold_myr: float, calibrati
 
 
 def revise_labels(frame: pd.DataFrame, name: str, revisions: Mapping = LABEL_REVISIONS) -> pd.DataFrame:
-    """``frame`` with the group ages of ``revisions`` for file ``name`` adopted, the file's own kept in ``*_file``."""
+    """``frame`` with its age columns as float (Myr) and the group ages of ``revisions`` for file ``name`` adopted,
+    the file's own kept in ``*_file``."""
     frame = frame.copy()
     for col in ("age_myr", "age_myr_lo", "age_myr_hi"):
         if col in frame.columns:
