@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ysocensus.dust import DustField, DustmapsAV, DustmapsMissing, run_dust, dust_model
+from ysocensus.dust.field import cloud_columns
 from ysocensus.config import section
 from ysocensus.galaxy.young import complexes_from_config
 
@@ -56,6 +57,41 @@ def test_clouds_at_star_forming_regions(field):
         assert off < 0.5 * (after - before)
 
 
+def test_cloud_columns_are_the_exact_line_integral():
+    # a Gaussian cloud's density C/(sqrt(2 pi) s) exp(-|r - c|^2 / 2 s^2) integrated along rays by the trapezoid rule
+    cloud = np.array([[100.0, 30.0, -20.0, 3.0, 7.0]])
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(50, 3)) * 0.05 + np.array([100.0, 30.0, -20.0]) / np.linalg.norm([100.0, 30.0, -20.0])
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    d = rng.uniform(80, 140, 50)
+    s = np.linspace(0, 1, 20001)[None, :] * d[:, None]
+    r2 = ((s[..., None] * v[:, None, :] - cloud[0, :3]) ** 2).sum(-1)
+    rho = 7.0 / (np.sqrt(2 * np.pi) * 3.0) * np.exp(-r2 / (2 * 9.0))
+    numeric = np.trapezoid(rho, s, axis=1)
+    assert np.allclose(cloud_columns(cloud, v, d), numeric, rtol=1e-5, atol=1e-9)
+    # through the centre, the whole column C once the ray has passed the cloud
+    c = cloud[0, :3] / np.linalg.norm(cloud[0, :3])
+    assert cloud_columns(cloud, c[None], np.array([500.0]))[0] == pytest.approx(7.0, rel=1e-9)
+
+
+def test_cloud_narrower_than_the_grid_keeps_its_size():
+    """ρ Oph's cloud (radius 4 pc, sigma 2 pc: galaxy.young.COMPLEXES) on a 20 pc grid: a star 6 pc in front of its
+    centre sees almost none of it, one 6 pc behind almost all, and one 10 pc off the sight line through the
+    centre a fraction exp(-10^2 / 2 sigma^2) ~ 4e-6 (a grid-wide cloud would give all three about half)."""
+    cfg = section("dust", {**SMALL, "turbulence_sigma_ln": 0.0})
+    oph = [c for c in complexes_from_config(section("population")["young"]) if c.name == "ophiuchus"]
+    f = DustField.build(cfg, oph, 0)
+    (cx, cy, cz, sig, col), = f.clouds
+    assert sig == pytest.approx(2.0) and col == pytest.approx(10.0)
+    d0 = float(np.sqrt(cx * cx + cy * cy + cz * cz))
+    l, b = np.rad2deg(np.arctan2(cy, cx)), np.rad2deg(np.arcsin(cz / d0))
+    smooth = f.av(l + 60.0, b, d0 + 6)  # the same path length away from any cloud
+    front, behind = f.av(l, b, d0 - 6) - smooth, f.av(l, b, d0 + 6) - smooth
+    assert front < 0.02 * col and behind > 0.97 * col
+    off = f.av(l, b + np.rad2deg(10.0 / d0), d0 + 30) - f.av(l + 60.0, b, d0 + 30)
+    assert abs(off) < 0.05
+
+
 def test_reproducible_and_seeded(field):
     cfg = section("dust", SMALL)
     cx = complexes_from_config(section("population")["young"])
@@ -72,12 +108,23 @@ def test_save_load_and_build_dust(tmp_path, field):
     field.save(path)
     back = DustField.load(path)
     assert np.array_equal(back.los_av, field.los_av) and np.array_equal(back.density, field.density)
+    assert np.array_equal(back.clouds, field.clouds) and len(field.clouds) > 0
     assert back.av(10.0, 0.0, 500.0) == field.av(10.0, 0.0, 500.0)
     meta = tmp_path / "dust.json"
     run_dust(section("dust", {**SMALL, "grid_step_pc": 50.0}), section("population"), 1, tmp_path / "b.npz", meta)
     assert meta.exists() and (tmp_path / "b.npz").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.npz", "dust.json", "dust.npz"]
     assert isinstance(dust_model(section("dust"), path), DustField)
+    # a field saved before the clouds were resolved (no "clouds" array): read as it was, the clouds in los_av
+    with np.load(path) as z:
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "clouds"})
+    old = DustField.load(tmp_path / "old.npz")
+    v = np.array([[np.cos(np.deg2rad(353.0)) * np.cos(np.deg2rad(17.0)), np.sin(np.deg2rad(353.0)) * np.cos(np.deg2rad(17.0)),
+                   np.sin(np.deg2rad(17.0))]])
+    assert old.clouds.shape == (0, 5)
+    assert old.av(353.0, 17.0, 200.0) == pytest.approx(
+        field.av(353.0, 17.0, 200.0) - cloud_columns(field.clouds, v, np.array([200.0]))[0], abs=1e-4)
+    (tmp_path / "old.npz").unlink()
     with pytest.raises(FileNotFoundError, match="dust rule"):
         DustField.load(tmp_path / "missing.npz")
 
