@@ -119,8 +119,8 @@ def test_save_load_and_build_dust(tmp_path, field):
     with np.load(path) as z:
         np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "clouds"})
     old = DustField.load(tmp_path / "old.npz")
-    v = np.array([[np.cos(np.deg2rad(353.0)) * np.cos(np.deg2rad(17.0)), np.sin(np.deg2rad(353.0)) * np.cos(np.deg2rad(17.0)),
-                   np.sin(np.deg2rad(17.0))]])
+    lr, br = np.deg2rad(353.0), np.deg2rad(17.0)
+    v = np.array([[np.cos(br) * np.cos(lr), np.cos(br) * np.sin(lr), np.sin(br)]])
     assert old.clouds.shape == (0, 5)
     assert old.av(353.0, 17.0, 200.0) == pytest.approx(
         field.av(353.0, 17.0, 200.0) - cloud_columns(field.clouds, v, np.array([200.0]))[0], abs=1e-4)
