@@ -6,7 +6,7 @@ import pytest
 from ysocensus.dust import DustField, DustmapsAV, DustmapsMissing, run_dust, dust_model
 from ysocensus.dust.field import cloud_columns
 from ysocensus.config import section
-from ysocensus.galaxy.young import complexes_from_config
+from ysocensus.galaxy.young import complexes_from_config, lbd_to_xyz
 
 SMALL = {"grid_step_pc": 20.0, "grid_extent_xy_pc": 1100.0, "grid_extent_z_pc": 300.0, "los_nside": 16,
          "los_distance_max_pc": 1100.0}
@@ -119,8 +119,7 @@ def test_save_load_and_build_dust(tmp_path, field):
     with np.load(path) as z:
         np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "clouds"})
     old = DustField.load(tmp_path / "old.npz")
-    lr, br = np.deg2rad(353.0), np.deg2rad(17.0)
-    v = np.array([[np.cos(br) * np.cos(lr), np.cos(br) * np.sin(lr), np.sin(br)]])
+    v = np.array([lbd_to_xyz(353.0, 17.0, 1.0)])
     assert old.clouds.shape == (0, 5)
     assert old.av(353.0, 17.0, 200.0) == pytest.approx(
         field.av(353.0, 17.0, 200.0) - cloud_columns(field.clouds, v, np.array([200.0]))[0], abs=1e-4)

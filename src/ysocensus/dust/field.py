@@ -46,6 +46,7 @@ import numpy as np
 
 from scipy.special import ndtr
 
+from ..galaxy.young import lbd_to_xyz
 from ..io import atomic_path
 from ..sky import STAGES
 
@@ -128,7 +129,7 @@ class DustField:
         if rb > 0:
             rho *= floor + (1 - floor) * (1 - np.exp(-((r2 / rb**2) ** 2)))
         del r2
-        clouds = [(c.x, c.y, c.z, float(c.cloud_radius_pc) / 2.0, float(c.cloud_av_mag), float(c.cloud_radius_pc))
+        clouds = [(c.x, c.y, c.z, float(c.cloud_radius_pc), float(c.cloud_av_mag))
                   for c in complexes if float(c.cloud_av_mag) > 0 and float(c.cloud_radius_pc) > 0]
         sig_ln = float(p.get("turbulence_sigma_ln", 0.8))
         turb = None
@@ -145,19 +146,23 @@ class DustField:
         self._integrate_los(float(p.get("los_step_pc", 10.0)), float(p.get("los_distance_max_pc", 1250.0)),
                             int(p.get("los_substeps", 2)))
         factor = [1.0 if turb is None else float(self._grid_value(turb, cx, cy, cz)) for cx, cy, cz, *_ in clouds]
-        self.clouds = np.array([(cx, cy, cz, max(s, 0.5), av * f) for (cx, cy, cz, s, av, _), f in zip(clouds, factor)],
-                               np.float64).reshape(-1, 5)
-        for cx, cy, cz, _, av, rad in clouds:
+        self.clouds = np.array([(cx, cy, cz, max(rad / 2.0, 0.5), av * f)
+                                for (cx, cy, cz, rad, av), f in zip(clouds, factor)], np.float64).reshape(-1, 5)
+        for cx, cy, cz, rad, av in clouds:
             self._add_to_grid(rho, turb, cx, cy, cz, max(rad / 2.0, step), av)
         return self
+
+    def _grid_index(self, x, y, z) -> np.ndarray:
+        """Fractional grid indices [3, n] of heliocentric positions (pc), for ``map_coordinates``."""
+        gs = self.x_pc[1] - self.x_pc[0]
+        return np.stack([(np.ravel(x) - self.x_pc[0]) / gs, (np.ravel(y) - self.y_pc[0]) / gs,
+                         (np.ravel(z) - self.z_pc[0]) / gs])
 
     def _grid_value(self, grid: np.ndarray, x: float, y: float, z: float) -> float:
         """Trilinear value of a grid quantity at one heliocentric position (nearest edge value outside)."""
         from scipy.ndimage import map_coordinates
 
-        gs = self.x_pc[1] - self.x_pc[0]
-        idx = np.array([[(x - self.x_pc[0]) / gs], [(y - self.y_pc[0]) / gs], [(z - self.z_pc[0]) / gs]])
-        return float(map_coordinates(grid, idx, order=1, mode="nearest")[0])
+        return float(map_coordinates(grid, self._grid_index(x, y, z), order=1, mode="nearest")[0])
 
     def _add_to_grid(self, rho, turb, cx, cy, cz, sig, column) -> None:
         """A cloud's density at the grid's resolution (sigma ≥ the step, the same column), times the turbulent
@@ -232,8 +237,7 @@ class DustField:
         a1 = flat[base + 1]
         out = a0 + w * (a1 - a0)
         if len(self.clouds):
-            lr, br = np.deg2rad(l.ravel()), np.deg2rad(b.ravel())
-            v = np.stack([np.cos(br) * np.cos(lr), np.cos(br) * np.sin(lr), np.sin(br)], axis=1)
+            v = np.stack(lbd_to_xyz(l.ravel(), b.ravel(), 1.0), axis=1)
             out = (out + cloud_columns(self.clouds, v, d.ravel())).astype(np.float32)
         return out.reshape(l.shape)
 
@@ -242,10 +246,7 @@ class DustField:
         from scipy.ndimage import map_coordinates
 
         x, y, z = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in (x_pc, y_pc, z_pc)))
-        gs = self.x_pc[1] - self.x_pc[0]
-        idx = np.stack([(x.ravel() - self.x_pc[0]) / gs, (y.ravel() - self.y_pc[0]) / gs,
-                        (z.ravel() - self.z_pc[0]) / gs])
-        rho = map_coordinates(self.density, idx, order=1, mode="constant", cval=np.nan)
+        rho = map_coordinates(self.density, self._grid_index(x, y, z), order=1, mode="constant", cval=np.nan)
         miss = np.isnan(rho)
         rho[miss] = self._smooth(self.params, x.ravel()[miss], y.ravel()[miss], z.ravel()[miss])
         return rho.reshape(x.shape)
@@ -278,9 +279,8 @@ class DustField:
         plane = np.abs(lat) < 2.0
         high = np.abs(lat) > 60.0
         av_plane = self.av(lon[plane], lat[plane], d1)
-        dmax = float(self.los_distance_pc[-1])
-        av_high = self.av(lon[high], lat[high], dmax)
-        av_all = self.av(lon, lat, dmax)
+        av_all = self.av(lon, lat, float(self.los_distance_pc[-1]))
+        av_high = av_all[high]
         return {"midplane_av_per_kpc_median": float(np.median(av_plane) * 1000.0 / d1),
                 "midplane_av_per_kpc_mean": float(np.mean(av_plane) * 1000.0 / d1),
                 "high_latitude_av_median": float(np.median(av_high)),
