@@ -89,3 +89,34 @@ def test_a_faint_bp_is_marginalised_where_the_model_was_trained_so():
     np.testing.assert_array_equal(ruled.values[keep], plain.values[keep])
     assert ruled.searched[~faint, bp].all()
     assert "bp_max_mag" not in Normalisation.fit(f).to_dict()  # no rule: the old JSON, byte for byte
+
+
+def test_extinction_is_inferred_in_a_shifted_log():
+    """A_V = 0 (a dust map inside the Local Bubble) maps to a finite model value, every model value maps back to
+    A_V ≥ −AV_SHIFT_MAG, and the Jacobian is the derivative of log10(A_V + shift) (checked numerically)."""
+    import math
+
+    import torch
+
+    from ysocensus.model.tokens import AV_SHIFT_MAG, THETA, model_theta_to_operator_inputs
+
+    f = _frame()
+    f["av_mag"][:3] = 0.0
+    stats = Normalisation.fit(f)
+    theta = np.stack([f[p] for p in io.PARAMETERS], -1)
+    z = theta_to_model(theta, stats)
+    assert np.isfinite(z).all()
+    np.testing.assert_allclose(theta_from_model(z, stats)[:, 4], f["av_mag"], atol=1e-9)
+    wild = np.zeros((5, N_THETA))
+    wild[:, 4] = [-30.0, -5.0, 0.0, 2.0, 5.0]
+    back = theta_from_model(wild, stats)[:, 4]
+    assert (back >= -AV_SHIFT_MAG).all() and np.all(np.diff(back) > 0)
+    # log|dz/dθ| differs between two stars only through A_V here: compare with a finite difference
+    a = np.array([[7.0, 1.0, 0.0, 100.0, 0.05], [7.0, 1.0, 0.0, 100.0, 0.05 + 1e-6]])
+    dz = (theta_to_model(a, stats)[1, 4] - theta_to_model(a, stats)[0, 4]) / 1e-6
+    np.testing.assert_allclose(math.exp(log_abs_det_model_per_phys(a, stats)[0]
+                                        - log_abs_det_model_per_phys(a * [1, 1, 1, 1, 0], stats)[0]),
+                               abs(dz) * AV_SHIFT_MAG * math.log(10) * stats.theta_std[4], rtol=1e-4)
+    ops = model_theta_to_operator_inputs(torch.as_tensor(theta_to_model(theta, stats)), stats)
+    np.testing.assert_allclose(ops["av_mag"].numpy(), f["av_mag"], atol=1e-9)
+    assert THETA[4].shift == AV_SHIFT_MAG

@@ -54,7 +54,8 @@ class Variable:
     """One token's variable.
 
     ``transform`` maps the physical value to model space before standardisation: ``identity``,
-    ``log10`` or ``asinh`` (asinh(v / scale), robust to the long tail of parallaxes and line widths).
+    ``log10`` (log10(v + shift)) or ``asinh`` (asinh(v / scale), robust to the long tail of parallaxes and line
+    widths).
     ``error`` names the uncertainty column; ``error_kind`` is ``abs`` (σ in the value's unit) or
     ``flux_over_error`` (Gaia: σ_mag = 2.5/ln10 / flux_over_error).
     """
@@ -65,14 +66,23 @@ class Variable:
     error: str | None = None
     error_kind: str = "abs"
     survey: str = ""
+    shift: float = 0.0
 
+
+#: A_V is inferred as log10(A_V + AV_SHIFT_MAG) [mag]. Extinction is bounded at 0 and most nearby stars lie within
+#: a few tenths of a magnitude of that bound; in linear A_V the prior has a hard edge at 0 that a continuous flow
+#: can only smear, widening the posterior of low-extinction stars (over-coverage) and putting draws below 0. In
+#: the shifted log the edge becomes a soft tail (density × (A_V + shift)), and no draw falls below −shift. The
+#: shift is well under the photometric precision of A_V (~0.03–0.1 mag), and keeps a dust map that returns
+#: exactly 0 (real 3D maps inside the Local Bubble) finite.
+AV_SHIFT_MAG = 0.01
 
 THETA: tuple[Variable, ...] = (
     Variable("log10_age_yr"),
     Variable("initial_mass_msun", "log10"),
     Variable("feh"),
     Variable("distance_pc", "log10"),
-    Variable("av_mag"),
+    Variable("av_mag", "log10", shift=AV_SHIFT_MAG),
 )
 assert tuple(v.name for v in THETA) == io.PARAMETERS
 
@@ -115,7 +125,7 @@ def _forward(v: Variable, x):
     if v.transform == "identity":
         return x
     if v.transform == "log10":
-        return lib.log10(x)
+        return lib.log10(x + v.shift) if v.shift else lib.log10(x)
     if v.transform == "asinh":
         return lib.arcsinh(x / v.scale) if lib is np else torch.asinh(x / v.scale)
     raise ValueError(f"unknown transform {v.transform!r} of {v.name}")
@@ -126,7 +136,7 @@ def _inverse(v: Variable, y):
     if v.transform == "identity":
         return y
     if v.transform == "log10":
-        return 10.0 ** y
+        return 10.0 ** y - v.shift
     if v.transform == "asinh":
         return v.scale * lib.sinh(y)
     raise ValueError(f"unknown transform {v.transform!r} of {v.name}")
@@ -138,7 +148,7 @@ def _derivative(v: Variable, x):
     if v.transform == "identity":
         return lib.ones_like(x)
     if v.transform == "log10":
-        return 1.0 / (lib.abs(x) * math.log(10.0))
+        return 1.0 / (lib.abs(x + v.shift) * math.log(10.0))
     if v.transform == "asinh":
         return 1.0 / lib.sqrt(x * x + v.scale * v.scale)
     raise ValueError(f"unknown transform {v.transform!r} of {v.name}")
@@ -264,7 +274,7 @@ def model_theta_to_operator_inputs(z: torch.Tensor, stats: Normalisation) -> dic
     m, s = stats.theta_tensors(z)
     y = z * s + m
     return {"log10_age_yr": y[..., 0], "log10_mass": y[..., 1], "feh": y[..., 2],
-            "distance_pc": 10.0 ** y[..., 3], "av_mag": y[..., 4]}
+            "distance_pc": 10.0 ** y[..., 3], "av_mag": _inverse(THETA[4], y[..., 4])}
 
 
 # ---------------------------------------------------------------------------------------------------
