@@ -38,13 +38,23 @@ def test_tokenize_and_theta_roundtrip():
     assert np.isfinite(log_abs_det_model_per_phys(theta, stats)).all()
 
 
-def test_gaia_sigma_from_flux_over_error():
+def test_gaia_sigma_from_flux_over_error_as_excess_over_a_constant_star():
+    """σ_G = 2.5/ln10 / (flux over error), read relative to the σ a non-variable star has at that G and ecliptic
+    latitude: a constant star's own σ reads 0, ten times it reads ln 10, at any position."""
+    from ysocensus.surveys.gaia import constant_star_sigma, sin_ecliptic_latitude
+    from ysocensus.surveys.observe import galactic_to_icrs
+
     f = _frame(5)
-    f["phot_g_mean_flux_over_error"] = np.full(5, 100.0)
-    f["phot_g_mean_mag"] = np.full(5, 12.0)
-    arr = tokenize(f, Normalisation())
+    f["phot_g_mean_mag"] = np.array([8.0, 12.0, 15.0, 18.0, 20.0])
+    ref = constant_star_sigma("g", f["phot_g_mean_mag"], sin_ecliptic_latitude(*galactic_to_icrs(f["l"], f["b"])))
     j = N_THETA + [v.name for v in OBSERVABLES].index("phot_g_mean_mag")
-    np.testing.assert_allclose(arr.logsig[:, j], np.log(2.5 / np.log(10) / 100.0), rtol=1e-5)
+    for factor in (1.0, 10.0):
+        f["phot_g_mean_flux_over_error"] = 2.5 / np.log(10) / (factor * ref)
+        arr = tokenize(f, Normalisation())
+        np.testing.assert_allclose(arr.logsig[:, j], np.log(factor), atol=1e-4)
+    f["l"] = np.full(5, np.nan)  # no position: the sky-averaged scanning law
+    f["phot_g_mean_flux_over_error"] = 2.5 / np.log(10) / constant_star_sigma("g", f["phot_g_mean_mag"])
+    np.testing.assert_allclose(tokenize(f, Normalisation()).logsig[:, j], 0.0, atol=1e-4)
 
 
 def test_normalisation_roundtrip(tmp_path):

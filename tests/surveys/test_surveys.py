@@ -183,3 +183,15 @@ def test_gaia_scanning_law_sets_the_number_of_transits_by_ecliptic_latitude():
     assert off["phot_g_mean_flux_over_error"][0] == off["phot_g_mean_flux_over_error"][1]
     # without a position every star gets the sky average, as before the scanning law
     np.testing.assert_allclose(gaia.n_observations(np.zeros(1))[0], [351.0, 40.0, 40.0], rtol=1e-5)
+
+
+def test_constant_star_sigma_follows_the_scanning_law():
+    """A constant star's σ is pygaia's DR3 curve at DR3's typical number of measurements: × sqrt(1/0.75) on the
+    ecliptic (61 transits against the sky-average 81), × sqrt(1/1.77) at |sin β| = 0.725 (144), the sky average where
+    the position is unknown (SCAN_LAW_TRANSITS, de Bruijne 2012)."""
+    g = np.array([14.0, 14.0, 14.0])
+    ref = gaia.magnitude_error("g", g) * np.sqrt(gaia.N_REFERENCE["g"] / (gaia.DEFAULTS["n_transits_median"]
+                                                                        * gaia.DEFAULTS["ccd_per_transit"]))
+    s = gaia.constant_star_sigma("g", g, np.array([0.0, 0.725, np.nan]))  # 0.725: the bin of the peak, 144
+    np.testing.assert_allclose(s / ref, [np.sqrt(1 / 0.7513), np.sqrt(1 / 1.7733), 1.0], rtol=2e-2)
+    np.testing.assert_allclose(gaia.constant_star_sigma("g", g), ref, rtol=1e-6)

@@ -6,7 +6,12 @@ source of truth for column names):
 - θ (``THETA``): the inferred parameters ``io.PARAMETERS`` in model space: log10 age, log10 initial
   mass, [Fe/H], log10 distance, A_V, each standardised with the training-set mean and standard deviation.
 - x (``OBSERVABLES``): Gaia parallax, the ten magnitudes of ``io.MAGNITUDES`` and the LAMOST labels;
-  each carries its value and its uncertainty (log σ in model space), standardised.
+  each carries its value and its uncertainty (log σ in model space), standardised. Gaia's G, BP and RP carry
+  log σ relative to a constant star's σ at the same magnitude and ecliptic latitude
+  (``surveys.gaia.constant_star_sigma``): the archive's mean-flux error holds the star's variability (σ_var / √n),
+  a sign of youth, as a small excess over a curve that spans two decades in G; read raw, that excess is a
+  fraction of the standardised σ's spread, read as an excess it is the whole of it. The row's values and position
+  give the curve, so nothing is added or lost.
 - the sky position (l, b), one token that is always observed (sin/cos features), since the prior depends
   on direction.
 
@@ -33,7 +38,7 @@ import numpy as np
 import torch
 
 from ysocensus import io
-from ysocensus.surveys.gaia import unreliable_bp
+from ysocensus.surveys.gaia import constant_star_sigma, sin_ecliptic_latitude, unreliable_bp
 
 LATENT, OBSERVED, MISSING, DROPPED, VALUE_ONLY = 0, 1, 2, 3, 4
 STATE_NAMES = ("latent", "observed", "missing", "dropped", "value_only")
@@ -47,6 +52,7 @@ def is_observed(state):
     return (state == OBSERVED) | (state == VALUE_ONLY)
 
 _GAIA_SIGMA = 2.5 / math.log(10.0)  # σ_mag = 2.5/ln10 / (flux / flux error)
+_GAIA_BAND_KEYS = ("g", "bp", "rp")  # surveys.gaia's names of io.GAIA_BANDS
 
 
 @dataclass(frozen=True)
@@ -280,12 +286,22 @@ def model_theta_to_operator_inputs(z: torch.Tensor, stats: Normalisation) -> dic
 # ---------------------------------------------------------------------------------------------------
 # catalog rows → token arrays
 # ---------------------------------------------------------------------------------------------------
+def _sin_ecliptic_latitude(frame, n: int) -> np.ndarray:
+    """sin β of each row from its Galactic (l, b) (NaN where absent: ``constant_star_sigma`` then takes the sky
+    average)."""
+    from ysocensus.surveys.observe import galactic_to_icrs
+
+    ra, dec = galactic_to_icrs(io.float_column(frame, "l", n), io.float_column(frame, "b", n))
+    return sin_ecliptic_latitude(ra, dec)
+
+
 def _raw_arrays(frame) -> dict[str, np.ndarray]:
     """Model-space (unstandardised) θ, x values and x log σ; NaN where absent."""
     n = io.n_rows(frame)
     with np.errstate(all="ignore"):
         theta = np.stack([_forward(v, io.float_column(frame, v.name, n)) for v in THETA], -1) if n else np.zeros((0, N_THETA))
         xs, ls = [], []
+        sin_beta = None
         for v in OBSERVABLES:
             val = io.float_column(frame, v.name, n)
             err = io.float_column(frame, v.error, n)
@@ -295,7 +311,12 @@ def _raw_arrays(frame) -> dict[str, np.ndarray]:
             y = _forward(v, val)
             ok = np.isfinite(y) & np.isfinite(sig) & (sig > 0)
             xs.append(np.where(np.isfinite(y), y, np.nan))  # a value without a usable σ is still a value
-            ls.append(np.where(ok, np.log(np.where(ok, sig, 1.0)), np.nan))
+            log_sig = np.log(np.where(ok, sig, 1.0))
+            if v.error_kind == "flux_over_error":  # Gaia photometry: the σ excess over a constant star's
+                sin_beta = _sin_ecliptic_latitude(frame, n) if sin_beta is None else sin_beta
+                band = _GAIA_BAND_KEYS[io.GAIA_BANDS.index(v.name)]
+                log_sig = log_sig - np.log(constant_star_sigma(band, np.where(ok, val, 15.0), sin_beta))
+            ls.append(np.where(ok, log_sig, np.nan))
         x = np.stack(xs, -1) if n else np.zeros((0, N_X))
         logsig = np.stack(ls, -1) if n else np.zeros((0, N_X))
     return {"theta": theta, "x": x, "logsig": logsig}

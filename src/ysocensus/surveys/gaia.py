@@ -156,6 +156,22 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
     return out
 
 
+def constant_star_sigma(band: str, mag, sin_beta=None) -> np.ndarray:
+    """The mean-magnitude σ (mag) this model gives a star without variability at magnitude ``mag`` in ``band``
+    ('g', 'bp', 'rp') and ecliptic latitude ``sin_beta`` (None or NaN: the sky average), observed the median number
+    of times (``n_observations`` at z = 0). A reported σ above it is the star's variability (σ_var / √n) or a
+    number of transits below the median: the model reads Gaia's σ as this excess (``model.tokens``)."""
+    m = np.asarray(mag, np.float64)
+    sb = None if sin_beta is None else np.nan_to_num(np.asarray(sin_beta, np.float64), nan=_SKY_AVERAGE_SIN_BETA)
+    n = n_observations(np.zeros(m.shape), None, sb)[..., _BANDS.index(band)]
+    return magnitude_error(band, m) * np.sqrt(N_REFERENCE[band] / n)
+
+
+#: a |sin β| whose scanning-law count is the sky average (factor 1.0 of ``scan_law_factor``), for rows without a
+#: position
+_SKY_AVERAGE_SIN_BETA = float(np.interp(SCAN_LAW_TRANSITS.mean(), SCAN_LAW_TRANSITS[:13], SCAN_LAW_SIN_BETA[:13]))
+
+
 def unreliable_bp(bp_mag, bp_max_mag: float | None) -> np.ndarray:
     """Rows whose Gaia G_BP (mag; NaN = none) is fainter than ``bp_max_mag``, where the archive's mean BP flux is
     biased bright: the background and the minimum-flux handling of faint BP epochs raise the mean flux of a
