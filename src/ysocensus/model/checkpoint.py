@@ -31,7 +31,8 @@ from ysocensus.model.config import merge as merge_config  # noqa: F401 (the load
 from ysocensus.model.config import resolve as resolve_config  # noqa: F401
 from ysocensus.model.tokens import VARIABLE_NAMES, Normalisation, fingerprint_dict
 
-FORMAT_VERSION = 4  # 3: the VALUE_ONLY state (network.value_only_emb); 4: A_V as log10(A_V + shift) (tokens.AV_SHIFT_MAG)
+#: 3: the VALUE_ONLY state (network.value_only_emb); 4: A_V as log10(A_V + shift), Gaia σ read as an excess (tokens)
+FORMAT_VERSION = 4
 
 
 class CheckpointError(RuntimeError):
