@@ -43,7 +43,9 @@ def make_all(out: dict, res: dict, widths: dict, directory: Path, smoke_test: bo
         h = np.asarray(out["parameters"][p]["rank_histogram"])
         ax.bar(np.arange(len(h)), h, color="C0")
         ax.axhline(h.mean(), color="k", lw=0.8)
-        ax.set(title=f"{LABELS[p]}  KS p={out['parameters'][p]['sbc_ks_pvalue']:.2g}", xticks=[])
+        ax.set(title=f"{LABELS[p]}  KS p={out['parameters'][p]['sbc_ks_pvalue']:.2g}", xticks=[0, len(h) - 1],
+               xticklabels=["0", "1"], xlabel="rank of the truth among the draws")
+    axes[0].set_ylabel("stars per rank bin")
     fig.tight_layout()
     _stamp(fig, smoke_test)
     _save(fig, directory / "sbc_ranks.png", plt)
