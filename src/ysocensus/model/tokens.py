@@ -4,7 +4,8 @@ Every variable of the joint p(θ, x) is one token. The registry is built from ``
 source of truth for column names):
 
 - θ (``THETA``): the inferred parameters ``io.PARAMETERS`` in model space: log10 age, log10 initial
-  mass, [Fe/H], log10 distance, A_V, each standardised with the training-set mean and standard deviation.
+  mass, [Fe/H], log10 distance, log10(A_V + ``AV_SHIFT_MAG``), each standardised with the training-set mean and
+  standard deviation.
 - x (``OBSERVABLES``): Gaia parallax, the ten magnitudes of ``io.MAGNITUDES`` and the LAMOST labels;
   each carries its value and its uncertainty (log σ in model space), standardised. Gaia's G, BP and RP carry
   log σ relative to a constant star's σ at the same magnitude and ecliptic latitude
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from ysocensus import io
+from ysocensus.surveys.gaia import BANDS as PYGAIA_BANDS
 from ysocensus.surveys.gaia import constant_star_sigma, sin_ecliptic_latitude, unreliable_bp
 
 LATENT, OBSERVED, MISSING, DROPPED, VALUE_ONLY = 0, 1, 2, 3, 4
@@ -52,7 +54,6 @@ def is_observed(state):
     return (state == OBSERVED) | (state == VALUE_ONLY)
 
 _GAIA_SIGMA = 2.5 / math.log(10.0)  # σ_mag = 2.5/ln10 / (flux / flux error)
-_GAIA_BAND_KEYS = ("g", "bp", "rp")  # surveys.gaia's names of io.GAIA_BANDS
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ def _raw_arrays(frame) -> dict[str, np.ndarray]:
             log_sig = np.log(np.where(ok, sig, 1.0))
             if v.error_kind == "flux_over_error":  # Gaia photometry: the σ excess over a constant star's
                 sin_beta = _sin_ecliptic_latitude(frame, n) if sin_beta is None else sin_beta
-                band = _GAIA_BAND_KEYS[io.GAIA_BANDS.index(v.name)]
+                band = PYGAIA_BANDS[io.GAIA_BANDS.index(v.name)]
                 log_sig = log_sig - np.log(constant_star_sigma(band, np.where(ok, val, 15.0), sin_beta))
             ls.append(np.where(ok, log_sig, np.nan))
         x = np.stack(xs, -1) if n else np.zeros((0, N_X))

@@ -63,7 +63,8 @@ DEFAULTS = dict(g_bright=3.0, g_faint=20.9, g_faint_width=0.12,
                 n_transits_median=40.0, n_transits_sigma_ln=0.256, n_transits_range=(10.0, 250.0),
                 scan_law=True,
                 ccd_per_transit=N_REFERENCE["g"] / N_REFERENCE["bp"])  # the median star gets pygaia's σ
-_BANDS = ("g", "bp", "rp")
+#: pygaia's names of the bands of io.GAIA_BANDS, in that order
+BANDS = ("g", "bp", "rp")
 
 
 @functools.lru_cache(maxsize=None)
@@ -140,7 +141,7 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
     has_bprp = det & (u[1] < detection_probability(g, p["bprp_faint"], p["bprp_faint_width"]))
     has_plx = det & (u[2] < detection_probability(g, p["parallax_faint"], p["parallax_faint_width"]))
     out = {}
-    for j, (band, name, foe_name) in enumerate(zip(_BANDS, io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)):
+    for j, (band, name, foe_name) in enumerate(zip(BANDS, io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)):
         have = det if j == 0 else has_bprp
         sig = magnitude_error(band, true_mags[:, j]) * np.sqrt(N_REFERENCE[band] / n_obs[:, j])
         if var_sigma is not None:
@@ -163,7 +164,7 @@ def constant_star_sigma(band: str, mag, sin_beta=None) -> np.ndarray:
     number of transits below the median: the model reads Gaia's σ as this excess (``model.tokens``)."""
     m = np.asarray(mag, np.float64)
     sb = None if sin_beta is None else np.nan_to_num(np.asarray(sin_beta, np.float64), nan=_SKY_AVERAGE_SIN_BETA)
-    n = n_observations(np.zeros(m.shape), None, sb)[..., _BANDS.index(band)]
+    n = n_observations(np.zeros(m.shape), None, sb)[..., BANDS.index(band)]
     return magnitude_error(band, m) * np.sqrt(N_REFERENCE[band] / n)
 
 
