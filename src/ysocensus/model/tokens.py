@@ -132,7 +132,7 @@ def _forward(v: Variable, x):
     if v.transform == "identity":
         return x
     if v.transform == "log10":
-        return lib.log10(x + v.shift) if v.shift else lib.log10(x)
+        return lib.log10(x + v.shift)
     if v.transform == "asinh":
         return lib.arcsinh(x / v.scale) if lib is np else torch.asinh(x / v.scale)
     raise ValueError(f"unknown transform {v.transform!r} of {v.name}")
@@ -281,7 +281,7 @@ def model_theta_to_operator_inputs(z: torch.Tensor, stats: Normalisation) -> dic
     m, s = stats.theta_tensors(z)
     y = z * s + m
     return {"log10_age_yr": y[..., 0], "log10_mass": y[..., 1], "feh": y[..., 2],
-            "distance_pc": 10.0 ** y[..., 3], "av_mag": _inverse(THETA[4], y[..., 4])}
+            "distance_pc": _inverse(THETA[3], y[..., 3]), "av_mag": _inverse(THETA[4], y[..., 4])}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -104,9 +104,11 @@ def sin_ecliptic_latitude(ra_deg, dec_deg) -> np.ndarray:
 
 def scan_law_factor(sin_beta) -> np.ndarray:
     """Number of transits at ecliptic latitude β relative to the sky average (``SCAN_LAW_TRANSITS``): 0.75 on the
-    ecliptic, 1.77 at |β| ≈ 45°, linear in |sin β| between the table's bin centres."""
+    ecliptic, 1.77 at |β| ≈ 45°, linear in |sin β| between the table's bin centres; 1 (the sky average) where
+    sin β is NaN (no position)."""
     s = np.abs(np.asarray(sin_beta, np.float64))
-    return np.interp(s, SCAN_LAW_SIN_BETA, SCAN_LAW_TRANSITS) / SCAN_LAW_TRANSITS.mean()
+    factor = np.interp(s, SCAN_LAW_SIN_BETA, SCAN_LAW_TRANSITS) / SCAN_LAW_TRANSITS.mean()
+    return np.where(np.isnan(s), 1.0, factor)
 
 
 def n_observations(z_transits: np.ndarray, params: dict | None = None, sin_beta=None) -> np.ndarray:
@@ -143,7 +145,7 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
     out = {}
     for j, (band, name, foe_name) in enumerate(zip(BANDS, io.GAIA_BANDS, io.GAIA_FLUX_OVER_ERROR)):
         have = det if j == 0 else has_bprp
-        sig = magnitude_error(band, true_mags[:, j]) * np.sqrt(N_REFERENCE[band] / n_obs[:, j])
+        sig = noise_sigma(band, true_mags[:, j], n_obs[:, j])
         if var_sigma is not None:
             sig = np.sqrt(sig**2 + var_sigma[:, j] ** 2 / n_obs[:, j])
         mag = np.where(have, true_mags[:, j] + sig * z[j], np.nan).astype(np.float32)
@@ -157,20 +159,19 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
     return out
 
 
+def noise_sigma(band: str, mag, n_obs) -> np.ndarray:
+    """Measurement noise (mag) of the mean magnitude in ``band`` from ``n_obs`` epoch measurements: pygaia's DR3
+    curve, which is for ``N_REFERENCE`` of them, averaged down as 1/√n (Riello et al. 2021, §3)."""
+    return magnitude_error(band, mag) * np.sqrt(N_REFERENCE[band] / n_obs)
+
+
 def constant_star_sigma(band: str, mag, sin_beta=None) -> np.ndarray:
     """The mean-magnitude σ (mag) this model gives a star without variability at magnitude ``mag`` in ``band``
     ('g', 'bp', 'rp') and ecliptic latitude ``sin_beta`` (None or NaN: the sky average), observed the median number
     of times (``n_observations`` at z = 0). A reported σ above it is the star's variability (σ_var / √n) or a
     number of transits below the median: the model reads Gaia's σ as this excess (``model.tokens``)."""
     m = np.asarray(mag, np.float64)
-    sb = None if sin_beta is None else np.nan_to_num(np.asarray(sin_beta, np.float64), nan=_SKY_AVERAGE_SIN_BETA)
-    n = n_observations(np.zeros(m.shape), None, sb)[..., BANDS.index(band)]
-    return magnitude_error(band, m) * np.sqrt(N_REFERENCE[band] / n)
-
-
-#: a |sin β| whose scanning-law count is the sky average (factor 1.0 of ``scan_law_factor``), for rows without a
-#: position
-_SKY_AVERAGE_SIN_BETA = float(np.interp(SCAN_LAW_TRANSITS.mean(), SCAN_LAW_TRANSITS[:13], SCAN_LAW_SIN_BETA[:13]))
+    return noise_sigma(band, m, n_observations(np.zeros(m.shape), None, sin_beta)[..., BANDS.index(band)])
 
 
 def unreliable_bp(bp_mag, bp_max_mag: float | None) -> np.ndarray:
