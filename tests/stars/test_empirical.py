@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,33 @@ def test_fit_to_the_hyades_moves_praesepe_onto_the_models(isochrones, bc_grid):
         after = _ridge_offset(fixed, bc_grid, cluster, age, feh, av)
         assert before < -0.4, cluster
         assert abs(after) < 0.2, (cluster, before, after)
+
+
+def test_clusters_of_known_age_ask_for_the_hyades_correction(isochrones, bc_grid, tmp_path):
+    """The lithium-depletion-boundary clusters (shipped Gaia DR2 members, 46–126 Myr) fitted like the Hyades at their
+    LDB ages ask for about the Hyades' whole correction on their M dwarfs (measured 0.94–1.31 with this grid), the
+    reason the population draws f = 1 from 46 Myr on; the stellar-models stage writes them beside the fit."""
+    corr, _ = empirical.fit_teff_correction(empirical.cluster_members("Hyades"), isochrones, bc_grid, {})
+    evidence = empirical.age_scale_evidence(isochrones, bc_grid, corr)
+    assert [e["cluster"] for e in evidence] == ["IC 2602", "IC 2391", "alpha Per", "Pleiades", "Blanco 1"]
+    for e in evidence:
+        assert e["amplitude"] is not None, e
+        assert 0.8 < e["amplitude"] < 1.6, e
+        assert e["amplitude_16"] <= e["amplitude"] <= e["amplitude_84"]
+    pms = {"amplitude_range": [0.0, 1.0], "age_myr": [10.0, 46.0]}
+    json_path, png = tmp_path / "c.json", tmp_path / "c.png"
+    empirical.corrected_grid(isochrones, bc_grid, {"pre_main_sequence": pms}, json_path, png)
+    written = json.loads(json_path.read_text())["age_scale_clusters"]
+    assert [e["cluster"] for e in written] == [e["cluster"] for e in evidence]
+    assert png.stat().st_size > 0
+
+
+def test_schedule_curve_spans_the_drawn_range_and_closes_at_the_whole_correction():
+    lo, hi = empirical.schedule_curve({"amplitude_range": [0.0, 1.0], "age_myr": [10.0, 46.0]}, [5.0, 10.0, 46.0, 650.0])
+    np.testing.assert_allclose(lo, [0.0, 0.0, 1.0, 1.0])
+    np.testing.assert_allclose(hi, [1.0, 1.0, 1.0, 1.0])
+
+
+def test_an_unknown_cluster_names_the_file_and_its_groups():
+    with pytest.raises(ValueError, match="ldb_clusters.csv.*Pleiades"):
+        empirical.cluster_members("Hyades", empirical.AGE_SCALE_FILE)

@@ -24,20 +24,25 @@ a grid that puts the model star on the ridge line; a running median over neighbo
 ends of the covered colour range held beyond them, and a linear taper to zero between ``taper_msun`` (above it
 the models match). The correction applies at every [Fe/H].
 
-Its amplitude on the pre-main sequence is not known, and it sets the age scale of young M stars. The grid carries
-the full correction at every age; the population stage gives each star a fraction ``f`` of it
-(:func:`pre_main_sequence_amplitude`, :func:`partial_correction`). From ``age_myr[1]`` (125 Myr, the Pleiades, whose
-M dwarfs are already inflated like the Hyades': Jackson et al. 2018) every star carries it all (f = 1). Below
-``age_myr[0]`` (50 Myr) f is drawn per star from ``amplitude_range``, log-linear in age between. f = 0 is
-the standard (non-magnetic) models on which most quoted ages of star-forming regions rest; f = 1 is the Hyades' radius
-inflation, which magnetic and spotted models give young M stars too (Somers & Pinsonneault 2015; Feiden 2016), with
-pre-main-sequence ages about twice the standard ones. The two differ by ~0.3 dex in the age of a young M star at a
-given position in the colour–magnitude diagram; drawing f from 0–1 makes that systematic part of the simulated
-stars, so the network's posteriors carry it instead of choosing one scale (the default, 0–1). Against [1, 1] (the
-Hyades' scale at every age, as before) the real members' ages moved towards the literature and their 16–84 %
-intervals hold the literature age more often (0.26 → 0.32), while the simulated AUC fell 0.989 → 0.980: young stars
-near 50 Myr are harder to tell from older ones when their age scale is uncertain (``docs/measurements.md``,
-seventh session).
+Its amplitude on the way to the main sequence sets the age scale of young M stars. The grid carries the full
+correction at every age; the population stage gives each star a fraction ``f`` of it
+(:func:`pre_main_sequence_amplitude`, :func:`partial_correction`): f = 1 from ``age_myr[1]``, drawn per star from
+``amplitude_range`` below ``age_myr[0]``, log-linear in age between. f = 0 is the standard (non-magnetic) models on
+which most quoted ages of star-forming regions rest; f = 1 is the Hyades' radius inflation, which magnetic and spotted
+models give young M stars too (Somers & Pinsonneault 2015; Feiden 2016), with pre-main-sequence ages about twice the
+standard ones. The two differ by ~0.3 dex in the age of a young M star at a given position in the colour–magnitude
+diagram; drawing f makes that systematic part of the simulated stars, so the network's posteriors carry it instead
+of choosing one scale.
+
+Where the amplitude is measured, it is not drawn. Clusters whose ages come from the lithium depletion boundary, which
+does not rest on the models' radii, are fitted like the Hyades at those ages (:func:`age_scale_evidence`: IC 2602,
+IC 2391, α Per, the Pleiades and Blanco 1, 46–126 Myr; Gaia Collaboration 2018 members in
+``ysocensus/data/calibration/ldb_clusters.csv``), and each asks for about the Hyades' whole correction or more (the
+``age_scale_clusters`` of ``results/models/empirical_correction.json``, drawn in its figure). So f is whole from the
+youngest of them (46 Myr) on. Below it no cluster in the shipped data has an age independent of the models; the
+correction is drawn, and the ramp starts at 10 Myr, from where standard-model ages of M dwarfs are documented to
+fall short of LDB and higher-mass ages (NGC 2232: Binks et al. 2021; Sco–Cen: Pecaut & Mamajek 2016; β Pic: Malo
+et al. 2014). These clusters calibrate the schedule and are not among the validation's scored stars.
 """
 
 from __future__ import annotations
@@ -57,6 +62,12 @@ DEFAULTS = dict(enabled=True, cluster="Hyades", age_myr=650.0, feh=0.13, av_mag=
                 colour_bin=0.1, drop_brightest=0.25, min_stars_per_bin=8, smooth=5)
 #: the shipped members file the fit reads (``ysocensus/data/real``)
 MEMBERS_FILE = "old_clusters.csv"
+#: clusters with lithium-depletion-boundary ages (Gaia Collaboration 2018 members; provenance in
+#: ``data/calibration/SOURCES.md``): the evidence for the correction's amplitude on the way to the main sequence
+AGE_SCALE_FILE = "calibration/ldb_clusters.csv"
+#: the M-dwarf masses (M☉) over which a cluster's fitted shift is compared with the Hyades': where the Hyades'
+#: correction is whole (below the taper) and the clusters' ridge lines are populated
+AGE_SCALE_MASS_MSUN = (0.2, 0.5)
 
 
 #: what a shift Δ of log10 T_eff at fixed luminosity does to each grid quantity: Δ, 4Δ (g ∝ R⁻², R ∝ T⁻²), −2Δ
@@ -128,24 +139,31 @@ def grid_correction(grid) -> TeffCorrection | None:
     return TeffCorrection.from_dict(d) if d else None
 
 
-def cluster_members(name: str):
-    """Members of the named old cluster from the shipped file (pandas), with M_G and BP − RP."""
+def cluster_members(name: str, members_file: str = MEMBERS_FILE):
+    """Members of the named cluster from a shipped file (``data/real/old_clusters.csv`` by default, or
+    ``data/calibration/ldb_clusters.csv``: :data:`AGE_SCALE_FILE`), with M_G (from each star's parallax) and BP − RP."""
     import pandas as pd
 
     from ysocensus.io import GAIA_BANDS
 
     g, bp, rp = GAIA_BANDS
-    with (resources.files("ysocensus") / "data" / "real" / MEMBERS_FILE).open("r") as fh:
+    with _data_file(members_file).open("r") as fh:
         frame = pd.read_csv(fh)
     m = frame[frame["group"] == name].copy()
     if m.empty:
-        raise ValueError(f"empirical correction: no members of {name!r} in data/real/{MEMBERS_FILE} "
+        raise ValueError(f"empirical correction: no members of {name!r} in {members_file} "
                          f"(groups: {sorted(frame['group'].unique())})")
     ok = (m["parallax"] > 0) & m[list(GAIA_BANDS)].notna().all(axis=1)
     m = m[ok]
     m["abs_g"] = m[g] + 5.0 * np.log10(m["parallax"] / 100.0)
     m["bp_rp_obs"] = m[bp] - m[rp]
     return m
+
+
+def _data_file(members_file: str):
+    """A shipped members file by its path under ``ysocensus/data`` (a bare name is looked up in ``data/real``)."""
+    parts = members_file.split("/") if "/" in members_file else ["real", members_file]
+    return resources.files("ysocensus").joinpath("data", *parts)
 
 
 def ridge_line(colour, abs_g, bin_width: float, drop_brightest: float, min_stars: int):
@@ -228,15 +246,69 @@ def fit_teff_correction(members, grid, bc, cfg: Mapping | None = None) -> tuple[
     return corr, diag
 
 
-def figure(diag: Mapping, corr: TeffCorrection, members, path, check=None, dpi: int = 120) -> None:
-    """The cluster, its ridge line and the model isochrone before and after (left); the shift (right).
-    ``check``: another cluster's members (name, frame) drawn for comparison."""
+def _flags(text) -> dict:
+    """``"DM=5.914;feh=-0.02;ebv=0.031"`` → ``{"DM": "5.914", ...}``."""
+    return dict(part.split("=", 1) for part in str(text).split(";") if "=" in part)
+
+
+def age_scale_evidence(grid, bc, corr: TeffCorrection, cfg: Mapping | None = None,
+                       members_file: str = AGE_SCALE_FILE) -> list[dict]:
+    """The correction's amplitude that clusters of known age ask for: each cluster of ``members_file`` (lithium
+    depletion boundary ages, which do not rest on the models' pre-main-sequence radii) fitted like the Hyades
+    (:func:`fit_teff_correction`, on the uncorrected ``grid``, at its LDB age and its Gaia Collaboration 2018 [Fe/H]
+    and E(B − V), A_V = 3.1 E(B − V)); ``amplitude`` is the median over :data:`AGE_SCALE_MASS_MSUN` of its shift
+    over the Hyades' (``corr``), ``amplitude_16``/``_84`` the spread over those masses. A cluster whose fit fails
+    is listed with the reason."""
+    import pandas as pd
+
+    p = dict(DEFAULTS, **(cfg or {}))
+    p.pop("pre_main_sequence", None)
+    with _data_file(members_file).open("r") as fh:
+        groups = pd.read_csv(fh, usecols=["group", "age_myr", "age_myr_lo", "age_myr_hi", "age_ref", "member_flag"])
+    lm = np.log10(np.linspace(*AGE_SCALE_MASS_MSUN, 16))
+    out = []
+    for name, rows in groups.groupby("group", sort=False):
+        first = rows.iloc[0]
+        flags = _flags(first["member_flag"])
+        row = {"cluster": str(name), "age_myr": float(first["age_myr"]), "age_myr_lo": float(first["age_myr_lo"]),
+               "age_myr_hi": float(first["age_myr_hi"]), "age_ref": str(first["age_ref"]),
+               "feh": float(flags["feh"]), "av_mag": round(3.1 * float(flags["ebv"]), 4)}
+        try:
+            c, _ = fit_teff_correction(cluster_members(str(name), members_file), grid, bc,
+                                       dict(p, cluster=str(name), age_myr=row["age_myr"], feh=row["feh"],
+                                            av_mag=row["av_mag"]))
+        except ValueError as err:
+            out.append(dict(row, amplitude=None, why=str(err)))
+            continue
+        ratio = c.shift(lm) / corr.shift(lm)
+        row.update(amplitude=float(np.median(ratio)), amplitude_16=float(np.percentile(ratio, 16)),
+                   amplitude_84=float(np.percentile(ratio, 84)), n_members=int(len(rows)))
+        out.append(row)
+    return out
+
+
+def schedule_curve(pms: Mapping, ages_myr) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest amplitude f (:func:`pre_main_sequence_amplitude`) a star of each age can draw."""
+    la = np.log10(np.asarray(ages_myr, np.float64) * 1e6)
+    return tuple(pre_main_sequence_amplitude(la, np.full(la.shape, u), pms["amplitude_range"], pms["age_myr"])
+                 for u in (0.0, 1.0))
+
+
+def figure(diag: Mapping, corr: TeffCorrection, members, path, check=None, evidence=None, pms=None,
+           dpi: int = 120) -> None:
+    """The cluster, its ridge line and the model isochrone before and after (left); the shift (middle); with
+    ``evidence`` (:func:`age_scale_evidence`) and ``pms`` (the schedule's config), the amplitude the clusters of known
+    age ask for against the range the population draws (right). ``check``: another cluster's members (name, frame)
+    drawn for comparison."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 5), gridspec_kw={"width_ratios": [1.3, 1]})
+    third = evidence is not None and pms is not None
+    fig, axes = plt.subplots(1, 3 if third else 2, figsize=(15 if third else 10, 5),
+                             gridspec_kw={"width_ratios": [1.3, 1, 1] if third else [1.3, 1]})
+    a, b = axes[0], axes[1]
     cluster = corr.meta.get("cluster", "cluster") if corr.meta else "cluster"
     a.scatter(members["bp_rp_obs"], members["abs_g"], s=4, c="0.6", label=f"{cluster} members (fit)")
     if check is not None:
@@ -263,9 +335,34 @@ def figure(diag: Mapping, corr: TeffCorrection, members, path, check=None, dpi: 
     b.set_xlabel("initial mass (M☉)")
     b.set_ylabel("Δ log10 T_eff (dex), at fixed luminosity")
     b.set_title("correction applied to the isochrone grid", fontsize=10)
+    if third:
+        _schedule_panel(axes[2], evidence, pms)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
+
+
+def _schedule_panel(ax, evidence, pms) -> None:
+    ages = np.geomspace(1.0, 1000.0, 200)
+    lo, hi = schedule_curve(pms, ages)
+    ax.fill_between(ages, lo, hi, color="tab:blue", alpha=0.25, label="amplitude the population draws")
+    fitted = [e for e in evidence if e.get("amplitude") is not None]
+    if fitted:
+        age = np.array([e["age_myr"] for e in fitted])
+        amp = np.array([e["amplitude"] for e in fitted])
+        ax.errorbar(age, amp, xerr=[age - [e["age_myr_lo"] for e in fitted], [e["age_myr_hi"] for e in fitted] - age],
+                    yerr=[amp - [e["amplitude_16"] for e in fitted], [e["amplitude_84"] for e in fitted] - amp],
+                    fmt="o", c="k", ms=4, label="cluster fit at its Li-depletion-boundary age")
+        for e in fitted:
+            ax.annotate(e["cluster"], (e["age_myr"], e["amplitude"]), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
+    ax.axhline(1.0, c="0.6", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("age (Myr)")
+    ax.set_ylabel(f"amplitude of the Hyades' correction, {AGE_SCALE_MASS_MSUN[0]}–{AGE_SCALE_MASS_MSUN[1]} M☉")
+    ax.set_ylim(-0.1, 1.6)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("the correction on the way to the main sequence", fontsize=10)
 
 
 def corrected_grid(grid, bc, cfg: Mapping | None, json_path=None, figure_path=None):
@@ -281,16 +378,20 @@ def corrected_grid(grid, bc, cfg: Mapping | None, json_path=None, figure_path=No
         return grid
     members = cluster_members(p["cluster"])
     corr, diag = fit_teff_correction(members, grid, bc, p)
+    evidence = age_scale_evidence(grid, bc, corr, p)
+    for e in evidence:
+        log.info("age scale: %s (%.0f Myr) asks for %s of the %s correction", e["cluster"], e["age_myr"],
+                 "-" if e.get("amplitude") is None else f"{e['amplitude']:.2f}", p["cluster"])
     if json_path is not None:
         from ysocensus.io import write_json
-        write_json({"enabled": True, **corr.to_dict(), "diagnostics": diag}, json_path)
+        write_json({"enabled": True, **corr.to_dict(), "diagnostics": diag, "age_scale_clusters": evidence}, json_path)
     if figure_path is not None:
         check = "Hyades" if p["cluster"] != "Hyades" else "Praesepe"
         try:
             check_members = (check, cluster_members(check))
         except ValueError:
             check_members = None
-        figure(diag, corr, members, figure_path, check_members)
+        figure(diag, corr, members, figure_path, check_members, evidence, p.get("pre_main_sequence"))
     return corr.apply(grid)
 
 
