@@ -363,6 +363,25 @@ def test_run_real_validation_through_the_driver(tmp_path):
     assert saved["isochrones_myr"] is None
 
 
+def test_clusters_of_known_age_are_listed_as_calibration_not_scored(tmp_path):
+    """With ``age_scale_clusters`` the five lithium-depletion-boundary clusters (data/calibration) run through the same
+    path and appear per group, but the young/old metrics count only the validation files' stars."""
+    files = [_file("BPMG_MiretRoig2020_gaiadr3.csv"), _old_file(tmp_path)]
+    base = real.run_real_validation(None, tmp_path / "a.json", tmp_path / "fig", n_samples=4, seed=1, files=files,
+                                    sampler=_Sampler(), variants=["as_published"], sagitta=False)
+    out = real.run_real_validation(None, tmp_path / "b.json", tmp_path / "fig", n_samples=4, seed=1, files=files,
+                                   sampler=_Sampler(), variants=["as_published"], sagitta=False,
+                                   age_scale_clusters=True)
+    clusters = real.age_scale_groups()
+    assert clusters == ["IC 2602", "IC 2391", "alpha Per", "Pleiades", "Blanco 1"]
+    assert set(clusters) <= set(out["calibration_groups"])
+    a, b = base["variants"]["as_published"], out["variants"]["as_published"]
+    assert set(clusters) <= set(b["groups"])
+    for key in ("n_young", "n_old", "auc_p_young", "young_called_young", "median_abs_dlog_age", "age_inside_16_84"):
+        assert a[key] == b[key], key
+    assert b["n_rows"] == a["n_rows"] + 3326
+
+
 def test_isochrones_on_the_cmd(tmp_path):
     """The model's isochrones from the project's own grids: a young one lies above an old one at fixed colour."""
     from ysocensus.stars.bolometric import load_bc_grid

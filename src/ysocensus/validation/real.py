@@ -72,7 +72,9 @@ DEFINITIONS = {
     "young": "a member whose literature group age age_myr < young_threshold_myr",
     "old": "a member whose literature group age age_myr >= young_threshold_myr (the old-cluster negatives)",
     "calibration": "a member of the cluster the stellar models were corrected to (population.stellar_models."
-                   "empirical_correction.cluster): inferred and listed per group, not in the young/old metrics",
+                   "empirical_correction.cluster) or, with validate_real.age_scale_clusters, of a cluster with a "
+                   "lithium-depletion-boundary age that sets their pre-main-sequence age scale (data/calibration): "
+                   "inferred and listed per group, not in the young/old metrics",
     "unlabelled": "a member without a literature age (e.g. Sco OB2 diffuse/unassigned): inferred and listed per "
                   "group, not in the young/old metrics",
     "scored rows": "only rows with status 'ok' enter the metrics; rows with any other status (prior_only, "
@@ -190,6 +192,19 @@ def revise_labels(frame: pd.DataFrame, name: str, revisions: Mapping = LABEL_REV
         for col, value in (("age_myr", age), ("age_myr_lo", lo), ("age_myr_hi", hi)):
             frame.loc[rows, col] = value
     return frame
+
+
+def age_scale_file():
+    """The shipped clusters with lithium-depletion-boundary ages (``stars.empirical.AGE_SCALE_FILE``)."""
+    from ysocensus.stars.empirical import AGE_SCALE_FILE
+
+    return resources.files("ysocensus").joinpath("data", *AGE_SCALE_FILE.split("/"))
+
+
+def age_scale_groups() -> list[str]:
+    """The group names of :func:`age_scale_file`, in file order."""
+    with age_scale_file().open("r") as fh:
+        return list(dict.fromkeys(pd.read_csv(fh, usecols=["group"])["group"].astype(str)))
 
 
 def load_members(files: Iterable | None = None) -> pd.DataFrame:
@@ -829,14 +844,16 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
                         rows_per_batch: int | None = None, prior: str | None = None,
                         catalog_format: str = "parquet", files: Iterable | None = None,
                         sagitta: bool = True, dpi: int = 130, calibration_groups: Sequence[str] = (),
-                        compare_prior: bool = False) -> dict:
+                        compare_prior: bool = False, age_scale_clusters: bool = False) -> dict:
     """Real members through ``infer_catalog`` for each variant; metrics to ``output_json``, figures.
 
     ``figures`` maps ``p_young``, ``age``, ``cmd`` to PNG paths (default ``figure_dir/real_<name>.png``).
     ``isochrones``/``bc_grid``: the workflow's ``results/models/isochrones.npz`` and ``bc_grid.npz``; the CMD
     has no isochrones without them. ``sampler`` replaces the model (tests); otherwise the checkpoint is
     loaded with ``load_sampler`` exactly as ``ysocensus infer`` does. ``compare_prior``: also score the first
-    variant under the other prior (``other_prior``), where the sampler can switch priors. Returns the JSON dict.
+    variant under the other prior (``other_prior``), where the sampler can switch priors.
+    ``age_scale_clusters``: also the clusters of :func:`age_scale_file`, listed as calibration groups (they set the
+    stellar models' pre-main-sequence age scale). Returns the JSON dict.
     """
     variants = list(variants)
     bad = [v for v in variants if v not in VARIANTS]
@@ -848,6 +865,10 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
         paths.setdefault(k, figure_dir / f"real_{k}.png")
     for p in paths.values():
         p.parent.mkdir(parents=True, exist_ok=True)
+    files = data_files() if files is None else list(files)
+    if age_scale_clusters:
+        files = files + [age_scale_file()]
+        calibration_groups = list(calibration_groups) + age_scale_groups()
     members = load_members(files)
     if sampler is None:
         from ysocensus.inference.model_adapter import load_sampler
@@ -979,4 +1000,5 @@ def run_validate_real(model: str, isochrones: str | None, bc_grid: str | None, o
         threads=int(threads), n_steps=infer.get("ode_steps"), method=infer.get("ode_method"),
         rows_per_batch=infer.get("rows_per_batch"), prior=section.get("prior"),
         catalog_format=section["catalog_format"], sagitta=bool(section["sagitta"]), dpi=int(section["dpi"]),
-        calibration_groups=calibration_groups, compare_prior=bool(section.get("compare_prior", False)))
+        calibration_groups=calibration_groups, compare_prior=bool(section.get("compare_prior", False)),
+        age_scale_clusters=bool(section.get("age_scale_clusters", False)))
