@@ -353,9 +353,10 @@ def _schedule_panel(ax, evidence, pms) -> None:
         ax.errorbar(age, amp, xerr=[age - [e["age_myr_lo"] for e in fitted], [e["age_myr_hi"] for e in fitted] - age],
                     yerr=[amp - [e["amplitude_16"] for e in fitted], [e["amplitude_84"] for e in fitted] - amp],
                     fmt="o", c="k", ms=4, label="cluster fit at its Li-depletion-boundary age")
-        for e in fitted:
-            ax.annotate(e["cluster"], (e["age_myr"], e["amplitude"]), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7)
+        for k, e in enumerate(fitted):  # labels in a column at the upper left: the clusters crowd at 46-126 Myr
+            ax.annotate(e["cluster"], (e["age_myr"], e["amplitude"]), xytext=(0.04, 0.95 - 0.06 * k),
+                        textcoords="axes fraction", fontsize=7, va="top",
+                        arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
     ax.axhline(1.0, c="0.6", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("age (Myr)")
