@@ -198,6 +198,7 @@ of a killed run are removed by the next one.""")
                         "a non-detection, not a gap (default: only surveys whose ID column is in the catalog)")
     p.add_argument("--gaia-release", default="DR3", choices=list(io.GAIA_RELEASES), type=str.upper,
                    help="Gaia data release of the photometry, for rows without a gaia_release column value "
+                        "or a Gaia archive designation ('Gaia DR2 ...', which names the release) "
                         "(default DR3; EDR3's photometry is DR3's). The model was trained on DR3's photometric "
                         "uncertainties: a DR2 catalog's are not read (its bands are read as values alone)")
     p.add_argument("--skip-unobserved", action="store_true",

@@ -8,7 +8,7 @@ import pytest
 
 from tests.inference.catalogs import make_catalog, write_catalog
 from ysocensus import io
-from ysocensus.inference import error_models
+from ysocensus.inference import catalog, columns, error_models
 from ysocensus.inference.catalog import CatalogReader, InputError, prepare
 
 
@@ -333,6 +333,29 @@ def test_gaia_dr2_photometric_uncertainties_are_not_read():
     bad[io.GAIA_RELEASE] = ["DR3", "DR4", "DR3", "DR3", "DR9"]
     with pytest.raises(InputError, match=r"gaia_release.*DR4.*\[1, 4\]"):
         prepare(_table(bad))
+
+
+def test_the_gaia_archive_designation_names_the_release_where_no_column_does():
+    """An archive query carries ``designation`` (``Gaia DR2 …``) but rarely a release column: its prefix decides,
+    so DR2's σ is not read as DR3's; a ``gaia_release`` value wins over it, and a name that is not a Gaia source
+    name (a 2MASS designation from a join) leaves the row to the default."""
+    frame = make_catalog(40, all_null_rows=0)
+    frame["designation"] = ["Gaia DR2 12", "Gaia DR3 12", "16273877-2429245", None] * 10
+    batch = prepare(_table(frame))
+    given = frame["phot_g_mean_flux_over_error"].notna().to_numpy()
+    dr2 = np.arange(40) % 4 == 0
+    g = batch.columns["phot_g_mean_flux_over_error"]
+    assert np.isnan(g[dr2]).all() and np.isfinite(g[~dr2 & given]).all()
+    frame[io.GAIA_RELEASE] = ["DR3", None, None, "DR2"] * 10
+    g = prepare(_table(frame)).columns["phot_g_mean_flux_over_error"]
+    dr2 = np.arange(40) % 4 == 3
+    assert np.isnan(g[dr2]).all() and np.isfinite(g[~dr2 & given]).all()
+    assert list(catalog.designation_releases(["Gaia EDR3 5", "gaia dr3 7", "Gaia DR3", "Gaia DR4 1", None])) == [
+        "EDR3", "DR3", "DR3", None, None]
+
+
+def test_vizier_source_names_are_the_designation():
+    assert columns.ALIASES["dr2name"] == columns.ALIASES["dr3name"] == catalog.GAIA_DESIGNATION
 
 
 def test_gaia_photometric_uncertainties_of_a_likely_non_single_source_are_not_read():

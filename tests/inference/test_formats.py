@@ -171,7 +171,8 @@ def test_gaia_archive_votable_in_fits_out_with_units_positions_and_threshold(tmp
     assert t.meta["PYNG_MYR"] == 20.0 and t.meta["PYNG2MYR"] == 10.0
     assert "ruwe" in t.colnames and list(t.colnames).count("ra") == 1   # ra carried once: it is a position
     meta = json.loads(t.meta["YSOMETA"])
-    assert meta["columns"]["read"]["w1sigmpro"] == "w1mpro_error" and "designation" in meta["columns"]["ignored"]
+    assert meta["columns"]["read"]["w1sigmpro"] == "w1mpro_error"
+    assert meta["columns"]["read"]["designation"] == "designation"  # the release of each row's photometry
     assert meta["report"]["rows"] == 60 and "seconds" not in meta["report"]
 
 

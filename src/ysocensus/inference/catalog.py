@@ -28,7 +28,8 @@ What a catalog lacks is not what a survey did not see. Per star and survey (``SU
   survey publishes them (a 2MASS source without Ks, a Gaia source without a parallax).
 - ``measured_no_sigma``: the same, with at least one value given without its uncertainty: that value is read
   without it (``tokens.VALUE_ONLY``); no uncertainty is invented for it. Gaia G/BP/RP uncertainties are also
-  left unread where the row's Gaia release is one whose σ the simulator does not write (DR2) or its ``ruwe``
+  left unread where the row's Gaia release (its ``gaia_release`` value, else the release its Gaia archive
+  ``designation`` names, else the default) is one whose σ the simulator does not write (DR2) or its ``ruwe``
   exceeds ``io.RUWE_SIGMA_MAX`` (a likely non-single source), each with a note.
 - ``not_detected``: every value null, and the user says the cross-match was done: the survey's ID column is
   in the catalog (``SURVEY_ID_COLUMNS``, e.g. ``tmass_id`` / ``designation`` of the Gaia archive's 2MASS
@@ -90,8 +91,14 @@ SURVEY_RULES = ("measured", "measured_no_sigma", "not_detected", "marginalised")
 SURVEY_VALUES = {"gaia": ("parallax",) + io.GAIA_BANDS, "tmass": io.TMASS_BANDS, "wise": io.WISE_BANDS,
                  "lamost": io.LAMOST_LABELS}
 assert set(SURVEY_VALUES) == set(io.SURVEYS) and sum(map(len, SURVEY_VALUES.values())) == len(VALUES)
+#: the Gaia archive's source name, ``Gaia DR3 4295806720``: where the catalog has no ``io.GAIA_RELEASE`` value, its
+#: prefix says the release of the row's photometry (VizieR's DR3Name / DR2Name are aliases); a value that is not a
+#: Gaia name (a 2MASS designation from a join) says nothing
+GAIA_DESIGNATION = "designation"
+_DESIGNATION_RELEASE = r"(?i)^\s*gaia\s+(?P<release>dr2|edr3|dr3)(?:\s|$)"
 KNOWN = tuple(dict.fromkeys(("source_id", "tile", "l", "b", "ra", "dec") + VALUES + ERRORS + _ALT_COLUMNS
-                            + _ID_COLUMNS + (io.GAIA_RELEASE, io.RUWE) + tuple(io.PH_QUAL.values())))
+                            + _ID_COLUMNS + (io.GAIA_RELEASE, GAIA_DESIGNATION, io.RUWE)
+                            + tuple(io.PH_QUAL.values())))
 #: plausible apparent magnitudes; anything outside is taken for a sentinel. The bright end leaves room
 #: for red supergiants of nearby OB associations (Antares: K = -4.1; the simulator makes K = -6 at 100 pc)
 _MAG_RANGE = (-12.0, 35.0)
@@ -106,6 +113,7 @@ PARALLAX_NEGATIVE_SIGMA = 5.0
 #: what each canonical column is for, as the recognition summary groups them
 COLUMN_GROUPS = {"source_id": "identifier", "tile": "identifier", "l": "position", "b": "position",
                  "ra": "position", "dec": "position", io.GAIA_RELEASE: "gaia (data release)",
+                 GAIA_DESIGNATION: "gaia (data release)",
                  io.RUWE: "gaia (astrometric quality)",
                  **{c: f"{s} (quality flags)" for s, c in io.PH_QUAL.items()}}
 for _s, _cols in SURVEY_VALUES.items():
@@ -119,7 +127,7 @@ for _alts in GAIA_ALTERNATIVES.values():
 assert set(COLUMN_GROUPS) == set(KNOWN) and set(columns.ALIASES.values()) <= set(KNOWN)
 #: the columns an ignored look-alike is warned about (columns.recognise): measured quantities and positions,
 #: not the cross-match IDs (read only for their presence)
-QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS and c not in (io.GAIA_RELEASE, io.RUWE)
+QUANTITIES = tuple(c for c in KNOWN if c not in _ID_COLUMNS and c not in (io.GAIA_RELEASE, GAIA_DESIGNATION, io.RUWE)
                    and c not in io.PH_QUAL.values())
 #: input formats (``inference.formats``); VOTable and ECSV are read whole, the others streamed
 FORMATS = tuple(formats.FORMATS)
@@ -588,20 +596,34 @@ def conditioning_column(rules: dict[str, np.ndarray]) -> np.ndarray:
 
 def gaia_releases(table: pa.Table, default: str, where: str = "catalog", offset: int = 0) -> np.ndarray:
     """Per row, the Gaia data release of the photometry (``io.GAIA_RELEASES``, upper case): the catalog's
-    ``io.GAIA_RELEASE`` column where it has one and the row is not null (``Gaia DR2``, ``dr2``… accepted), else
-    ``default``; an unknown release raises ``InputError`` naming the column and rows."""
+    ``io.GAIA_RELEASE`` column where it has one and the row is not null (``Gaia DR2``, ``dr2``… accepted), else the
+    release a Gaia ``designation`` names (``Gaia DR2 …``), else ``default``; an unknown release in
+    ``io.GAIA_RELEASE`` raises ``InputError`` naming the column and rows."""
     default = normalise_release(default, "--gaia-release")
     n = table.num_rows
+    out = np.full(n, default, dtype=object)
+    if GAIA_DESIGNATION in table.column_names:
+        named = designation_releases(table.column(GAIA_DESIGNATION))
+        out = np.where(named == None, out, named)  # noqa: E711 (elementwise on an object array)
     if io.GAIA_RELEASE not in table.column_names:
-        return np.full(n, default, dtype=object)
+        return out
     raw = table.column(io.GAIA_RELEASE).to_pylist()
-    out = np.array([default if v is None or str(v).strip() == "" else _release_name(v) for v in raw], dtype=object)
+    out = np.array([d if v is None or str(v).strip() == "" else _release_name(v) for v, d in zip(raw, out)],
+                   dtype=object)
     bad = ~np.isin(out, io.GAIA_RELEASES)
     if bad.any():
         rows = (offset + np.flatnonzero(bad)[:5]).tolist()
         raise InputError(f"{where}: column {io.GAIA_RELEASE}: unknown Gaia data release {sorted(set(out[bad]))[:5]} "
                          f"in rows {rows}; one of {list(io.GAIA_RELEASES)} (or null for --gaia-release)")
     return out
+
+
+def designation_releases(values) -> np.ndarray:
+    """``Gaia DR2 4295806720`` → ``DR2`` per value (an Arrow or Python sequence); None where the value is null or
+    not a Gaia source name."""
+    text = pc.cast(values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values), pa.string())
+    release = pc.struct_field(pc.extract_regex(text, _DESIGNATION_RELEASE), [0])
+    return np.array(pc.utf8_upper(release).to_pylist(), dtype=object)
 
 
 def _release_name(value) -> str:

@@ -49,7 +49,7 @@ def _flux(mag_column: str) -> str:
 #: alternative (lower-case) name -> canonical column; targets are checked against catalog.KNOWN at import
 ALIASES: dict[str, str] = {
     # VizieR Gaia DR3 (I/355/gaiadr3), DR2 (I/345/gaia2)
-    "source": "source_id",
+    "source": "source_id", "dr3name": "designation", "dr2name": "designation",
     "ra_icrs": "ra", "de_icrs": "dec", "dec_icrs": "dec",
     "plx": "parallax", "e_plx": "parallax_error",
     "gmag": _G, "bpmag": _BP, "rpmag": _RP,
