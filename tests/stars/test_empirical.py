@@ -116,7 +116,8 @@ def test_clusters_of_known_age_ask_for_the_hyades_correction(isochrones, bc_grid
 
 
 def test_schedule_curve_spans_the_drawn_range_and_closes_at_the_whole_correction():
-    lo, hi = empirical.schedule_curve({"amplitude_range": [0.0, 1.0], "age_myr": [10.0, 46.0]}, [5.0, 10.0, 46.0, 650.0])
+    pms = {"amplitude_range": [0.0, 1.0], "age_myr": [10.0, 46.0]}
+    lo, hi = empirical.schedule_curve(pms, [5.0, 10.0, 46.0, 650.0])
     np.testing.assert_allclose(lo, [0.0, 0.0, 1.0, 1.0])
     np.testing.assert_allclose(hi, [1.0, 1.0, 1.0, 1.0])
 

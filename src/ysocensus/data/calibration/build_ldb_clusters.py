@@ -13,11 +13,16 @@ tab2 = pd.read_csv(show("GaiaHRD_tab2.csv"))
 header = open(header_csv).readline().strip().split(",")
 # cluster (Table A1a name) -> (group, LDB age, lo, hi, reference)
 LDB = {
-    "IC2602": ("IC 2602", 46.0, 41.0, 52.0, "Dobbie, Lodieu & Sharp 2010 (MNRAS 409, 1002; Li depletion boundary 46+6-5 Myr)"),
-    "IC2391": ("IC 2391", 50.0, 45.0, 55.0, "Barrado y Navascues, Stauffer & Jayawardhana 2004 (ApJ 614, 386; Li depletion boundary 50+-5 Myr)"),
-    "alphaPer": ("alpha Per", 90.0, 80.0, 100.0, "Stauffer et al. 1999 (ApJ 527, 219; Li depletion boundary 90+-10 Myr)"),
-    "Pleiades": ("Pleiades", 125.0, 117.0, 133.0, "Stauffer, Schultz & Kirkpatrick 1998 (ApJ 499, L199; Li depletion boundary 125+-8 Myr)"),
-    "Blanco1": ("Blanco 1", 126.0, 112.0, 139.0, "Juarez et al. 2014 (ApJ 795, 143; Li depletion boundary 126+13-14 Myr)"),
+    "IC2602": ("IC 2602", 46.0, 41.0, 52.0,
+               "Dobbie, Lodieu & Sharp 2010 (MNRAS 409, 1002; Li depletion boundary 46+6-5 Myr)"),
+    "IC2391": ("IC 2391", 50.0, 45.0, 55.0,
+               "Barrado y Navascues, Stauffer & Jayawardhana 2004 (ApJ 614, 386; Li depletion boundary 50+-5 Myr)"),
+    "alphaPer": ("alpha Per", 90.0, 80.0, 100.0,
+                 "Stauffer et al. 1999 (ApJ 527, 219; Li depletion boundary 90+-10 Myr)"),
+    "Pleiades": ("Pleiades", 125.0, 117.0, 133.0,
+                 "Stauffer, Schultz & Kirkpatrick 1998 (ApJ 499, L199; Li depletion boundary 125+-8 Myr)"),
+    "Blanco1": ("Blanco 1", 126.0, 112.0, 139.0,
+                "Juarez et al. 2014 (ApJ 795, 143; Li depletion boundary 126+13-14 Myr)"),
 }
 rows = []
 for name, (group, age, lo, hi, ref) in LDB.items():
@@ -28,7 +33,8 @@ for name, (group, age, lo, hi, ref) in LDB.items():
     print(name, n_all, "->", len(m), "DM", p2["DM"], "feh", p2["[Fe/H]"], "E(B-V)", p2["E(B−V)"])
     d = pd.DataFrame({c: np.nan for c in header}, index=m.index)
     d["source_id"] = m.source_id.astype("int64"); d["gaia_release"] = "DR2"
-    for c in ("ra", "dec", "parallax", "parallax_error", "pmra", "pmdec", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag", "bp_rp"):
+    for c in ("ra", "dec", "parallax", "parallax_error", "pmra", "pmdec", "phot_g_mean_mag", "phot_bp_mean_mag",
+              "phot_rp_mean_mag", "bp_rp"):
         d[c] = m[c]
     d["phot_flags"] = "duplicated_source=" + m.duplicated_source.astype(int).astype(str)
     d["group"] = group; d["subgroup"] = "Gaia Collab.+2018 Table A1a"
