@@ -46,6 +46,8 @@ VARIANTS = ("as_published", "no_sigma")
 #: the literature-side columns every shipped file must have
 REQUIRED_COLUMNS = ("source_id", "ra", "dec", "parallax", "phot_g_mean_mag", "phot_bp_mean_mag",
                     "phot_rp_mean_mag", "group", "age_myr")
+#: what the figures add to a calibration group's name; its stars are drawn faint, behind the scored groups
+CALIBRATION_TAG = " [model calibration]"
 #: ages (Myr) of the isochrones drawn on the colour–magnitude diagram
 CMD_AGES_MYR = (2, 10, 25, 100, 1000, 4000)
 #: 2.5 / ln 10: σ(mag) = this / (flux / σ_flux)
@@ -783,15 +785,17 @@ def figure_age(tables: Mapping[str, pd.DataFrame], path: str | Path, young_thres
             x = np.log10(_num(s, "age_myr") * 1e6) + rng.uniform(-0.04, 0.04, len(s))
             q50 = _num(s, "log10_age_yr_q50")
             lo, hi = q50 - _num(s, "log10_age_yr_q16"), _num(s, "log10_age_yr_q84") - q50
-            ax.errorbar(x, q50, yerr=[np.clip(lo, 0, None), np.clip(hi, 0, None)], fmt="o", ms=2.5, lw=0.5,
-                        alpha=0.5, color=colours[g], label=_label(g, first))
+            faint = g.endswith(CALIBRATION_TAG)
+            ax.errorbar(x, q50, yerr=[np.clip(lo, 0, None), np.clip(hi, 0, None)], fmt="o", ms=1.5 if faint else 2.5,
+                        lw=0.3 if faint else 0.5, alpha=0.15 if faint else 0.5, color=colours[g],
+                        label=_label(g, first), zorder=1 if faint else 2)
         ax.plot(lims, lims, color="k", lw=1, label="one to one")
         thr = io.log10_age_threshold(young_threshold_myr)
         ax.axhline(thr, color="r", lw=0.8, ls="--", label=f"{young_threshold_myr:g} Myr")
         ax.set(xlim=lims, ylim=lims, xlabel="literature group age log10(age / yr)",
                ylabel="inferred log10(age / yr): median, 16–84 %", title=variant)
     handles, names = axes[0, 0].get_legend_handles_labels()
-    ncols = min(4, len(names))
+    ncols = min(2 * axes.shape[1], len(names))  # two legend columns per panel: one panel has room for two
     fig.legend(handles, names, loc="lower center", ncols=ncols, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.045 * math.ceil(len(names) / ncols) + 0.02, 1, 1))
     fig.savefig(path, dpi=dpi)
@@ -918,7 +922,7 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
     # figures (the calibration cluster of the stellar models says so in its name)
     def tag(frame):
         cal = frame["group"].astype(str).isin(list(calibration_groups))
-        return frame.assign(group=frame["group"].astype(str).where(~cal, frame["group"].astype(str) + " [model calibration]"))
+        return frame.assign(group=frame["group"].astype(str).where(~cal, frame["group"].astype(str) + CALIBRATION_TAG))
 
     tables = {v: tag(t) for v, t in tables.items()}
     members = tag(members)
