@@ -363,6 +363,21 @@ def test_run_real_validation_through_the_driver(tmp_path):
     assert saved["isochrones_myr"] is None
 
 
+def test_a_files_posteriors_do_not_depend_on_the_files_beside_it(tmp_path):
+    """Each file's catalog draws from a stream named by the file, not by its place among the others: adding a file
+    that sorts before it (as the age-scale clusters do) leaves its posteriors as they were."""
+    one = real.load_members([_file("CrA_EsplinLuhman2022_gaiaedr3.csv")])
+    two = real.load_members([_file("BPMG_MiretRoig2020_gaiadr3.csv"), _file("CrA_EsplinLuhman2022_gaiaedr3.csv")])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, _ = real.run_members(one, _Sampler(), "as_published", 8, 1, 50.0, tmp_path / "a")
+    b, _ = real.run_members(two, _Sampler(), "as_published", 8, 1, 50.0, tmp_path / "b")
+    b = b[b["file"] == "CrA_EsplinLuhman2022_gaiaedr3.csv"]
+    for col in ("log10_age_yr_q50", "p_young"):
+        np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy())
+    assert real.file_stream("x/CrA_EsplinLuhman2022_gaiaedr3.csv") == real.file_stream("CrA_EsplinLuhman2022_gaiaedr3.csv")
+
+
 def test_clusters_of_known_age_are_listed_as_calibration_not_scored(tmp_path):
     """With ``age_scale_clusters`` the five lithium-depletion-boundary clusters (data/calibration) run through the same
     path and appear per group, but the young/old metrics count only the validation files' stars."""

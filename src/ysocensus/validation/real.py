@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import tempfile
+import zlib
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -542,6 +543,12 @@ def infer_options(n_samples: int, seed: int, young_threshold_myr: float, stream:
     return InferOptions(**{k: v for k, v in kw.items() if k in names})
 
 
+def file_stream(name: str) -> int:
+    """The random stream of a member file's catalog, from its name (CRC-32): a file's posteriors do not depend on
+    which other files ran beside it (the clusters of ``age_scale_clusters`` sort among the others)."""
+    return zlib.crc32(Path(str(name)).name.encode("utf-8"))
+
+
 def run_members(members: pd.DataFrame, sampler, variant: str, n_samples: int, seed: int,
                 young_threshold_myr: float, workdir: str | Path, catalog_format: str = "parquet",
                 **options) -> tuple[pd.DataFrame, dict]:
@@ -555,12 +562,12 @@ def run_members(members: pd.DataFrame, sampler, variant: str, n_samples: int, se
 
     workdir = Path(workdir)
     parts, info = [], {}
-    for k, (name, sub) in enumerate(members.groupby("file", sort=True)):
+    for name, sub in members.groupby("file", sort=True):
         cat = catalog_frame(sub, variant)
         stem = f"{variant}_{Path(name).stem}"
         cat_path = write_catalog(cat, workdir / f"{stem}.{catalog_format}")
         out_path = workdir / f"{stem}_posterior.parquet"
-        opts = infer_options(n_samples, seed, young_threshold_myr, stream=k, **options)
+        opts = infer_options(n_samples, seed, young_threshold_myr, stream=file_stream(name), **options)
         report = infer_catalog(cat_path, out_path, sampler, opts)
         post = pq.read_table(out_path).to_pandas()
         if len(post) != len(sub) or not np.array_equal(post["source_id"].to_numpy(np.int64),
