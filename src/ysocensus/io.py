@@ -245,6 +245,19 @@ def n_rows(frame) -> int:
 YOUNG_THRESHOLD_MYR = 50.0
 
 
+def parse_flags(text) -> dict[str, str]:
+    """``"G_err=0.00122;BP_err=0.00472"`` → ``{"G_err": "0.00122", ...}`` (entries without '=' skipped): the
+    ``phot_flags`` / ``member_flag`` fields of the shipped member files (``data/real``, ``data/calibration``)."""
+    if text is None or (isinstance(text, float) and math.isnan(text)) or text is pd.NA:
+        return {}
+    out = {}
+    for part in str(text).split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
 def log10_age_threshold(myr: float) -> float:
     """log10(age / yr) of an age threshold given in Myr (50 Myr → 7.69897)."""
     return math.log10(float(myr) * 1e6)

@@ -142,13 +142,20 @@ def grid_correction(grid) -> TeffCorrection | None:
 def cluster_members(name: str, members_file: str = MEMBERS_FILE):
     """Members of the named cluster from a shipped file (``data/real/old_clusters.csv`` by default, or
     ``data/calibration/ldb_clusters.csv``: :data:`AGE_SCALE_FILE`), with M_G (from each star's parallax) and BP − RP."""
+    return _members_of(_read_members(members_file), name, members_file)
+
+
+def _read_members(members_file: str):
     import pandas as pd
 
+    with data_file(members_file).open("r") as fh:
+        return pd.read_csv(fh)
+
+
+def _members_of(frame, name: str, members_file: str):
     from ysocensus.io import GAIA_BANDS
 
     g, bp, rp = GAIA_BANDS
-    with _data_file(members_file).open("r") as fh:
-        frame = pd.read_csv(fh)
     m = frame[frame["group"] == name].copy()
     if m.empty:
         raise ValueError(f"empirical correction: no members of {name!r} in {members_file} "
@@ -160,7 +167,7 @@ def cluster_members(name: str, members_file: str = MEMBERS_FILE):
     return m
 
 
-def _data_file(members_file: str):
+def data_file(members_file: str):
     """A shipped members file by its path under ``ysocensus/data`` (a bare name is looked up in ``data/real``)."""
     parts = members_file.split("/") if "/" in members_file else ["real", members_file]
     return resources.files("ysocensus").joinpath("data", *parts)
@@ -246,11 +253,6 @@ def fit_teff_correction(members, grid, bc, cfg: Mapping | None = None) -> tuple[
     return corr, diag
 
 
-def _flags(text) -> dict:
-    """``"DM=5.914;feh=-0.02;ebv=0.031"`` → ``{"DM": "5.914", ...}``."""
-    return dict(part.split("=", 1) for part in str(text).split(";") if "=" in part)
-
-
 def age_scale_evidence(grid, bc, corr: TeffCorrection, cfg: Mapping | None = None,
                        members_file: str = AGE_SCALE_FILE) -> list[dict]:
     """The correction's amplitude that clusters of known age ask for: each cluster of ``members_file`` (lithium
@@ -259,22 +261,21 @@ def age_scale_evidence(grid, bc, corr: TeffCorrection, cfg: Mapping | None = Non
     and E(B − V), A_V = 3.1 E(B − V)); ``amplitude`` is the median over :data:`AGE_SCALE_MASS_MSUN` of its shift
     over the Hyades' (``corr``), ``amplitude_16``/``_84`` the spread over those masses. A cluster whose fit fails
     is listed with the reason."""
-    import pandas as pd
+    from ysocensus.io import parse_flags
 
     p = dict(DEFAULTS, **(cfg or {}))
     p.pop("pre_main_sequence", None)
-    with _data_file(members_file).open("r") as fh:
-        groups = pd.read_csv(fh, usecols=["group", "age_myr", "age_myr_lo", "age_myr_hi", "age_ref", "member_flag"])
+    frame = _read_members(members_file)
     lm = np.log10(np.linspace(*AGE_SCALE_MASS_MSUN, 16))
     out = []
-    for name, rows in groups.groupby("group", sort=False):
+    for name, rows in frame.groupby("group", sort=False):
         first = rows.iloc[0]
-        flags = _flags(first["member_flag"])
+        flags = parse_flags(first["member_flag"])
         row = {"cluster": str(name), "age_myr": float(first["age_myr"]), "age_myr_lo": float(first["age_myr_lo"]),
                "age_myr_hi": float(first["age_myr_hi"]), "age_ref": str(first["age_ref"]),
                "feh": float(flags["feh"]), "av_mag": round(3.1 * float(flags["ebv"]), 4)}
         try:
-            c, _ = fit_teff_correction(cluster_members(str(name), members_file), grid, bc,
+            c, _ = fit_teff_correction(_members_of(frame, str(name), members_file), grid, bc,
                                        dict(p, cluster=str(name), age_myr=row["age_myr"], feh=row["feh"],
                                             av_mag=row["av_mag"]))
         except ValueError as err:

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ysocensus import io
+from ysocensus.io import parse_flags
 from ysocensus.inference.error_models import ERROR_OF
 
 log = logging.getLogger(__name__)
@@ -199,9 +200,9 @@ def revise_labels(frame: pd.DataFrame, name: str, revisions: Mapping = LABEL_REV
 
 def age_scale_file():
     """The shipped clusters with lithium-depletion-boundary ages (``stars.empirical.AGE_SCALE_FILE``)."""
-    from ysocensus.stars.empirical import AGE_SCALE_FILE
+    from ysocensus.stars.empirical import AGE_SCALE_FILE, data_file
 
-    return resources.files("ysocensus").joinpath("data", *AGE_SCALE_FILE.split("/"))
+    return data_file(AGE_SCALE_FILE)
 
 
 def age_scale_groups() -> list[str]:
@@ -221,18 +222,6 @@ def load_members(files: Iterable | None = None) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # The catalog a user would have
 # ---------------------------------------------------------------------------------------------
-def parse_flags(text) -> dict[str, str]:
-    """``"G_err=0.00122;BP_err=0.00472"`` → ``{"G_err": "0.00122", ...}`` (entries without '=' skipped)."""
-    if text is None or (isinstance(text, float) and math.isnan(text)) or text is pd.NA:
-        return {}
-    out = {}
-    for part in str(text).split(";"):
-        if "=" in part:
-            k, v = part.split("=", 1)
-            out[k.strip()] = v.strip()
-    return out
-
-
 def tmass_bands(jhk_source) -> dict[str, bool]:
     """Which of J/H/K are 2MASS according to ``jhk_source``: ``"2MASS"`` (all three), or per band
     ``"J:VHS;H:2MASS;K:2MASS"``; anything else (empty, VHS, FS18, ...) is not 2MASS."""
