@@ -1,5 +1,5 @@
 # Stage 3: the inference model (ysocensus.model): training set -> trained model -> validation.
-# Outputs: results/training/ (train/val/test/test_population.parquet, normalisation.json, summary.json),
+# Outputs: results/training/ (train/val/test/test_population/calibration.parquet, normalisation.json, summary.json),
 # results/model/model.ckpt (+ config.json, normalisation.json, training_summary.json, logs/ with CSV logs and
 # Lightning checkpoints for resuming), results/validation/calibration.json (+ figures).
 # The `train` section of the config is documented in src/ysocensus/schemas/train.schema.yaml
@@ -11,6 +11,7 @@ TRAINING_SET = [
     results("training/val.parquet"),
     results("training/test.parquet"),
     results("training/test_population.parquet"),
+    results("training/calibration.parquet"),
     results("training/normalisation.json"),
     results("training/summary.json"),
 ]

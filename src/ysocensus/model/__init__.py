@@ -17,9 +17,11 @@ One concern per module, importable without Lightning except ``lightning_module``
 - ``prior_ratio``: the population / training-mix ratio r(θ, l, b) (classifier, field tilt, near-young zones) and
   the loss weights it pairs with.
 - ``recalibration``: the network's age recalibration, fitted on held-out stars after training.
+- ``width_recalibration``: the network's leftover width error per conditioning pattern (a scale per parameter about
+  each star's median), fitted on held-out stars in the catalogs users supply after the age recalibration.
 - ``posterior``: what a posterior is, top to bottom: ``proposal`` (the network's own posterior), ``corrections``
   (field untilt, population ratio, age recalibration: one log-weight each), ``importance`` (the one importance
-  resampling, ESS and top-ups), ``flow_posterior`` (``FlowPosterior``: the chain for a checkpoint, sbi-like API),
+  resampling, ESS and top-ups, then the width recalibration), ``flow_posterior`` (``FlowPosterior``: the chain for a checkpoint, sbi-like API),
   ``observations`` (catalog rows as a posterior reads them, for validation and baselines), ``ensemble``
   (``EnsemblePosterior``: the equal-weight mixture of a deep ensemble's members).
 - ``checkpoint``: save/load with ``weights_only=True``, a config fingerprint check, the posterior chain and an
@@ -28,5 +30,5 @@ One concern per module, importable without Lightning except ``lightning_module``
 - ``trainset``: the training / validation / test splits joined from truth and catalog.
 - ``data``: the Lightning data module streaming the Parquet splits.
 - ``lightning_module``: the ``LightningModule`` (step logic only).
-- ``training``: the ``train`` stage: Lightning fit, then the prior ratio and the age recalibration.
+- ``training``: the ``train`` stage: Lightning fit, then the prior ratio, the age and the width recalibrations.
 """

@@ -2,7 +2,8 @@
 
 A checkpoint holds the EMA weights of the network, its architecture config, the flow and guidance config,
 the normalisation statistics, the prior-ratio classifier (``model.prior_ratio``; absent when the model was
-trained with population weights), the ordered chain of posterior corrections (``posterior.corrections``) and a
+trained with population weights), the ordered chain of posterior corrections (``posterior.corrections``), the width
+recalibration of the population posterior (``model.width_recalibration``; absent when none was fitted) and a
 fingerprint (hash of the model-defining config and the variable
 registry). An ensemble's checkpoint (``train.ensemble``, ``save_ensemble``) holds every member's payload: member 0 at
 the top level, the others in order under ``ENSEMBLE_KEY``; ``load`` makes it an ``EnsemblePosterior``. Loading
@@ -49,7 +50,7 @@ FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training
 LEGACY = {"anchors": {"enabled": False}, "ensemble": {"members": 1},
           "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None},
           "training": {"field_tilt_dex": 0.0, "age_recalibration_dex": 0.0, "age_recalibration_bins": "uniform",
-                       "bp_max_mag": None}}
+                       "bp_max_mag": None, "width_recalibration": False}}
 
 #: revision of the per-star map's inputs to the network (anchors, affine head): 2 = the slot's offset
 #: t·c + (s − 1)·x_t and the head read before the last layer; a checkpoint of a network with a map from an earlier
@@ -83,15 +84,17 @@ def model_fingerprint(model_config: Mapping) -> str:
 
 
 def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_config: Mapping,
-                    extra: Mapping | None = None, prior_ratio=None, chain=None) -> None:
+                    extra: Mapping | None = None, prior_ratio=None, chain=None, widths=None) -> None:
     """Write atomically; ``model_config`` is the JSON-able config section the model was trained under; ``chain``
     the posterior's corrections in order (``posterior.corrections``; those built on a prior ratio use
-    ``prior_ratio``; None: the standard chain of ``prior_ratio``, without an age recalibration)."""
+    ``prior_ratio``; None: the standard chain of ``prior_ratio``, without an age recalibration); ``widths`` the
+    width recalibration (``width_recalibration.WidthCorrection``) or None."""
     from ysocensus.model.posterior.corrections import chain_config, standard_chain
 
     chain = standard_chain(prior_ratio) if chain is None else chain
     payload = {
         "posterior_chain": json.dumps(chain_config(chain)),
+        "width_recalibration": None if widths is None else json.dumps(widths.to_dict()),
         "prior_ratio": None if prior_ratio is None else {
             "config": json.dumps(prior_ratio.config()),
             "state_dict": {k: v.detach().cpu() for k, v in prior_ratio.state_dict().items()}},
@@ -150,7 +153,8 @@ def load_checkpoint(path, expected_config: Mapping | None = None, member: int = 
     """Load → (net in eval mode, Normalisation, model_config dict, extra dict) of network ``member`` (0 for a single
     model; an ensemble's k-th, checked against ``expected_config``'s ``model.config.member_config``). See the module
     docstring. The prior ratio (or None) is in ``extra["prior_ratio_module"]``, the posterior's corrections in order
-    in ``extra["posterior_chain"]``, the measurement anchors (or None, when the model was trained without them) in
+    in ``extra["posterior_chain"]``, the width recalibration (or None) in ``extra["width_recalibration"]``, the
+    measurement anchors (or None, when the model was trained without them) in
     ``extra["anchors"]``; ``extra["ensemble_members"]`` says how many networks the checkpoint holds."""
     path = Path(path)
     return _load_member(path, members(_read(path)), expected_config, member)
@@ -188,6 +192,7 @@ def _load_member(path: Path, every: list[dict], expected_config: Mapping | None,
     ratio, legacy_age = _prior_ratio(path, payload.get("prior_ratio"))
     extra["prior_ratio_module"] = ratio
     extra["posterior_chain"] = _chain(path, payload.get("posterior_chain"), ratio, legacy_age)
+    extra["width_recalibration"] = _widths(path, payload.get("width_recalibration"))
     extra["anchors"] = anchors
     extra["ensemble_members"] = len(every)
     return net.eval(), stats, model_config, extra
@@ -233,6 +238,18 @@ def _prior_ratio(path, entry):
     except Exception as exc:
         raise CheckpointError(f"{path}: prior ratio does not fit its config ({exc}); corrupted checkpoint?") from exc
     return pr.eval(), legacy_age
+
+
+def _widths(path, entry):
+    """The stored width recalibration, or None (a checkpoint without one keeps the network's widths)."""
+    from ysocensus.model.width_recalibration import WidthCorrection
+
+    if entry is None:
+        return None
+    try:
+        return WidthCorrection.from_dict(json.loads(entry))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: width recalibration cannot be read ({exc}); corrupted checkpoint?") from exc
 
 
 def _chain(path, entry, ratio, legacy_age):
@@ -285,7 +302,8 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
         post = FlowPosterior(net, stats, n_steps=n_steps or samp["n_steps"], method=method or samp["method"],
                              rows_per_batch=samp["rows_per_batch"],
                              young_log10_age=io.log10_age_threshold(young_threshold_myr or io.YOUNG_THRESHOLD_MYR),
-                             chain=extra["posterior_chain"], prior=prior or samp["prior"],
+                             chain=extra["posterior_chain"], widths=extra["width_recalibration"],
+                             prior=prior or samp["prior"],
                              oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
                              max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],
                              anchors=extra["anchors"], field=sampling_field(net, samp, field),

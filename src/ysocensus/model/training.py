@@ -26,7 +26,7 @@ from ysocensus import io
 from ysocensus.logs import duration, phase
 from ysocensus.model import config as mconfig
 from ysocensus.model.checkpoint import model_fingerprint
-from ysocensus.model.trainset import check_bp_rule
+from ysocensus.model.trainset import CALIBRATION, check_bp_rule
 from ysocensus.model.posterior.corrections import standard_chain
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,45 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
                                        tuple(map(float, tr["age_recalibration_range"])), edges)
     summary["seconds"] = round(time.monotonic() - t0, 1)
     log.info("age recalibration: %s", summary)
+    return corr, summary
+
+
+def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibration_path):
+    """Fit the width recalibration (``model.width_recalibration``) of the population posterior whose corrections are
+    ``chain`` on the held-out stars of ``calibration_path`` (``trainset.CALIBRATION``): a population sample of them
+    (∝ ``weight``, as ``test_population`` is drawn), in full and in every catalog users supply
+    (``validation.degradations``); → (the ``WidthCorrection``, its summary)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ysocensus.model.checkpoint import sampling_field
+    from ysocensus.model.posterior import FlowPosterior
+    from ysocensus.model.trainset import population_sample
+    from ysocensus.model.width_recalibration import fit_from_posterior
+    from ysocensus.validation.degradations import DEGRADATIONS, SURVEYS_KEPT, degrade
+
+    t0 = time.monotonic()
+    samp, tr = cfg["sampling"], cfg["training"]
+    post = FlowPosterior(net.eval(), stats, n_steps=samp["n_steps"], method=samp["method"],
+                         rows_per_batch=samp["rows_per_batch"], time_power=samp["time_power"], anchors=anchors,
+                         field=sampling_field(net, samp), chain=chain)
+    table = pq.read_table(calibration_path)
+    mask = table.column("survey_mask").to_numpy()
+    rare = table.column("repeat").to_numpy() >= max(1, int(tr["repeats"]))
+    lamost = (mask & sum(1 << io.MEASUREMENT_BITS.index(c) for c in io.LAMOST_LABELS)) > 0
+    rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 7, 1]))
+    sample = population_sample(table.column("weight").to_numpy(), int(tr["width_recalibration_stars"]), rng)
+    keep = np.zeros(table.num_rows, bool)
+    keep[sample] = True
+    keep &= mask > 0
+    # a rare re-observation was kept for what it measured (trainset.rare_observation): unbiased for the LAMOST
+    # patterns of the catalogs that keep LAMOST, but among Gaia-only stars it would over-represent bright ones
+    every, plain = table.filter(pa.array(keep & (~rare | lamost))), table.filter(pa.array(keep & ~rare))
+    catalogs = {"full": every, **{d: degrade(every if "lamost" in SURVEYS_KEPT[d] else plain, d)
+                                  for d in DEGRADATIONS}}
+    corr, summary = fit_from_posterior(post, catalogs, int(tr["width_recalibration_min_stars"]), int(cfg["seed"]))
+    summary["seconds"] = round(time.monotonic() - t0, 1)
+    log.info("width recalibration: %s", summary)
     return corr, summary
 
 
@@ -305,9 +344,19 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
             age_correction, summary["age_recalibration"] = fit_age_recalibration(
                 module.ema, dm.stats, prior_ratio, anchors, cfg, Path(training_dir) / "val.parquet",
                 recalibration_edges(cfg, population))
+    chain = standard_chain(prior_ratio, age_correction)
+    widths = None
+    calibration = Path(training_dir) / f"{CALIBRATION}.parquet"
+    if prior_ratio is not None and cfg["training"]["width_recalibration"]:
+        if not calibration.exists():
+            raise FileNotFoundError(f"{calibration}: no held-out calibration stars (rerun rule training_set), or set "
+                                    "train.training.width_recalibration: false")
+        with phase(log, "width recalibration: sampling held-out stars in the catalogs users supply, then fitting"):
+            widths, summary["width_recalibration"] = fit_width_recalibration(module.ema, dm.stats, chain, anchors,
+                                                                             cfg, calibration)
     log.info("training: writing the checkpoint %s", checkpoint_path)
     save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio,
-                    chain=standard_chain(prior_ratio, age_correction))
+                    chain=chain, widths=widths)
     io.write_json({"fingerprint": model_fingerprint(cfg), "steps": summary["steps"]}, ckpt_dir / FINISHED)
     out = Path(checkpoint_path).parent
     io.write_json(cfg, out / "config.json")

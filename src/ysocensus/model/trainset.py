@@ -25,6 +25,7 @@ Split: by a hash of ``source_id`` (a star and all its repeats land in one split)
 the held-out stars as simulated (original observation only). ``test_population.parquet`` is drawn from it
 with probability ∝ ``weight``, each star at most once (``population_sample``: an unweighted sample of the
 Galactic population of independent stars), on which calibration is judged without weights.
+``calibration.parquet`` holds the validation split's stars with all their observations (``CALIBRATION``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ TRUTH_COLUMNS = io.PARAMETERS + ("weight", "has_disk", "component")
 #: (``surveys.observe.companion_mass_ratio``); validation splits calibration by it
 COMPANION = io.COMPANION_MASS_RATIO
 EXTRA_COLUMNS = TRUTH_COLUMNS + (COMPANION, "split", "repeat")
+
+#: the validation split's stars with every observation of them (column ``repeat``; the ``rare_repeats`` too, which
+#: were kept for what they measured): held-out (θ, x) pairs for the fits made after training
+#: (``model.width_recalibration``), which need more stars with rare patterns (a LAMOST spectrum) than one observation
+#: per star gives
+CALIBRATION = "calibration"
 
 #: Parquet row-group size of the training files (the streaming unit of the data module)
 ROW_GROUP_SIZE = 16384
@@ -78,7 +85,7 @@ def _inner_join(left: pa.Table, right: pa.Table) -> pa.Table:
 def run_training_set(population: Sequence[str], catalog: Sequence[str], outdir, seed: int,
                        cfg: Mapping | None = None, observe_cfg: Mapping | None = None,
                        bc_path=None, isochrones_path=None) -> dict:
-    """Write ``train/val/test/test_population.parquet``, ``normalisation.json`` and ``summary.json``."""
+    """Write ``train/val/test/test_population/calibration.parquet``, ``normalisation.json`` and ``summary.json``."""
     from ysocensus.model.config import DEFAULTS
 
     c = {**DEFAULTS["training"], **(cfg or {})}
@@ -126,7 +133,8 @@ def run_training_set(population: Sequence[str], catalog: Sequence[str], outdir, 
     summary = {"rows": table.num_rows, "repeats": int(c["repeats"]), "files": {}}
     sp = table.column("split").to_numpy()
     rep = table.column("repeat").to_numpy()
-    for name, mask in (("train", sp == 0), ("val", (sp == 1) & (rep == 0)), ("test", (sp == 2) & (rep == 0))):
+    for name, mask in (("train", sp == 0), ("val", (sp == 1) & (rep == 0)), ("test", (sp == 2) & (rep == 0)),
+                       (CALIBRATION, sp == 1)):
         sub = table.filter(pa.array(mask))
         if name == "train":  # shuffle once so that row groups are mixed
             sub = sub.take(pa.array(shuffle_rng.permutation(sub.num_rows)))

@@ -27,6 +27,9 @@ _NON_GAIA = io.TMASS_BANDS + io.TMASS_ERRORS + io.WISE_BANDS + io.WISE_ERRORS + 
 _GAIA_BITS = sum(1 << io.MEASUREMENT_BITS.index(c) for c in ("parallax",) + io.GAIA_BANDS)
 
 DEGRADATIONS = ("no_sigma", "gaia_unmatched", "gaia_unmatched_no_sigma")
+#: the surveys whose columns each catalog keeps ("full": the table as it is)
+SURVEYS_KEPT = {"full": io.SURVEYS, "no_sigma": io.SURVEYS, "gaia_unmatched": ("gaia",),
+                "gaia_unmatched_no_sigma": ("gaia",)}
 
 
 def _null(table: pa.Table, columns) -> pa.Table:

@@ -130,13 +130,13 @@ class FlowPosterior(SbiInterface, ImportanceSamplingPosterior):
                  rows_per_batch: int = 4096, young_log10_age: float = io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR),
                  prior_ratio=None, prior: str = "population", oversample: int = 1, time_power: float = 1.0,
                  anchors=None, min_ess: float = 0.0, max_oversample: int = 0, field: str = "transformer",
-                 field_precision: str = "float32", age_correction=None, chain=None):
+                 field_precision: str = "float32", age_correction=None, chain=None, widths=None):
         proposal = NetworkPosterior(net, stats, n_steps, method, rows_per_batch, time_power, anchors, field,
                                     field_precision)
         if prior_ratio is not None:
             prior_ratio.eval()
         chain = standard_chain(prior_ratio, age_correction) if chain is None else tuple(chain)
-        super().__init__(proposal, chain, prior, oversample, min_ess, max_oversample)
+        super().__init__(proposal, chain, prior, oversample, min_ess, max_oversample, widths)
         self.young_log10_age = young_log10_age
         self.fingerprint = None
         self._default_x = None
@@ -191,6 +191,7 @@ class FlowPosterior(SbiInterface, ImportanceSamplingPosterior):
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
                 "corrections": [c.name for c in self.corrections],
                 "age_recalibration": self.age_correction is not None,
+                "width_recalibration": self.widths is not None and self.prior == "population",
                 "oversample": self.oversample}
 
     def log_prob(self, theta, x=None, n_steps: int = 32, method: str = "midpoint", **_) -> torch.Tensor:

@@ -7,11 +7,14 @@ systematic resampling with the star's own uniform offset (``model.streams``); st
 effective sample size below ``min_ess`` get more proposals (``top_up_factor``), up to ``max_oversample`` × n.
 Every proposal and its log weight stay available (``last_proposals``, ``last_log_weights``) so that
 probabilities such as P(young) come from the weights rather than from the n resampled draws, with the ESS per
-star (``last_ess``).
+star (``last_ess``). Under the population prior, a ``widths`` correction of the network
+(``model.width_recalibration``) then rescales the returned draws about their medians; the proposals and their weights
+stay as drawn.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from contextlib import contextmanager
 from typing import Sequence
@@ -23,6 +26,7 @@ from ysocensus.model import streams
 from ysocensus.model.posterior.corrections import after, check_prior, up_to
 from ysocensus.model.streams import as_streams
 from ysocensus.model.tokens import N_THETA, theta_from_model, theta_to_model
+from ysocensus.model.width_recalibration import patterns
 
 
 def resample(log_w: torch.Tensor, n_out: int, generator: torch.Generator | None = None,
@@ -75,8 +79,10 @@ class ImportanceSamplingPosterior:
     draws) when that is empty."""
 
     def __init__(self, proposal, chain: Sequence = (), prior: str = "population", oversample: int = 1,
-                 min_ess: float = 0.0, max_oversample: int = 0):
+                 min_ess: float = 0.0, max_oversample: int = 0, widths=None):
         self.proposal = proposal
+        # the network's width recalibration (``width_recalibration.WidthCorrection``), for its population posterior
+        self.widths = widths
         self.chain = tuple(chain)
         self.prior = check_prior(prior)
         self.oversample = max(1, int(oversample))
@@ -132,7 +138,17 @@ class ImportanceSamplingPosterior:
         status = np.where(nothing.numpy(), "prior_only", "ok").astype(object)
         status[~sky_ok] = "invalid_input"
         out[~sky_ok] = np.nan
+        if self.widths is not None and self.prior == "population":
+            out = self.widths.apply(out, self.patterns(arrays, keep))
         return out, status
+
+    @staticmethod
+    def patterns(arrays, keep: np.ndarray | None = None) -> np.ndarray:
+        """Each star's conditioning pattern (``width_recalibration.patterns``), of the tokens ``keep`` leaves."""
+        if keep is not None:
+            arrays = dataclasses.replace(arrays, measured=np.asarray(arrays.measured, bool)
+                                         & np.broadcast_to(np.asarray(keep, bool), np.shape(arrays.measured)))
+        return patterns(arrays)
 
     @torch.no_grad()
     def _top_up(self, chain, t, state, props, log_w, out, ess, n_samples, rng, eligible, full_sequence, n_steps,
