@@ -71,6 +71,10 @@ def test_test_population_does_not_depend_on_the_training_rows(tmp_path):
         out[drop] = (s["files"]["train"]["rows"], pq.read_table(tmp_path / f"t{drop}" / "test_population.parquet"))
     assert out[True][0] < out[False][0]
     assert out[True][1].equals(out[False][1])
+    # the calibration file is the validation split's stars with every observation of them (one here: repeats 1)
+    val, cal = (pq.read_table(tmp_path / "tTrue" / f"{n}.parquet") for n in ("val", "calibration"))
+    assert set(val.column("source_id").to_pylist()) == set(cal.column("source_id").to_pylist())
+    assert cal.num_rows == val.num_rows and set(cal.column("repeat").to_pylist()) == {0}
 
 
 @pytest.mark.slow
@@ -125,6 +129,10 @@ def test_training_set_train_resume_validate(tmp_path):
     # the checkpoint stores the posterior chain, the age recalibration last
     assert [c.name for c in load_checkpoint(ck)[3]["posterior_chain"]] == ["field_untilt", "population_ratio",
                                                                         "age_recalibration"]
+    # ... and the width recalibration, fitted on the calibration file in the catalogs users supply
+    assert set(s1["width_recalibration"]["catalogs"]) == {"full", "no_sigma", "gaia_unmatched",
+                                                          "gaia_unmatched_no_sigma"}
+    assert s1["width_recalibration"]["stars"] > 0 and load_checkpoint(ck)[3]["width_recalibration"] is not None
     assert (tmp_path / "model" / "logs" / "metrics.csv").exists()
     assert (tmp_path / "model" / "logs" / "checkpoints" / "last.ckpt").exists()
     # an interrupted run (no "finished" marker) of the same config resumes from last.ckpt

@@ -21,9 +21,9 @@ One concern per module, importable without Lightning except ``lightning_module``
   each star's median), fitted on held-out stars in the catalogs users supply after the age recalibration.
 - ``posterior``: what a posterior is, top to bottom: ``proposal`` (the network's own posterior), ``corrections``
   (field untilt, population ratio, age recalibration: one log-weight each), ``importance`` (the one importance
-  resampling, ESS and top-ups, then the width recalibration), ``flow_posterior`` (``FlowPosterior``: the chain for a checkpoint, sbi-like API),
-  ``observations`` (catalog rows as a posterior reads them, for validation and baselines), ``ensemble``
-  (``EnsemblePosterior``: the equal-weight mixture of a deep ensemble's members).
+  resampling, ESS and top-ups, then the width recalibration), ``flow_posterior`` (``FlowPosterior``: the chain for
+  a checkpoint, sbi-like API), ``observations`` (catalog rows as a posterior reads them, for validation and
+  baselines), ``ensemble`` (``EnsemblePosterior``: the equal-weight mixture of a deep ensemble's members).
 - ``checkpoint``: save/load with ``weights_only=True``, a config fingerprint check, the posterior chain and an
   ensemble's members in one file.
 - ``ensemble``: an ensemble's members' checkpoints → its checkpoint and side files (rule ``ensemble``).

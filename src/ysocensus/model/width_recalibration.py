@@ -19,16 +19,18 @@ conditioned on and whether Gaia's photometric σ was read with its magnitudes (a
 another catalog for the network). Each k is fitted on held-out simulated stars sampled as ``infer`` samples them,
 in the catalogs users supply (full columns and ``validation.degradations``): the k on a grid (``K_GRID``) that
 minimises the error of the expected coverage of central intervals (``validation.calibration.LEVELS``) of its
-pattern's stars (the largest error over the levels, :func:`best_factor`). A pattern with fewer than ``min_stars`` of them takes the factor of its surveys pooled over σ,
-or 1.
+pattern's stars (the largest error over the levels, :func:`best_factor`). A pattern with fewer than ``min_stars`` of
+them takes the factor of its surveys pooled over σ, or 1.
 
 What it does not touch: P(young), which comes from the importance weights of the network's proposals
 (``inference.summaries``), and every posterior but the population posterior of the network it was fitted for
-(not ``prior="simulation"``, not an ensemble, not another estimator's samples).
+(not ``prior="simulation"``, not a consensus flow of several networks, not another estimator's samples; a mixture
+ensemble's members each keep their own).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -79,7 +81,9 @@ def _to_physical(t: np.ndarray) -> np.ndarray:
 
 def scaled(samples: np.ndarray, k) -> np.ndarray:
     """Samples [B, S, P] (model space) about each star's median, divided by ``k`` (scalar, [P] or [B, P])."""
-    med = np.nanmedian(samples, axis=1, keepdims=True)
+    with warnings.catch_warnings():  # a star without samples (all NaN) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(samples, axis=1, keepdims=True)
     k = np.asarray(k, np.float64)
     return med + (samples - med) / (k[:, None, :] if k.ndim == 2 else k)
 
