@@ -12,9 +12,9 @@ from ysocensus.model.posterior import flat_to_frame
 from ysocensus.model.prior_ratio import PriorRatio
 from ysocensus.model.tokens import N_THETA, N_TOKENS, N_X, OBSERVABLES, Normalisation, TokenArrays, \
     survey_combination_names, tokenize
-from ysocensus.model.width_recalibration import (K_GRID, WidthCorrection, fit_factors, pattern_name, patterns, scaled,
-                                                 to_model_space)
+from ysocensus.model.width_recalibration import K_GRID, WidthCorrection, fit_factors, pattern_name, patterns, scaled
 from ysocensus.validation.calibration import LEVELS
+from ysocensus.validation.calibration import model_space as to_model_space
 
 NET = NetworkConfig(dim=16, latent_dim=16, heads=2, latent_heads=2, layers=1)
 

@@ -63,16 +63,14 @@ def pattern_name(code: int) -> str:
     return f"{surveys} ({'σ' if int(code) & 1 else 'no σ'})"
 
 
-def to_model_space(theta: np.ndarray) -> np.ndarray:
-    """Physical θ [..., 5] (``io.PARAMETERS``) → the space the model infers it: log10 mass, log10 distance."""
-    t = np.array(theta, np.float64, copy=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t[..., 1] = np.log10(t[..., 1])
-        t[..., 3] = np.log10(t[..., 3])
-    return t
+def _to_model_space(theta: np.ndarray) -> np.ndarray:
+    from ysocensus.validation.calibration import model_space  # the one definition of that space (numpy only)
+
+    return model_space(theta)
 
 
 def _to_physical(t: np.ndarray) -> np.ndarray:
+    """The inverse of ``validation.calibration.model_space``."""
     t = np.array(t, copy=True)
     t[..., 1] = 10.0 ** t[..., 1]
     t[..., 3] = 10.0 ** t[..., 3]
@@ -109,7 +107,7 @@ class WidthCorrection:
         touched = (k != 1.0).any(1)
         out = np.array(samples, copy=True)
         if touched.any():
-            out[touched] = _to_physical(scaled(to_model_space(out[touched]), k[touched])).astype(out.dtype)
+            out[touched] = _to_physical(scaled(_to_model_space(out[touched]), k[touched])).astype(out.dtype)
         return out
 
     def to_dict(self) -> dict:
@@ -201,7 +199,7 @@ def fit_from_posterior(post, tables: Mapping[str, object], min_stars: int, seed:
         truth = np.stack([table.column(p).to_numpy(zero_copy_only=False).astype(np.float64)
                           for p in io.PARAMETERS], -1)
         ok = status == "ok"
-        parts.append((to_model_space(s[ok]), to_model_space(truth[ok]), patterns(arrays)[ok]))
+        parts.append((_to_model_space(s[ok]), _to_model_space(truth[ok]), patterns(arrays)[ok]))
     samples, truth, codes = (np.concatenate(x) for x in zip(*parts))
     corr, summary = fit_factors(samples, truth, codes, min_stars, levels, seed)
     summary["catalogs"] = {name: int(t.num_rows) for name, t in tables.items()}
