@@ -63,17 +63,18 @@ def pattern_name(code: int) -> str:
     return f"{surveys} ({'σ' if int(code) & 1 else 'no σ'})"
 
 
-def _to_model_space(theta: np.ndarray) -> np.ndarray:
+def _to_model_space(theta: np.ndarray, dtype=np.float64) -> np.ndarray:
     from ysocensus.validation.calibration import model_space  # the one definition of that space (numpy only)
 
-    return model_space(theta)
+    return model_space(theta, dtype)
 
 
 def _to_physical(t: np.ndarray) -> np.ndarray:
-    """The inverse of ``validation.calibration.model_space``."""
-    t = np.array(t, copy=True)
-    t[..., 1] = 10.0 ** t[..., 1]
-    t[..., 3] = 10.0 ** t[..., 3]
+    """The inverse of ``validation.calibration.model_space``, in place."""
+    from ysocensus.validation.calibration import LOG10_PARAMETERS
+
+    for j in LOG10_PARAMETERS:
+        t[..., j] = 10.0 ** t[..., j]
     return t
 
 
@@ -106,8 +107,10 @@ class WidthCorrection:
         k = self.factor_array(codes)
         touched = (k != 1.0).any(1)
         out = np.array(samples, copy=True)
-        if touched.any():
-            out[touched] = _to_physical(scaled(_to_model_space(out[touched]), k[touched])).astype(out.dtype)
+        if touched.any():  # in float32 like the samples: the medians of 64 draws, no NaN but whole rows of it
+            t = _to_model_space(out[touched], np.float32)
+            med = np.median(t, axis=1, keepdims=True)
+            out[touched] = _to_physical(med + (t - med) / k[touched][:, None, :].astype(np.float32))
         return out
 
     def to_dict(self) -> dict:

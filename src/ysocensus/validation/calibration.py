@@ -24,12 +24,16 @@ def truth_array(table) -> np.ndarray:
     return np.stack([table.column(p).to_numpy().astype(np.float64) for p in io.PARAMETERS], -1)
 
 
-def model_space(theta: np.ndarray) -> np.ndarray:
-    """θ compared in the space the model infers it (log10 mass, log10 distance), float64, a copy."""
-    t = np.array(theta, np.float64, copy=True)
+#: the parameters (indices into io.PARAMETERS) the model infers as log10 of the physical value: mass, distance
+LOG10_PARAMETERS = (1, 3)
+
+
+def model_space(theta: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """θ compared in the space the model infers it (log10 mass, log10 distance), a copy (float64 by default)."""
+    t = np.array(theta, dtype, copy=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t[..., 1] = np.log10(t[..., 1])
-        t[..., 3] = np.log10(t[..., 3])
+        for j in LOG10_PARAMETERS:
+            t[..., j] = np.log10(t[..., j])
     return t
 
 
