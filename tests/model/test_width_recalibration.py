@@ -11,7 +11,7 @@ from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.model.posterior import flat_to_frame
 from ysocensus.model.prior_ratio import PriorRatio
 from ysocensus.model.tokens import N_THETA, N_TOKENS, N_X, OBSERVABLES, Normalisation, TokenArrays, \
-    survey_combination_names, tokenize
+    survey_combination_names, survey_flags, tokenize
 from ysocensus.model.width_recalibration import K_GRID, WidthCorrection, fit_factors, pattern_name, patterns, scaled
 from ysocensus.validation.calibration import LEVELS
 from ysocensus.validation.calibration import model_space as to_model_space
@@ -79,10 +79,15 @@ def test_apply_rescales_about_the_median_in_model_space():
 
 
 def test_the_correction_roundtrips_and_bad_factors_are_refused():
-    corr = WidthCorrection({2: (1.0, 1.1, 1.0, 1.0, 0.9), 31: (1.2, 1.3, 1.1, 1.0, 1.0)})
+    corr = WidthCorrection({4: (1.0, 1.1, 1.0, 1.0, 0.9), 61: (1.2, 1.3, 1.1, 1.0, 1.0),
+                            7: (1.0, 1.0, 0.8, 1.0, 1.0)})
     d = corr.to_dict()
-    assert d["patterns"]["31"] == "gaia+tmass+wise+lamost (σ)" and d["patterns"]["2"] == "gaia (no σ)"
+    assert d["patterns"] == {"4": "gaia (no σ)", "7": "gaia, others not detected (σ)",
+                             "61": "gaia+tmass+wise+lamost (σ)"}
     assert WidthCorrection.from_dict(d) == corr
+    # factors stored under another coding of the patterns are refused, not applied to the wrong stars
+    with pytest.raises(ValueError, match="retrain"):
+        WidthCorrection.from_dict({**d, "patterns": {"4": "gaia (σ)"}})
     with pytest.raises(ValueError, match="positive factors"):
         WidthCorrection.from_dict({"factors": {"2": [1.0, 0.0, 1.0, 1.0, 1.0]}})
     with pytest.raises(ValueError, match="5 positive"):
@@ -101,8 +106,16 @@ def test_patterns_follow_the_surveys_and_gaias_sigma():
     names = survey_combination_names(measured)
     gaia = [N_THETA + i for i, v in enumerate(OBSERVABLES) if v.name in io.GAIA_BANDS]
     sigma = (measured[:, gaia] & sigma_known[:, gaia]).any(1)
-    expect = [f"{n} ({'σ' if s else 'no σ'})" for n, s in zip(names, sigma)]
+    # without a searched array every survey was searched: one that measured nothing is a non-detection
+    unseen = (survey_flags(measured) == 0).any(1)
+    expect = [f"{n}{', others not detected' if u else ''} ({'σ' if s else 'no σ'})"
+              for n, u, s in zip(names, unseen, sigma)]
     assert [pattern_name(c) for c in codes] == expect
+    # a catalog never cross-matched with the other surveys: their absence is marginalised, not a non-detection
+    only_gaia = np.zeros((B, N_TOKENS), bool)
+    only_gaia[:, gaia] = True
+    arrays.searched = np.broadcast_to(only_gaia, (B, N_TOKENS))
+    np.testing.assert_array_equal((patterns(arrays) & 2) > 0, ~survey_flags(measured)[:, 0])  # Gaia's alone
     # without a sigma_known array every measured value came with its σ
     arrays.sigma_known = None
     assert (patterns(arrays) % 2 == measured[:, gaia].any(1)).all()
@@ -128,7 +141,7 @@ def test_the_checkpoint_carries_it_and_only_the_population_posterior_uses_it(tmp
     assert load(p).widths is None  # a checkpoint without one keeps the network's widths
     arrays = tokenize(flat_to_frame(_x()), Normalisation())
     code = int(patterns(arrays)[0])
-    assert (patterns(arrays) == code).all() and pattern_name(code) == "gaia (σ)"
+    assert (patterns(arrays) == code).all() and pattern_name(code) == "gaia, others not detected (σ)"
     corr = WidthCorrection({code: (2.0, 2.0, 2.0, 2.0, 2.0)})
     save_checkpoint(p, FlowTransformer(NET), Normalisation(), merge({"anchors": {"enabled": False},
                                                                      "network": NET.to_dict()}),

@@ -249,7 +249,7 @@ def _widths(path, entry):
     try:
         return WidthCorrection.from_dict(json.loads(entry))
     except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: width recalibration cannot be read ({exc}); corrupted checkpoint?") from exc
+        raise CheckpointError(f"{path}: the width recalibration cannot be read: {exc}") from exc
 
 
 def _chain(path, entry, ratio, legacy_age):

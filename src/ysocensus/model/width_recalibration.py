@@ -15,9 +15,10 @@ are mapped to
     median + (θ_j − median) / k_j(pattern),
 
 k > 1 where the posterior was too wide. The pattern (:func:`patterns`) is the set of surveys the star was
-conditioned on and whether Gaia's photometric σ was read with its magnitudes (a literature table without σ is
-another catalog for the network). Each k is fitted on held-out simulated stars sampled as ``infer`` samples them,
-in the catalogs users supply (full columns and ``validation.degradations``): the k on a grid (``K_GRID``) that
+conditioned on, whether the absence of another survey was read as a non-detection (a faint star of a cross-matched
+catalog) or marginalised (a catalog never cross-matched), and whether Gaia's photometric σ was read with its
+magnitudes (a literature table without σ is another catalog for the network). Each k is fitted on held-out
+simulated stars sampled as ``infer`` samples them, in the catalogs users supply (full columns and ``validation.degradations``): the k on a grid (``K_GRID``) that
 minimises the error of the expected coverage of central intervals (``validation.calibration.LEVELS``) of its
 pattern's stars (the largest error over the levels, :func:`best_factor`). A pattern with fewer than ``min_stars`` of
 them takes the factor of its surveys pooled over σ, or 1.
@@ -43,24 +44,30 @@ from ysocensus.model.tokens import N_THETA, OBSERVABLES, SURVEY_TOKENS
 K_GRID = np.round(np.arange(0.75, 1.5 + 1e-9, 0.01), 2)
 #: the token of each Gaia magnitude, whose σ sets the pattern's σ flag
 GAIA_PHOT_TOKENS = tuple(N_THETA + i for i, v in enumerate(OBSERVABLES) if v.name in io.GAIA_BANDS)
-#: a pattern's code is its surveys' bits (io.SURVEYS order) times 2, plus 1 where Gaia's σ was read
+#: a pattern's code is its surveys' bits (io.SURVEYS order) × 4, + 2 for a non-detection read, + 1 where Gaia's σ
+#: was read
 _SURVEY_BITS = 1 << np.arange(len(io.SURVEYS))
 
 
 def patterns(arrays) -> np.ndarray:
     """The conditioning pattern of every star of token arrays (``tokens.TokenArrays``), int64 [B]: the surveys it was
-    conditioned on (bit i: ``io.SURVEYS[i]``) × 2, + 1 where a Gaia magnitude was read with its σ."""
+    conditioned on (bit i: ``io.SURVEYS[i]``) × 4, + 2 where a survey it was not measured by was searched (its
+    absence read as a non-detection, not marginalised), + 1 where a Gaia magnitude was read with its σ."""
     measured = np.asarray(arrays.measured, bool)
     surveys = np.stack([measured[:, list(SURVEY_TOKENS[s])].any(1) for s in io.SURVEYS], -1)
     known = measured if arrays.sigma_known is None else measured & np.asarray(arrays.sigma_known, bool)
     sigma = known[:, list(GAIA_PHOT_TOKENS)].any(1)
-    return (surveys @ _SURVEY_BITS) * 2 + sigma
+    searched = np.ones_like(measured) if arrays.searched is None else np.asarray(arrays.searched, bool)
+    unseen = np.stack([(~surveys[:, i]) & searched[:, list(SURVEY_TOKENS[s])].any(1)
+                       for i, s in enumerate(io.SURVEYS)], -1).any(1)
+    return (surveys @ _SURVEY_BITS) * 4 + unseen * 2 + sigma
 
 
 def pattern_name(code: int) -> str:
-    """``gaia+wise (σ)`` / ``gaia (no σ)`` / ``none``."""
-    surveys = "+".join(s for i, s in enumerate(io.SURVEYS) if (int(code) >> 1) & (1 << i)) or "none"
-    return f"{surveys} ({'σ' if int(code) & 1 else 'no σ'})"
+    """``gaia+wise, others not detected (σ)`` / ``gaia (no σ)`` / ``none``."""
+    code = int(code)
+    surveys = "+".join(s for i, s in enumerate(io.SURVEYS) if (code >> 2) & (1 << i)) or "none"
+    return f"{surveys}{', others not detected' if code & 2 else ''} ({'σ' if code & 1 else 'no σ'})"
 
 
 def _to_model_space(theta: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -121,6 +128,9 @@ class WidthCorrection:
     @classmethod
     def from_dict(cls, d: Mapping) -> "WidthCorrection":
         factors = {int(c): tuple(float(x) for x in k) for c, k in d["factors"].items()}
+        named = {int(c): n for c, n in d.get("patterns", {}).items()}
+        if any(pattern_name(c) != n for c, n in named.items()):
+            raise ValueError("its patterns were coded otherwise (an earlier version of this code); retrain")
         bad = [c for c, k in factors.items() if len(k) != len(io.PARAMETERS) or not all(x > 0 for x in k)]
         if bad:
             raise ValueError(f"width recalibration: patterns {bad} need {len(io.PARAMETERS)} positive factors")
@@ -169,7 +179,7 @@ def fit_factors(samples: np.ndarray, truth: np.ndarray, codes: np.ndarray, min_s
         if m.sum() >= min_stars:
             factors[int(code)], how = fit(m), "own"
         else:
-            surveys = code >> 1
+            surveys = code >> 1  # the same surveys and non-detections, either σ flag
             both = (codes >> 1) == surveys
             if both.sum() < min_stars:
                 continue
