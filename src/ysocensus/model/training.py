@@ -171,7 +171,7 @@ def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibratio
 
     from ysocensus.model.checkpoint import sampling_field
     from ysocensus.model.posterior import FlowPosterior
-    from ysocensus.model.trainset import population_sample
+    from ysocensus.model.trainset import population_sample, surveys_measured
     from ysocensus.model.width_recalibration import fit_from_posterior
     from ysocensus.validation.degradations import DEGRADATIONS, SURVEYS_KEPT, degrade
 
@@ -183,7 +183,7 @@ def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibratio
     table = pq.read_table(calibration_path)
     mask = table.column("survey_mask").to_numpy()
     rare = table.column("repeat").to_numpy() >= max(1, int(tr["repeats"]))
-    lamost = (mask & sum(1 << io.MEASUREMENT_BITS.index(c) for c in io.LAMOST_LABELS)) > 0
+    lamost = surveys_measured(table)[:, io.SURVEYS.index("lamost")]
     rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 7, 1]))
     sample = population_sample(table.column("weight").to_numpy(), int(tr["width_recalibration_stars"]), rng)
     keep = np.zeros(table.num_rows, bool)

@@ -31,14 +31,13 @@ ensemble's members each keep their own).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from ysocensus import io
-from ysocensus.model.tokens import N_THETA, OBSERVABLES, SURVEY_TOKENS
+from ysocensus.model.tokens import N_THETA, OBSERVABLES, SURVEY_TOKENS, survey_flags
 
 #: the candidate factors: a posterior up to 1.5× too wide or 1/0.75 too narrow is corrected
 K_GRID = np.round(np.arange(0.75, 1.5 + 1e-9, 0.01), 2)
@@ -54,7 +53,7 @@ def patterns(arrays) -> np.ndarray:
     conditioned on (bit i: ``io.SURVEYS[i]``) × 4, + 2 where a survey it was not measured by was searched (its
     absence read as a non-detection, not marginalised), + 1 where a Gaia magnitude was read with its σ."""
     measured = np.asarray(arrays.measured, bool)
-    surveys = np.stack([measured[:, list(SURVEY_TOKENS[s])].any(1) for s in io.SURVEYS], -1)
+    surveys = survey_flags(measured)
     known = measured if arrays.sigma_known is None else measured & np.asarray(arrays.sigma_known, bool)
     sigma = known[:, list(GAIA_PHOT_TOKENS)].any(1)
     searched = np.ones_like(measured) if arrays.searched is None else np.asarray(arrays.searched, bool)
@@ -86,11 +85,11 @@ def _to_physical(t: np.ndarray) -> np.ndarray:
 
 
 def scaled(samples: np.ndarray, k) -> np.ndarray:
-    """Samples [B, S, P] (model space) about each star's median, divided by ``k`` (scalar, [P] or [B, P])."""
-    with warnings.catch_warnings():  # a star without samples (all NaN) stays NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(samples, axis=1, keepdims=True)
-    k = np.asarray(k, np.float64)
+    """Samples [B, S, P] (model space) about each star's median, divided by ``k`` (scalar, [P] or [B, P]), in the
+    samples' precision. A star's draws are all finite or all NaN (``importance``), so a plain median will do; a star
+    without samples stays NaN."""
+    med = np.median(samples, axis=1, keepdims=True)
+    k = np.asarray(k, samples.dtype)
     return med + (samples - med) / (k[:, None, :] if k.ndim == 2 else k)
 
 
@@ -114,10 +113,8 @@ class WidthCorrection:
         k = self.factor_array(codes)
         touched = (k != 1.0).any(1)
         out = np.array(samples, copy=True)
-        if touched.any():  # in float32 like the samples: the medians of 64 draws, no NaN but whole rows of it
-            t = _to_model_space(out[touched], np.float32)
-            med = np.median(t, axis=1, keepdims=True)
-            out[touched] = _to_physical(med + (t - med) / k[touched][:, None, :].astype(np.float32))
+        if touched.any():  # in the samples' float32
+            out[touched] = _to_physical(scaled(_to_model_space(out[touched], out.dtype), k[touched]))
         return out
 
     def to_dict(self) -> dict:
