@@ -58,6 +58,9 @@ def test_infer_prior_option_reaches_the_loader(tmp_path, double):
     rc = cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(tmp_path / "p.parquet"), "--prior",
                    "simulation", "--no-progress"])
     assert rc == 0 and double["prior"] == "simulation"
+    rc = cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(tmp_path / "p.parquet"), "--prior",
+                   "structure", "--no-progress"])
+    assert rc == 0 and double["prior"] == "structure"
     rc = cli.main(["infer", str(cat), "--model", "m.ckpt", "-o", str(tmp_path / "p.parquet"), "--ensemble",
                    "consensus", "--no-progress"])
     assert rc == 0 and double["ensemble"] == "consensus"

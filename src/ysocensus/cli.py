@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from . import __version__, io
+from .model.priors import ALL_PRIORS
 
 
 def _tiles(args: argparse.Namespace) -> int:
@@ -210,9 +211,11 @@ of a killed run are removed by the next one.""")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the model runs (default auto: the GPU when there is one)")
-    p.add_argument("--prior", choices=("population", "simulation"), default=None,
-                   help="posterior under the Galactic population (prior-ratio resampled; the model's default) or under "
-                        "the simulated young-enriched training mix")
+    p.add_argument("--prior", choices=ALL_PRIORS, default=None,
+                   help="posterior under the Galactic population (prior-ratio resampled; the model's default: a star "
+                        "drawn from the sky), under the simulated young-enriched training mix, or of a member of the "
+                        "named young structure (structure: for a membership list of associations or clusters; "
+                        "p_young is then not a classifier)")
     p.add_argument("--field", choices=("posterior_field", "transformer"), default=None,
                    help="velocity field that draws the posterior: the light posterior field (fast; the model's default "
                         "when it has one) or the Transformer decoder")

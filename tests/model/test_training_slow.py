@@ -132,7 +132,8 @@ def test_training_set_train_resume_validate(tmp_path):
     # ... and the width recalibration, fitted on the calibration file in the catalogs users supply
     assert set(s1["width_recalibration"]["catalogs"]) == {"full", "no_sigma", "gaia_unmatched",
                                                           "gaia_unmatched_no_sigma"}
-    assert s1["width_recalibration"]["stars"] > 0 and load_checkpoint(ck)[3]["width_recalibration"] is not None
+    assert s1["width_recalibration"]["stars"] > 0 and s1["width_recalibration_structure"]["stars"] > 0
+    assert set(load_checkpoint(ck)[3]["width_recalibration"]) == {"population", "structure"}
     assert (tmp_path / "model" / "logs" / "metrics.csv").exists()
     assert (tmp_path / "model" / "logs" / "checkpoints" / "last.ckpt").exists()
     # an interrupted run (no "finished" marker) of the same config resumes from last.ckpt

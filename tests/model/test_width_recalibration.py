@@ -132,33 +132,35 @@ def _x(n=6):
     return x
 
 
-def test_the_checkpoint_carries_it_and_only_the_population_posterior_uses_it(tmp_path):
+def test_the_checkpoint_carries_them_and_each_prior_uses_its_own(tmp_path):
     torch.manual_seed(0)
     p = tmp_path / "m.ckpt"
     save_checkpoint(p, FlowTransformer(NET), Normalisation(), merge({"anchors": {"enabled": False},
                                                                      "network": NET.to_dict()}),
                     prior_ratio=PriorRatio([1.0, 50.0, 1000.0]))
-    assert load(p).widths is None  # a checkpoint without one keeps the network's widths
+    assert load(p).widths == {}  # a checkpoint without one keeps the network's widths
     arrays = tokenize(flat_to_frame(_x()), Normalisation())
     code = int(patterns(arrays)[0])
     assert (patterns(arrays) == code).all() and pattern_name(code) == "gaia, others not detected (σ)"
     corr = WidthCorrection({code: (2.0, 2.0, 2.0, 2.0, 2.0)})
+    member = WidthCorrection({code: (1.5, 1.0, 1.0, 1.0, 1.0)})
     save_checkpoint(p, FlowTransformer(NET), Normalisation(), merge({"anchors": {"enabled": False},
                                                                      "network": NET.to_dict()}),
-                    prior_ratio=PriorRatio([1.0, 50.0, 1000.0]), widths=corr)
+                    prior_ratio=PriorRatio([1.0, 50.0, 1000.0]), widths={"population": corr, "structure": member})
     post = load(p)
-    assert post.widths == corr and post.describe()["width_recalibration"]
+    assert post.widths == {"population": corr, "structure": member} and post.describe()["width_recalibration"]
 
     def draw(prior):
         with post.using_prior(prior):
             return post.sample_tokens(arrays, 64, torch.Generator().manual_seed(3))[0]
 
-    with_widths = draw("population")
-    post.widths = None
-    without = draw("population")
+    with_widths, member_widths = draw("population"), draw("structure")
+    widths, post.widths = post.widths, {}
+    without, member_without = draw("population"), draw("structure")
     np.testing.assert_allclose(corr.apply(without, patterns(arrays)), with_widths, rtol=1e-5)
-    post.widths = corr
+    np.testing.assert_allclose(member.apply(member_without, patterns(arrays)), member_widths, rtol=1e-5)
+    post.widths = widths
     s_sim = draw("simulation")
-    post.widths = None
+    post.widths = {}
     np.testing.assert_array_equal(draw("simulation"), s_sim)  # the simulation prior's posterior is the network's
     assert post.last_proposals is None or np.isfinite(post.last_proposals).any()

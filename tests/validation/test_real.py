@@ -453,7 +453,7 @@ def test_run_rule_takes_the_schema_defaults_and_loads_the_model_as_the_cli_does(
 
 
 class _Estimator:
-    """A stand-in posterior with two priors: under "simulation" every star is young (log age 6.6)."""
+    """A stand-in posterior with other priors: under "simulation" or "structure" every star is young (log age 6.6)."""
 
     def __init__(self):
         self.prior, self.prior_ratio = "population", object()
@@ -474,7 +474,7 @@ class _TwoPriorSampler(_Sampler):
 
     def sample(self, batch, n_samples, seed):
         res = super().sample(batch, n_samples, seed)
-        if self.estimator.prior == "simulation":
+        if self.estimator.prior in ("simulation", "structure"):
             res.samples[..., 0] = 6.6
         return res
 
@@ -492,6 +492,20 @@ def test_the_other_prior_is_scored_beside_the_main_one(tmp_path):
     plain = real.run_real_validation(None, tmp_path / "r2.json", tmp_path / "fig", n_samples=8, seed=1, files=files,
                                      sampler=_Sampler(), variants=["as_published"], compare_prior=True)
     assert plain["other_prior"].startswith("not available")
+
+
+def test_the_structure_prior_is_scored_beside_the_main_one(tmp_path):
+    files = [_file("CrA_EsplinLuhman2022_gaiaedr3.csv"), _old_file(tmp_path)]
+    sampler = _TwoPriorSampler()
+    out = real.run_real_validation(None, tmp_path / "real.json", tmp_path / "fig", n_samples=8, seed=1,
+                                   files=files, sampler=sampler, variants=["as_published"], structure_prior=True)
+    member = out["structure_prior"]
+    assert member["prior"] == "structure" and member["variant"] == "as_published"
+    assert member["scores"]["old_called_young"] == 1.0 and out["variants"]["as_published"]["old_called_young"] == 0.0
+    assert sampler.estimator.prior == "population" and "other_prior" not in out
+    assert "structure_prior" not in real.run_real_validation(None, tmp_path / "r2.json", tmp_path / "fig", n_samples=8,
+                                                             seed=1, files=files, sampler=_TwoPriorSampler(),
+                                                             variants=["as_published"])
 
 
 def test_grid_fit_recovers_the_age_of_stars_made_from_the_models():

@@ -11,5 +11,8 @@ stars of a star-forming complex) and young_cluster
 SMOOTH_COMPONENTS = ("thin1", "thin2", "thin3", "thin4", "thin5", "thin6", "thin7", "thick", "halo", "bulge")
 YOUNG_COMPONENTS = ("young_field", "young_association", "young_cluster")
 COMPONENTS = SMOOTH_COMPONENTS + YOUNG_COMPONENTS
+#: the named young structure (complexes, their clusters and associations, literature associations, Radcliffe Wave
+#: clouds), kept complete by the population stage: the members the ``structure`` prior is of (``model.priors``)
+STRUCTURE_COMPONENTS = ("young_association", "young_cluster")
 
-__all__ = ["COMPONENTS", "SMOOTH_COMPONENTS", "YOUNG_COMPONENTS"]
+__all__ = ["COMPONENTS", "SMOOTH_COMPONENTS", "STRUCTURE_COMPONENTS", "YOUNG_COMPONENTS"]

@@ -95,7 +95,7 @@ def load_sampler(path: str | Path, device: str = "auto", threads: int | None = N
 
     ``rows_per_batch`` (stars × samples per network call; None = the model's own setting) trades memory for
     speed on CPU. ``expected_config`` (a resolved ``train`` section) makes loading fail, naming the keys,
-    when the checkpoint was trained under another config. ``prior``: ``population`` or ``simulation``
+    when the checkpoint was trained under another config. ``prior``: one of ``model.priors.ALL_PRIORS``
     (None = the model's own setting, ``train.sampling.prior``); ``field``: ``posterior_field`` or ``transformer``
     (None = the model's own setting, ``train.sampling.field``); ``field_precision``: ``auto``, ``float32`` or
     ``bfloat16`` for the posterior field's trunk (None = the model's own, ``train.sampling.field_precision``;

@@ -18,10 +18,12 @@ One concern per module, importable without Lightning except ``lightning_module``
   the loss weights it pairs with.
 - ``recalibration``: the network's age recalibration, fitted on held-out stars after training.
 - ``width_recalibration``: the network's leftover width error per conditioning pattern (a scale per parameter about
-  each star's median), fitted on held-out stars in the catalogs users supply after the age recalibration.
+  each star's median), fitted on held-out stars in the catalogs users supply after the age recalibration, for the
+  population and the structure prior.
+- ``priors``: the names of the priors a posterior is sampled under (simulation, population, structure), torch-free.
 - ``posterior``: what a posterior is, top to bottom: ``proposal`` (the network's own posterior), ``corrections``
-  (field untilt, population ratio, age recalibration: one log-weight each), ``importance`` (the one importance
-  resampling, ESS and top-ups, then the width recalibration), ``flow_posterior`` (``FlowPosterior``: the chain for
+  (field untilt, population ratio, age recalibration, structure membership: one log-weight each), ``importance``
+  (the one importance resampling, ESS and top-ups, then the width recalibration of the prior sampled under), ``flow_posterior`` (``FlowPosterior``: the chain for
   a checkpoint, sbi-like API), ``observations`` (catalog rows as a posterior reads them, for validation and
   baselines), ``ensemble`` (``EnsemblePosterior``: the equal-weight mixture of a deep ensemble's members).
 - ``checkpoint``: save/load with ``weights_only=True``, a config fingerprint check, the posterior chain and an

@@ -3,7 +3,8 @@
 A checkpoint holds the EMA weights of the network, its architecture config, the flow and guidance config,
 the normalisation statistics, the prior-ratio classifier (``model.prior_ratio``; absent when the model was
 trained with population weights), the ordered chain of posterior corrections (``posterior.corrections``), the width
-recalibration of the population posterior (``model.width_recalibration``; absent when none was fitted) and a
+recalibrations of the population and the structure posterior (``model.width_recalibration``, ``WIDTHS_KEY``; absent
+when none was fitted) and a
 fingerprint (hash of the model-defining config and the variable
 registry). An ensemble's checkpoint (``train.ensemble``, ``save_ensemble``) holds every member's payload: member 0 at
 the top level, the others in order under ``ENSEMBLE_KEY``; ``load`` makes it an ``EnsemblePosterior``. Loading
@@ -64,6 +65,10 @@ ENSEMBLE_POSTERIORS = ("mixture", "consensus")
 #: the payload key of an ensemble's members after the first (``save_ensemble``; absent for a single network)
 ENSEMBLE_KEY = "ensemble_members"
 
+#: the payload key of the width recalibration fitted under each prior (``model.width_recalibration``; absent when none
+#: was: checkpoints from before the structure prior carry the population's alone)
+WIDTHS_KEY = {"population": "width_recalibration", "structure": "width_recalibration_structure"}
+
 
 def _model_part(cfg: Mapping) -> dict:
     from ysocensus.model.config import DEFAULTS
@@ -88,13 +93,15 @@ def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_conf
     """Write atomically; ``model_config`` is the JSON-able config section the model was trained under; ``chain``
     the posterior's corrections in order (``posterior.corrections``; those built on a prior ratio use
     ``prior_ratio``; None: the standard chain of ``prior_ratio``, without an age recalibration); ``widths`` the
-    width recalibration (``width_recalibration.WidthCorrection``) or None."""
+    width recalibrations (``width_recalibration.WidthCorrection``) by prior (``posterior.importance.by_prior``: a
+    mapping, one correction of the population posterior, or None)."""
+    from ysocensus.model.posterior.importance import by_prior
     from ysocensus.model.posterior.corrections import chain_config, standard_chain
 
     chain = standard_chain(prior_ratio) if chain is None else chain
     payload = {
         "posterior_chain": json.dumps(chain_config(chain)),
-        "width_recalibration": None if widths is None else json.dumps(widths.to_dict()),
+        **{WIDTHS_KEY[p]: json.dumps(w.to_dict()) for p, w in by_prior(widths).items()},
         "prior_ratio": None if prior_ratio is None else {
             "config": json.dumps(prior_ratio.config()),
             "state_dict": {k: v.detach().cpu() for k, v in prior_ratio.state_dict().items()}},
@@ -153,7 +160,7 @@ def load_checkpoint(path, expected_config: Mapping | None = None, member: int = 
     """Load → (net in eval mode, Normalisation, model_config dict, extra dict) of network ``member`` (0 for a single
     model; an ensemble's k-th, checked against ``expected_config``'s ``model.config.member_config``). See the module
     docstring. The prior ratio (or None) is in ``extra["prior_ratio_module"]``, the posterior's corrections in order
-    in ``extra["posterior_chain"]``, the width recalibration (or None) in ``extra["width_recalibration"]``, the
+    in ``extra["posterior_chain"]``, the width recalibrations by prior in ``extra["width_recalibration"]``, the
     measurement anchors (or None, when the model was trained without them) in
     ``extra["anchors"]``; ``extra["ensemble_members"]`` says how many networks the checkpoint holds."""
     path = Path(path)
@@ -192,7 +199,8 @@ def _load_member(path: Path, every: list[dict], expected_config: Mapping | None,
     ratio, legacy_age = _prior_ratio(path, payload.get("prior_ratio"))
     extra["prior_ratio_module"] = ratio
     extra["posterior_chain"] = _chain(path, payload.get("posterior_chain"), ratio, legacy_age)
-    extra["width_recalibration"] = _widths(path, payload.get("width_recalibration"))
+    extra["width_recalibration"] = {p: w for p, key in WIDTHS_KEY.items()
+                                    if (w := _widths(path, payload.get(key))) is not None}
     extra["anchors"] = anchors
     extra["ensemble_members"] = len(every)
     return net.eval(), stats, model_config, extra

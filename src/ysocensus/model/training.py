@@ -25,7 +25,9 @@ import torch
 from ysocensus import io
 from ysocensus.logs import duration, phase
 from ysocensus.model import config as mconfig
-from ysocensus.model.checkpoint import model_fingerprint
+from ysocensus.galaxy import STRUCTURE_COMPONENTS
+from ysocensus.model.checkpoint import WIDTHS_KEY, model_fingerprint
+from ysocensus.model.priors import STRUCTURE
 from ysocensus.model.trainset import CALIBRATION, check_bp_rule
 from ysocensus.model.posterior.corrections import standard_chain
 
@@ -161,11 +163,12 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
     return corr, summary
 
 
-def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibration_path):
-    """Fit the width recalibration (``model.width_recalibration``) of the population posterior whose corrections are
-    ``chain`` on the held-out stars of ``calibration_path`` (``trainset.CALIBRATION``): a population sample of them
-    (∝ ``weight``, as ``test_population`` is drawn), in full and in every catalog users supply
-    (``validation.degradations``); → (the ``WidthCorrection``, its summary)."""
+def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibration_path, prior: str = "population"):
+    """Fit the width recalibration (``model.width_recalibration``) of the posterior under ``prior`` whose corrections
+    are ``chain`` on the held-out stars of ``calibration_path`` (``trainset.CALIBRATION``) drawn from that prior: for
+    ``population`` a population sample of them (∝ ``weight``, as ``test_population`` is drawn), for ``structure``
+    the members of the named young structure (``galaxy.STRUCTURE_COMPONENTS``, kept complete, so unweighted); in full
+    and in every catalog users supply (``validation.degradations``); → (the ``WidthCorrection``, its summary)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -179,13 +182,19 @@ def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibratio
     samp, tr = cfg["sampling"], cfg["training"]
     post = FlowPosterior(net.eval(), stats, n_steps=samp["n_steps"], method=samp["method"],
                          rows_per_batch=samp["rows_per_batch"], time_power=samp["time_power"], anchors=anchors,
-                         field=sampling_field(net, samp), chain=chain)
+                         field=sampling_field(net, samp), chain=chain, prior=prior)
     table = pq.read_table(calibration_path)
     mask = table.column("survey_mask").to_numpy()
     rare = table.column("repeat").to_numpy() >= max(1, int(tr["repeats"]))
     lamost = surveys_measured(table)[:, io.SURVEYS.index("lamost")]
     rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 7, 1]))
-    sample = population_sample(table.column("weight").to_numpy(), int(tr["width_recalibration_stars"]), rng)
+    n = int(tr["width_recalibration_stars"])
+    if prior == STRUCTURE:
+        member = np.flatnonzero(np.isin(table.column("component").to_numpy(zero_copy_only=False).astype(str),
+                                        STRUCTURE_COMPONENTS))
+        sample = np.sort(rng.choice(member, min(n, member.size), replace=False))
+    else:
+        sample = population_sample(table.column("weight").to_numpy(), n, rng)
     keep = np.zeros(table.num_rows, bool)
     keep[sample] = True
     keep &= mask > 0
@@ -196,7 +205,7 @@ def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibratio
                                   for d in DEGRADATIONS}}
     corr, summary = fit_from_posterior(post, catalogs, int(tr["width_recalibration_min_stars"]), int(cfg["seed"]))
     summary["seconds"] = round(time.monotonic() - t0, 1)
-    log.info("width recalibration: %s", summary)
+    log.info("width recalibration (%s prior): %s", prior, summary)
     return corr, summary
 
 
@@ -345,15 +354,17 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
                 module.ema, dm.stats, prior_ratio, anchors, cfg, Path(training_dir) / "val.parquet",
                 recalibration_edges(cfg, population))
     chain = standard_chain(prior_ratio, age_correction)
-    widths = None
+    widths = {}
     calibration = Path(training_dir) / f"{CALIBRATION}.parquet"
     if prior_ratio is not None and cfg["training"]["width_recalibration"]:
         if not calibration.exists():
             raise FileNotFoundError(f"{calibration}: no held-out calibration stars (rerun rule training_set), or set "
                                     "train.training.width_recalibration: false")
-        with phase(log, "width recalibration: sampling held-out stars in the catalogs users supply, then fitting"):
-            widths, summary["width_recalibration"] = fit_width_recalibration(module.ema, dm.stats, chain, anchors,
-                                                                             cfg, calibration)
+        for prior, key in WIDTHS_KEY.items():
+            with phase(log, f"width recalibration ({prior} prior): sampling held-out stars in the catalogs users "
+                            "supply, then fitting"):
+                widths[prior], summary[key] = fit_width_recalibration(module.ema, dm.stats, chain, anchors, cfg,
+                                                                      calibration, prior)
     log.info("training: writing the checkpoint %s", checkpoint_path)
     save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio,
                     chain=chain, widths=widths)

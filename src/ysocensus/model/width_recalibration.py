@@ -190,8 +190,8 @@ def fit_factors(samples: np.ndarray, truth: np.ndarray, codes: np.ndarray, min_s
 
 def fit_from_posterior(post, tables: Mapping[str, object], min_stars: int, seed: int, n_samples: int = 64,
                        levels: Sequence[float] | None = None) -> tuple[WidthCorrection, dict]:
-    """Fit the factors of ``post`` (a ``FlowPosterior`` under the population prior, without a width correction of
-    its own) on held-out simulated stars: ``tables`` names the catalogs (Arrow tables with truth columns, e.g. the
+    """Fit the factors of ``post`` (a ``FlowPosterior`` under the prior they are for, without a width correction of
+    its own for it) on held-out simulated stars drawn from that prior: ``tables`` names the catalogs (Arrow tables with truth columns, e.g. the
     full columns and each of ``validation.degradations``); every one is sampled with ``n_samples`` draws per star,
     and the fit pools them."""
     import torch
@@ -200,8 +200,8 @@ def fit_from_posterior(post, tables: Mapping[str, object], min_stars: int, seed:
     from ysocensus.validation.calibration import LEVELS
 
     levels = LEVELS if levels is None else levels
-    if post.widths is not None:
-        raise ValueError("width recalibration: fit on the posterior without one (post.widths = None)")
+    if post.prior in post.widths:
+        raise ValueError(f"width recalibration: fit on the posterior without one (post.widths has {post.prior!r})")
     parts = []
     for i, (name, table) in enumerate(tables.items()):
         arrays = tokenize(table, post.stats)

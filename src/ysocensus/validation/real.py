@@ -41,6 +41,7 @@ import pandas as pd
 from ysocensus import io
 from ysocensus.io import parse_flags
 from ysocensus.inference.error_models import ERROR_OF
+from ysocensus.model.priors import STRUCTURE
 
 log = logging.getLogger(__name__)
 
@@ -844,14 +845,17 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
                         rows_per_batch: int | None = None, prior: str | None = None,
                         catalog_format: str = "parquet", files: Iterable | None = None,
                         sagitta: bool = True, dpi: int = 130, calibration_groups: Sequence[str] = (),
-                        compare_prior: bool = False, age_scale_clusters: bool = False) -> dict:
+                        compare_prior: bool = False, age_scale_clusters: bool = False,
+                        structure_prior: bool = False) -> dict:
     """Real members through ``infer_catalog`` for each variant; metrics to ``output_json``, figures.
 
     ``figures`` maps ``p_young``, ``age``, ``cmd`` to PNG paths (default ``figure_dir/real_<name>.png``).
     ``isochrones``/``bc_grid``: the workflow's ``results/models/isochrones.npz`` and ``bc_grid.npz``; the CMD
     has no isochrones without them. ``sampler`` replaces the model (tests); otherwise the checkpoint is
     loaded with ``load_sampler`` exactly as ``ysocensus infer`` does. ``compare_prior``: also score the first
-    variant under the other prior (``other_prior``), where the sampler can switch priors.
+    variant under the other prior (``other_prior``), where the sampler can switch priors. ``structure_prior``: also
+    score it under the prior of a member of the named young structure (``structure_prior``; ``model.priors``), the
+    question a membership list asks.
     ``age_scale_clusters``: also the clusters of :func:`age_scale_file`, listed as calibration groups (they set the
     stellar models' pre-main-sequence age scale). Returns the JSON dict.
     """
@@ -891,6 +895,9 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
         if compare_prior:
             result_other = _other_prior(members, sampler, variants[0], n_samples, seed, young_threshold_myr, tmp,
                                         catalog_format, calibration_groups)
+        if structure_prior:
+            result_structure = _under_prior(STRUCTURE, members, sampler, variants[0], n_samples, seed,
+                                            young_threshold_myr, tmp, catalog_format, calibration_groups)
     result = {
         "definitions": DEFINITIONS,
         "young_threshold_myr": float(young_threshold_myr),
@@ -908,6 +915,8 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
         result["sigma_vs_no_sigma"] = compare_variants(out_variants["as_published"], out_variants["no_sigma"])
     if compare_prior:
         result["other_prior"] = result_other
+    if structure_prior:
+        result["structure_prior"] = result_structure
     result["sagitta"] = "not run (validate_real.sagitta: false)"
     if sagitta:
         try:
@@ -934,8 +943,9 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
         est = getattr(sampler, "estimator", None)
         young = members[_num(members, "age_myr") < young_threshold_myr]
         network = {str(getattr(est, "prior", "configured")): out_variants[variants[0]]["groups"]}
-        if compare_prior and isinstance(result_other, Mapping):
-            network[str(result_other["prior"])] = result_other["scores"]["groups"]
+        for extra in (result.get("other_prior"), result.get("structure_prior")):
+            if isinstance(extra, Mapping):
+                network[str(extra["prior"])] = extra["scores"]["groups"]
         result["age_scale"] = {"variant": variants[0],
                                "av_max_mag": GRID_FIT_AV_MAX,
                                "groups": age_scale(young, grid_fit(young, grid, bc), network, young_threshold_myr)}
@@ -950,17 +960,26 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
 
 def _other_prior(members, sampler, variant, n_samples, seed, young_threshold_myr, tmp, catalog_format,
                  calibration_groups) -> dict | str:
-    """Scores of ``variant`` under the prior the sampler is not set to (``FlowPosterior.using_prior``): the
-    network's own posterior (simulation) against the population-corrected one, per group."""
+    """Scores of ``variant`` under the prior of the chain the sampler is not set to: the network's own posterior
+    (simulation) against the population-corrected one, per group."""
+    est = getattr(sampler, "estimator", None)
+    other = "simulation" if getattr(est, "prior", None) == "population" else "population"
+    return _under_prior(other, members, sampler, variant, n_samples, seed, young_threshold_myr, tmp, catalog_format,
+                        calibration_groups)
+
+
+def _under_prior(prior, members, sampler, variant, n_samples, seed, young_threshold_myr, tmp, catalog_format,
+                 calibration_groups) -> dict | str:
+    """Scores of ``variant`` under ``prior`` (``FlowPosterior.using_prior``), per group; a sentence where the sampler
+    cannot switch priors."""
     est = getattr(sampler, "estimator", None)
     if est is None or not hasattr(est, "using_prior") or getattr(est, "prior_ratio", None) is None:
         return "not available (the sampler has no prior ratio to switch)"
-    other = "simulation" if est.prior == "population" else "population"
-    with est.using_prior(other):
+    with est.using_prior(prior):
         table, _ = run_members(members, sampler, variant, n_samples, seed, young_threshold_myr, tmp,
                                catalog_format=catalog_format)
     m = score(table, young_threshold_myr, calibration_groups=calibration_groups)
-    return {"prior": other, "variant": variant, "scores": m}
+    return {"prior": prior, "variant": variant, "scores": m}
 
 
 def _jsonable(x):
@@ -1001,4 +1020,5 @@ def run_validate_real(model: str, isochrones: str | None, bc_grid: str | None, o
         rows_per_batch=infer.get("rows_per_batch"), prior=section.get("prior"),
         catalog_format=section["catalog_format"], sagitta=bool(section["sagitta"]), dpi=int(section["dpi"]),
         calibration_groups=calibration_groups, compare_prior=bool(section.get("compare_prior", False)),
-        age_scale_clusters=bool(section.get("age_scale_clusters", False)))
+        age_scale_clusters=bool(section.get("age_scale_clusters", False)),
+        structure_prior=bool(section.get("structure_prior", False)))

@@ -34,6 +34,8 @@ from ysocensus.model.posterior.observations import DROP_GROUPS, condition_mask, 
 from ysocensus.inference.summaries import probability_below, weighted_probability_below
 from ysocensus.validation import calibration as cal
 from ysocensus.validation.degradations import DEGRADATIONS, degrade
+from ysocensus.galaxy import STRUCTURE_COMPONENTS
+from ysocensus.model.priors import STRUCTURE
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +288,32 @@ def _plan(vcfg: Mapping, n_pop: int, n_test: int, n_width: int, resample_twice: 
     if int(vcfg["degraded_stars"]) > 0:
         population += (1 + len(DEGRADATIONS)) * 2 * min(int(vcfg["degraded_stars"]), n_pop) * n
     population += len(vcfg["solvers"]) * min(SOLVER_STARS, n_pop) * n
+    population += int(vcfg.get("structure_stars", 0)) * n
     return {"population": float(population), "simulation": float(n_test * n + len(WIDTH_STEPS) * n_width * n)}
+
+
+def structure_members(post, test_path, n_stars: int, n_samples: int, seed: int, min_group: int, progress) -> dict:
+    """Calibration of the structure prior (``ysocensus infer --prior structure``) where its truth comes from: held-out
+    members of the named young structure (test split, ``galaxy.STRUCTURE_COMPONENTS``, detected), whose parameters
+    are drawn from exactly the prior that posterior assumes. Max coverage error per parameter and survey
+    combination, and the median |error| and bias of the median log age (dex)."""
+    test = pq.read_table(test_path)
+    keep = (test.column("survey_mask").to_numpy() > 0) & np.isin(
+        test.column("component").to_numpy(zero_copy_only=False).astype(str), STRUCTURE_COMPONENTS)
+    table = random_rows(test.filter(keep), n_stars, seed)
+    with post.using_prior(STRUCTURE), progress.phase("calibration of held-out structure members (structure prior)",
+                                                     table.num_rows * n_samples):
+        r = evaluate(post, table, n_samples, seed=seed, min_group=min_group)
+    ok = (r["_status"] == "ok") & np.isfinite(r["_samples"][..., 0]).all(1)
+    age = cal.accuracy(np.nanmedian(r["_samples"][ok, :, 0], 1), r["_truth"][ok, 0])
+    params = r["overall"]["parameters"]
+    return {"test_set": "test (held-out members of the named young structure as simulated), structure prior",
+            "n_stars": r["n_stars"], "max_coverage_error_all": float(max(v["max_coverage_error"] for v in params.values())),
+            "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")} for p, v in params.items()},
+            "noise_floor": r["overall"]["noise_floor"],
+            "by_survey_combination": {c: {"n_stars": b["n_stars"], "max_coverage_error": max(
+                v["max_coverage_error"] for v in b["parameters"].values())} for c, b in r["by_survey_combination"].items()},
+            "log10_age_yr": age}
 
 
 def run_validate(checkpoint, training_dir, out_json, figures_dir, train_cfg: Mapping | None, seed: int,
@@ -390,6 +417,10 @@ def run_validate(checkpoint, training_dir, out_json, figures_dir, train_cfg: Map
         out["as_users_supply"] = users_supply(post, pop, test, int(vcfg["degraded_stars"]), int(vcfg["n_samples"]),
                                               young_age, cfg["seed"], int(vcfg["min_stars_per_group"]),
                                               progress)
+    if int(vcfg["structure_stars"]) > 0 and post.prior_ratio is not None:
+        out["structure_members"] = structure_members(post, training_dir / "test.parquet", int(vcfg["structure_stars"]),
+                                                     int(vcfg["n_samples"]), cfg["seed"] + 2,
+                                                     int(vcfg["min_stars_per_group"]), progress)
     yt = tr_t[:, 0] < young_age
     if yt.any():
         a = cal.accuracy(np.nanmedian(s_sim[yt, :, 0], 1), tr_t[yt, 0])

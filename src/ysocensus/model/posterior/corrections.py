@@ -14,6 +14,15 @@ chain, in the order the weights are summed (``standard_chain``):
 3. ``AgeRecalibration`` (``population``, network only): the network's leftover error in its age prior, measured on
    held-out simulations (``recalibration.AgeCorrection``).
 
+Beside that chain, ``prior="structure"`` (``STRUCTURE``) is the posterior of a star known to belong to the named young
+structure of the simulated Galaxy (the star-forming complexes, their clusters and associations, the literature
+associations and moving groups, the Radcliffe Wave clouds: ``galaxy.young``): the field untilt, then
+``StructureMembership``. It answers "how old is this member of a young association?", the question a user asks of a
+membership list, where the population posterior answers "how old is a star with these measurements?". The two differ
+because membership is not in the measurements: at a pre-main-sequence K star's position in the colour–magnitude
+diagram the Galaxy holds old binaries and reddened old stars too, which the population posterior weighs in and a
+membership list has removed by its kinematics.
+
 A checkpoint stores the chain as a list (``chain_config``) and rebuilds it with ``chain_from_config``.
 """
 
@@ -24,10 +33,9 @@ from typing import Protocol, Sequence
 import torch
 
 from ysocensus.model.prior_ratio import PriorRatio
+from ysocensus.model.priors import ALL_PRIORS, PRIORS, STRUCTURE
 from ysocensus.model.recalibration import AgeCorrection
 
-#: the posteriors a chain can stop at, in order: the network's prior untilted, then the Galactic population
-PRIORS = ("simulation", "population")
 
 
 class Correction(Protocol):
@@ -80,6 +88,32 @@ class PopulationRatio:
     def log_weight(self, z, sky, memo=None):
         sky = sky[:, None, :].to(z.dtype)
         return self.ratio(z, sky, tilted=False, log_p=_class_log_probs(self.ratio, z, sky, memo))
+
+    def config(self) -> dict:
+        return {"name": self.name}
+
+
+class StructureMembership:
+    """log p_sim(structure | θ, l, b): the training mix as simulated → the named young structure alone.
+
+    The population stage keeps the young structure complete (``population.thinning.young``) and thins every field
+    component, so its members are the class of the smallest weight among the prior ratio's classes; the
+    classifier's probability of that class is the factor p(θ | member) / p_sim(θ) up to a constant (Bayes). Refused
+    for a ratio whose smallest weight is not a class of its own (its weights binned: ``prior_ratio.MAX_CLASSES``)."""
+
+    name, prior, network_only = "structure_membership", STRUCTURE, False
+
+    def __init__(self, ratio: PriorRatio):
+        w = ratio.class_weight.double()
+        self.index = int(torch.argmin(w))
+        if int((w <= w[self.index] * (1 + 1e-6)).sum()) != 1:
+            raise ValueError("the structure prior needs the young structure's weight as a class of its own; the "
+                             f"prior ratio's class weights are {w.tolist()}")
+        self.ratio = ratio
+
+    def log_weight(self, z, sky, memo=None):
+        sky = sky[:, None, :].to(z.dtype)
+        return _class_log_probs(self.ratio, z, sky, memo)[..., self.index].to(z.dtype)
 
     def config(self) -> dict:
         return {"name": self.name}
@@ -148,16 +182,27 @@ def standard_chain(ratio: PriorRatio | None, age_correction: AgeCorrection | Non
 
 
 def check_prior(prior: str) -> str:
-    """``prior`` if it is one of ``PRIORS``, else a ValueError naming them."""
-    if prior not in PRIORS:
-        raise ValueError(f"prior must be one of {PRIORS}, not {prior!r}")
+    """``prior`` if it is one of ``ALL_PRIORS``, else a ValueError naming them."""
+    if prior not in ALL_PRIORS:
+        raise ValueError(f"prior must be one of {ALL_PRIORS}, not {prior!r}")
     return prior
 
 
 def up_to(chain: Sequence, prior: str) -> tuple:
-    """The corrections that make the posterior under ``prior`` (``PRIORS``) from the network's proposals."""
+    """The corrections that make the posterior under ``prior`` (``ALL_PRIORS``) from the network's proposals; for
+    ``STRUCTURE``, those of ``simulation`` and ``StructureMembership`` on the chain's prior ratio (a ValueError for
+    a chain without one)."""
     check_prior(prior)
-    return tuple(c for c in chain if PRIORS.index(c.prior) <= PRIORS.index(prior))
+    if prior == STRUCTURE:
+        ratios = [c for c in chain if c.name == "population_ratio"]
+        if not ratios:
+            raise ValueError("the structure prior needs the model's prior ratio (a model trained on the mix as "
+                             "simulated, train.training.importance_power < 1)")
+        c = ratios[0]
+        member = (MeanCorrection([StructureMembership(m.ratio) for m in c.corrections])
+                  if isinstance(c, MeanCorrection) else StructureMembership(c.ratio))
+        return up_to(chain, "simulation") + (member,)
+    return tuple(c for c in chain if c.prior in PRIORS and PRIORS.index(c.prior) <= PRIORS.index(prior))
 
 
 def after(chain: Sequence, prior: str, network: bool) -> tuple:

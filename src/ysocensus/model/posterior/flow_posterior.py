@@ -191,7 +191,7 @@ class FlowPosterior(SbiInterface, ImportanceSamplingPosterior):
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
                 "corrections": [c.name for c in self.corrections],
                 "age_recalibration": self.age_correction is not None,
-                "width_recalibration": self.widths is not None and self.prior == "population",
+                "width_recalibration": self.prior in self.widths,
                 "oversample": self.oversample}
 
     def log_prob(self, theta, x=None, n_steps: int = 32, method: str = "midpoint", **_) -> torch.Tensor:

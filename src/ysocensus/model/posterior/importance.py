@@ -7,9 +7,9 @@ systematic resampling with the star's own uniform offset (``model.streams``); st
 effective sample size below ``min_ess`` get more proposals (``top_up_factor``), up to ``max_oversample`` × n.
 Every proposal and its log weight stay available (``last_proposals``, ``last_log_weights``) so that
 probabilities such as P(young) come from the weights rather than from the n resampled draws, with the ESS per
-star (``last_ess``). Under the population prior, a ``widths`` correction of the network
-(``model.width_recalibration``) then rescales the returned draws about their medians; the proposals and their weights
-stay as drawn.
+star (``last_ess``). Under a prior the network's width recalibration was fitted for (``widths``:
+``model.width_recalibration``, the population and the structure prior), it then rescales the returned draws about their
+medians; the proposals and their weights stay as drawn.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from contextlib import contextmanager
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -73,6 +73,16 @@ def top_up_factor(ess: np.ndarray, min_ess: float, have: int, most: int) -> np.n
     return np.maximum(total - have, 0).astype(np.int64)
 
 
+def by_prior(widths) -> dict:
+    """Width recalibrations keyed by the prior each was fitted under, from a mapping, from one correction (the
+    population posterior's, as checkpoints before the structure prior stored it) or from None."""
+    if widths is None:
+        return {}
+    if isinstance(widths, Mapping):
+        return {str(k): v for k, v in widths.items() if v is not None}
+    return {"population": widths}
+
+
 class ImportanceSamplingPosterior:
     """The posterior under ``prior`` from a proposal (``proposal.NetworkPosterior``) and the chain of corrections
     (``corrections``) that leads to it: the corrections ``up_to(chain, prior)``; none (the proposal's own
@@ -81,8 +91,9 @@ class ImportanceSamplingPosterior:
     def __init__(self, proposal, chain: Sequence = (), prior: str = "population", oversample: int = 1,
                  min_ess: float = 0.0, max_oversample: int = 0, widths=None):
         self.proposal = proposal
-        # the network's width recalibration (``width_recalibration.WidthCorrection``), for its population posterior
-        self.widths = widths
+        # the network's width recalibrations (``width_recalibration.WidthCorrection``) by the prior each was fitted
+        # under: a mapping, or one correction (the population posterior's), or None
+        self.widths = by_prior(widths)
         self.chain = tuple(chain)
         self.prior = check_prior(prior)
         self.oversample = max(1, int(oversample))
@@ -98,7 +109,7 @@ class ImportanceSamplingPosterior:
 
     @contextmanager
     def using_prior(self, prior: str):
-        """Sample under ``prior`` ("population" or "simulation") inside the block, then restore."""
+        """Sample under ``prior`` (``model.priors.ALL_PRIORS``) inside the block, then restore."""
         keep, self.prior = self.prior, check_prior(prior)
         try:
             yield self
@@ -138,8 +149,8 @@ class ImportanceSamplingPosterior:
         status = np.where(nothing.numpy(), "prior_only", "ok").astype(object)
         status[~sky_ok] = "invalid_input"
         out[~sky_ok] = np.nan
-        if self.widths is not None and self.prior == "population":
-            out = self.widths.apply(out, self.patterns(arrays, keep))
+        if self.prior in self.widths:
+            out = self.widths[self.prior].apply(out, self.patterns(arrays, keep))
         return out, status
 
     @staticmethod
