@@ -149,8 +149,10 @@ def best_factor(samples: np.ndarray, truth: np.ndarray, u_noise: np.ndarray, lev
     least largest |coverage − level| over ``levels`` (the figure validation reports), the k nearest 1 among equals.
     A posterior whose coverage errors change sign with the level has the wrong shape, not the wrong width; this
     keeps its scale (a least-squares fit there trades the small levels' error for a larger one at the large)."""
-    loss = np.array([np.abs(coverage_error(scaled(samples[..., None], k), truth[:, None], u_noise[:, None],
-                                           levels)).max() for k in grid])
+    med = np.median(samples, axis=1, keepdims=True)  # once for the grid: ``scaled`` with the same arithmetic
+    dev = samples - med
+    loss = np.array([np.abs(coverage_error((med + dev / np.asarray(k, samples.dtype))[..., None], truth[:, None],
+                                           u_noise[:, None], levels)).max() for k in grid])
     best = np.flatnonzero(loss <= loss.min() + 1e-12)
     return float(grid[best[np.argmin(np.abs(grid[best] - 1.0))]])
 
