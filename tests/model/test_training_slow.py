@@ -131,7 +131,8 @@ def test_training_set_train_resume_validate(tmp_path):
                                                                         "age_recalibration"]
     # ... and the width recalibration, fitted on the calibration file in the catalogs users supply
     assert set(s1["width_recalibration"]["catalogs"]) == {"full", "no_sigma", "gaia_unmatched",
-                                                          "gaia_unmatched_no_sigma"}
+                                                          "gaia_unmatched_no_sigma", "lamost_unmatched",
+                                                          "lamost_unmatched_no_sigma"}
     assert s1["width_recalibration"]["stars"] > 0 and s1["width_recalibration_structure"]["stars"] > 0
     assert set(load_checkpoint(ck)[3]["width_recalibration"]) == {"population", "structure"}
     assert (tmp_path / "model" / "logs" / "metrics.csv").exists()

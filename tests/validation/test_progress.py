@@ -3,6 +3,7 @@
 import logging
 
 from ysocensus.validation.run import Progress, _plan
+from ysocensus.validation.degradations import DEGRADATIONS
 
 
 def test_expected_durations_come_from_the_rate_of_the_same_kind(caplog):
@@ -27,6 +28,6 @@ def test_expected_durations_come_from_the_rate_of_the_same_kind(caplog):
 def test_plan_counts_every_phase():
     vcfg = {"n_samples": 10, "degraded_stars": 50, "solvers": [["midpoint", 4], ["euler", 8]]}
     plan = _plan(vcfg, n_pop=100, n_test=80, n_width=5, resample_twice=True)
-    assert plan["population"] == 100 * 10 + 80 * 10 + 4 * 2 * 50 * 10 + 2 * 100 * 10
+    assert plan["population"] == 100 * 10 + 80 * 10 + (1 + len(DEGRADATIONS)) * 2 * 50 * 10 + 2 * 100 * 10
     assert plan["simulation"] == 80 * 10 + 4 * 5 * 10
     assert _plan({**vcfg, "degraded_stars": 0}, 100, 80, 5, False)["population"] == 100 * 10 + 2 * 100 * 10
