@@ -8,8 +8,8 @@ from ysocensus.model.config import merge
 from ysocensus.model.posterior import FlowPosterior, flat_to_frame, resample, top_up_factor
 from ysocensus.model.network import FlowTransformer, NetworkConfig
 from ysocensus.config import section
-from ysocensus.model.prior_ratio import (FieldTilt, PriorRatio, fit_prior_ratio, loss_weights, weight_classes,
-                                         zones_config)
+from ysocensus.model.prior_ratio import (FieldTilt, PriorRatio, fit_prior_ratio, loss_weights, structure_class,
+                                         weight_classes, zones_config)
 from ysocensus.model.tokens import N_THETA, N_X, Normalisation
 
 
@@ -115,6 +115,37 @@ def test_population_prior_moves_samples_and_roundtrips_in_checkpoint(tmp_path):
     assert load(p).prior_ratio is None
     with pytest.raises(ValueError, match="prior must be"):
         FlowPosterior(net, Normalisation(), prior="galaxy")
+
+
+def test_the_structure_class_is_the_one_that_holds_the_members_alone():
+    classes = np.array([0, 0, 1, 1, 2, 2])
+    assert structure_class(classes, np.array([1, 1, 0, 0, 0, 0], bool)) == 0
+    assert structure_class(classes, np.array([1, 0, 0, 0, 0, 0], bool)) == -1  # a field star shares the class
+    assert structure_class(classes, np.array([1, 1, 1, 1, 0, 0], bool)) == -1  # members in two classes
+    assert structure_class(classes, np.zeros(6, bool)) == -1
+
+
+def test_the_structure_prior_keeps_the_members_side_and_roundtrips(tmp_path):
+    """With the young side (weight 1) the members, the structure posterior puts (almost) every sample there: the
+    classifier's p(member | θ) is ~0 on the old side. The class is recorded in the checkpoint."""
+    cfg, net, _, frame = _net_ratio_and_stars()
+    z, sky, w = _component_sample(20000)
+    ratio, summary = fit_prior_ratio(z, sky, w, power=0.0, steps=400, seed=1, members=w == 1.0)
+    assert summary["structure_class"] == 0 and ratio.structure_class == 0
+    member = FlowPosterior(net, Normalisation(), n_steps=2, prior="structure", prior_ratio=ratio, oversample=4)
+    sim = FlowPosterior(net, Normalisation(), n_steps=2, prior="simulation", prior_ratio=ratio)
+    s_mem, status = member.sample_frame(frame, 64, torch.Generator().manual_seed(3))
+    s_sim, _ = sim.sample_frame(frame, 64, torch.Generator().manual_seed(3))
+    assert (status == "ok").all()
+    assert (s_mem[..., 0] < 0).mean() > 0.95 and (s_mem[..., 0] < 0).mean() > (s_sim[..., 0] < 0).mean() + 0.2
+    p = tmp_path / "m.ckpt"
+    save_checkpoint(p, net, Normalisation(), merge({"anchors": {"enabled": False}, "network": cfg.to_dict()}),
+                    prior_ratio=ratio)
+    assert load(p).prior_ratio.structure_class == 0
+    none, _ = fit_prior_ratio(z, sky, w, power=0.0, steps=10, seed=1, members=np.zeros(len(w), bool))
+    with pytest.raises(ValueError, match="weight class"):
+        FlowPosterior(net, Normalisation(), prior="structure", prior_ratio=none).sample_frame(
+            frame, 8, torch.Generator().manual_seed(3))
 
 
 def test_stars_with_a_low_ess_get_more_proposals_and_p_young_comes_from_all_weights():

@@ -23,7 +23,7 @@ def _write_inputs(tmp_path):
     d = rng.uniform(50, 1000, N)
     av = rng.uniform(0, 2, N)
     pop = {"source_id": sid, "tile": np.zeros(N, np.int32), "l": rng.uniform(0, 360, N), "b": rng.uniform(-30, 30, N),
-           "distance_pc": d, "x_pc": d, "y_pc": d * 0, "z_pc": d * 0, "component": np.array(["thin3"] * N, object),
+           "distance_pc": d, "x_pc": d, "y_pc": d * 0, "z_pc": d * 0, "component": np.where(age < 7.7, "young_association", "thin3").astype(object),
            "cluster_id": np.full(N, -1, np.int32), "log10_age_yr": age, "initial_mass_msun": mass, "feh": feh,
            "teff_k": np.full(N, 5000.0), "logg": np.full(N, 4.5), "log10_lum_lsun": np.zeros(N), "radius_rsun": np.ones(N),
            "av_mag": av, "rv": np.full(N, 3.1), "has_disk": np.zeros(N, bool), "is_remnant": np.zeros(N, bool),
@@ -121,6 +121,7 @@ def test_training_set_train_resume_validate(tmp_path):
     assert s1["steps"] == 6 and ck.exists()
     # the prior ratio population / training mix is fitted and stored (weights 1 and 100 above)
     assert s1["prior_ratio"]["class_weights"] == [1.0, 100.0]
+    assert s1["prior_ratio"]["structure_class"] == 0  # the young rows (weight 1) are the "association" here
     # ... with the field tilt around the weight step of the synthetic population (1 → 100 at log age 7.7)
     assert s1["prior_ratio"]["tilt"]["w_above"] == pytest.approx(100.0)
     assert s1["prior_ratio"]["tilt"]["log_age"] == pytest.approx(7.7)

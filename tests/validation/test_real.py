@@ -479,33 +479,22 @@ class _TwoPriorSampler(_Sampler):
         return res
 
 
-def test_the_other_prior_is_scored_beside_the_main_one(tmp_path):
+@pytest.mark.parametrize("option, key, prior", [("compare_prior", "other_prior", "simulation"),
+                                                 ("structure_prior", "structure_prior", "structure")])
+def test_another_prior_is_scored_beside_the_main_one(tmp_path, option, key, prior):
     files = [_file("CrA_EsplinLuhman2022_gaiaedr3.csv"), _old_file(tmp_path)]
     sampler = _TwoPriorSampler()
     out = real.run_real_validation(None, tmp_path / "real.json", tmp_path / "fig", n_samples=8, seed=1,
-                                   files=files, sampler=sampler, variants=["as_published"], compare_prior=True)
-    other = out["other_prior"]
-    assert other["prior"] == "simulation" and other["variant"] == "as_published"
-    # the stand-in calls every star young under "simulation", old ones included; the main scores do not
+                                   files=files, sampler=sampler, variants=["as_published"], **{option: True})
+    other = out[key]
+    assert other["prior"] == prior and other["variant"] == "as_published"
+    assert ({"other_prior", "structure_prior"} - {key}).isdisjoint(out)  # only the prior asked for
+    # the stand-in calls every star young under the other priors, old ones included; the main scores do not
     assert other["scores"]["old_called_young"] == 1.0 and out["variants"]["as_published"]["old_called_young"] == 0.0
     assert sampler.estimator.prior == "population"  # restored
     plain = real.run_real_validation(None, tmp_path / "r2.json", tmp_path / "fig", n_samples=8, seed=1, files=files,
-                                     sampler=_Sampler(), variants=["as_published"], compare_prior=True)
-    assert plain["other_prior"].startswith("not available")
-
-
-def test_the_structure_prior_is_scored_beside_the_main_one(tmp_path):
-    files = [_file("CrA_EsplinLuhman2022_gaiaedr3.csv"), _old_file(tmp_path)]
-    sampler = _TwoPriorSampler()
-    out = real.run_real_validation(None, tmp_path / "real.json", tmp_path / "fig", n_samples=8, seed=1,
-                                   files=files, sampler=sampler, variants=["as_published"], structure_prior=True)
-    member = out["structure_prior"]
-    assert member["prior"] == "structure" and member["variant"] == "as_published"
-    assert member["scores"]["old_called_young"] == 1.0 and out["variants"]["as_published"]["old_called_young"] == 0.0
-    assert sampler.estimator.prior == "population" and "other_prior" not in out
-    assert "structure_prior" not in real.run_real_validation(None, tmp_path / "r2.json", tmp_path / "fig", n_samples=8,
-                                                             seed=1, files=files, sampler=_TwoPriorSampler(),
-                                                             variants=["as_published"])
+                                     sampler=_Sampler(), variants=["as_published"], **{option: True})
+    assert plain[key].startswith("not available")
 
 
 def test_grid_fit_recovers_the_age_of_stars_made_from_the_models():

@@ -185,8 +185,11 @@ class PriorRatio(nn.Module):
 
     def __init__(self, class_weights, power: float = 0.0, hidden: int = 64, n_theta: int = 5, n_sky: int = 4,
                  tilt: dict | None = None, age_scale: tuple[float, float] = (0.0, 1.0), zones: dict | None = None,
-                 distance_scale: tuple[float, float] = (0.0, 1.0)):
+                 distance_scale: tuple[float, float] = (0.0, 1.0), structure_class: int | None = None):
         super().__init__()
+        # the class that holds the members of the named young structure and nothing else (``structure_class``), −1
+        # when none does; None: not recorded (a checkpoint from before the structure prior)
+        self.structure_class = None if structure_class is None else int(structure_class)
         self.zones = None if not zones or not zones["radii"] else {
             "centres": [list(map(float, c)) for c in zones["centres"]], "radii": list(map(float, zones["radii"]))}
         self.distance_scale = (float(distance_scale[0]), float(distance_scale[1]))
@@ -279,18 +282,31 @@ class PriorRatio(nn.Module):
         return {"class_weights": self.class_weight.tolist(), "power": self.power, "hidden": self.hidden,
                 "n_theta": self.n_theta, "n_sky": self.n_sky,
                 "tilt": None if self.tilt is None else self.tilt.to_dict(), "age_scale": list(self.age_scale),
-                "zones": self.zones, "distance_scale": list(self.distance_scale)}
+                "zones": self.zones, "distance_scale": list(self.distance_scale),
+                "structure_class": self.structure_class}
+
+
+def structure_class(classes: np.ndarray, members: np.ndarray) -> int:
+    """The weight class whose rows are exactly the members of the named young structure (``members``, bool per row;
+    the population keeps them complete, so they share one weight no field star has), or −1."""
+    classes, members = np.asarray(classes), np.asarray(members, bool)
+    held = np.unique(classes[members])
+    if len(held) != 1 or (classes[~members] == held[0]).any():
+        return -1
+    return int(held[0])
 
 
 def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: float = 0.0, steps: int = 1500,
                     batch_size: int = 4096, lr: float = 3e-3, seed: int = 0, hidden: int = 64,
                     tilt: FieldTilt | None = None, age_scale: tuple[float, float] = (0.0, 1.0),
-                    zones=None, distance_scale: tuple[float, float] = (0.0, 1.0)) -> tuple[PriorRatio, dict]:
+                    zones=None, distance_scale: tuple[float, float] = (0.0, 1.0),
+                    members: np.ndarray | None = None) -> tuple[PriorRatio, dict]:
     """Train the component classifier on training rows (standardised truth θ, sky features, weights); with a
     ``tilt`` (the loss used ``loss_weights`` with it), the ratio in its zone is the bridge (module docstring),
     located in z by ``age_scale`` = (mean, std) of log age. ``zones``: (centres, radii) of the near-young field
     (``galaxy.young.near_young_zones``), told to the classifier as a flag located by ``distance_scale`` =
-    (mean, std) of log10 distance.
+    (mean, std) of log10 distance. ``members`` (bool per row): the rows of the named young structure, whose class
+    (``structure_class``) the structure prior reads (``posterior.corrections.StructureMembership``).
 
     Returns the module (eval mode) and a summary: classes, rows, final cross-entropy, accuracy and the
     mean ratio check E_sim[r] / E_sim[w^(1-p) / λ] (1 when the ratio is calibrated on average).
@@ -302,13 +318,15 @@ def fit_prior_ratio(z: np.ndarray, sky: np.ndarray, weights: np.ndarray, power: 
     g = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     tilt_cfg = None if tilt is None else tilt.to_dict()
+    member_class = None if members is None else structure_class(cls, np.asarray(members, bool)[ok])
     model = PriorRatio(cw, power, hidden, z.shape[1], sky.shape[1], tilt_cfg, age_scale,
-                       zones=zones_config(zones), distance_scale=distance_scale)
+                       zones=zones_config(zones), distance_scale=distance_scale, structure_class=member_class)
     with torch.no_grad():
         X = model.features(torch.as_tensor(z[ok]), torch.as_tensor(sky[ok]))
     y = torch.as_tensor(cls, dtype=torch.long)
     n = len(y)
-    summary = {"rows": int(n), "class_weights": [float(v) for v in cw], "power": float(power), "tilt": tilt_cfg}
+    summary = {"rows": int(n), "class_weights": [float(v) for v in cw], "power": float(power), "tilt": tilt_cfg,
+               "structure_class": member_class}
     if model.zones is not None:
         summary["near_structure_rows"] = int(X[:, -1].sum())
     if len(cw) == 1 or n == 0:  # one weight for every star: the ratio is a constant

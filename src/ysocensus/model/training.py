@@ -103,7 +103,7 @@ def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None, 
     if power >= 1.0:
         return None, {"note": "importance_power = 1: the network's prior is the population's"}
     t0 = time.monotonic()
-    table = pq.read_table(train_path, columns=list(io.PARAMETERS) + ["l", "b", "weight"])
+    table = pq.read_table(train_path, columns=list(io.PARAMETERS) + ["l", "b", "weight", "component"])
     arrays = tokenize(table, stats, "weight")
     ok = arrays.measured[:, :N_THETA].all(1)
     weight = table.column("weight").to_numpy()[ok]
@@ -115,7 +115,9 @@ def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None, 
     model, summary = fit_prior_ratio(arrays.values[ok, :N_THETA], arrays.sky[ok], weight, power, seed=seed,
                                      tilt=tilt, age_scale=(stats.theta_mean[0], stats.theta_std[0]),
                                      zones=zones if has_zones else None,
-                                     distance_scale=(stats.theta_mean[DISTANCE_INDEX], stats.theta_std[DISTANCE_INDEX]))
+                                     distance_scale=(stats.theta_mean[DISTANCE_INDEX], stats.theta_std[DISTANCE_INDEX]),
+                                     members=np.isin(table.column("component").to_numpy(zero_copy_only=False).astype(str),
+                                                     STRUCTURE_COMPONENTS)[ok])
     if tilt is not None:
         summary["tilt_zone_non_field_rows"] = others
         summary["tilt_zone_near_young_rows"] = int((tilt.in_zone(age) & near).sum())
@@ -361,6 +363,9 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
             raise FileNotFoundError(f"{calibration}: no held-out calibration stars (rerun rule training_set), or set "
                                     "train.training.width_recalibration: false")
         for prior, key in WIDTHS_KEY.items():
+            if prior == STRUCTURE and (prior_ratio.structure_class is None or prior_ratio.structure_class < 0):
+                summary[key] = {"note": "no weight class of the named young structure in the training mix"}
+                continue
             with phase(log, f"width recalibration ({prior} prior): sampling held-out stars in the catalogs users "
                             "supply, then fitting"):
                 widths[prior], summary[key] = fit_width_recalibration(module.ema, dm.stats, chain, anchors, cfg,

@@ -193,9 +193,9 @@ def fit_factors(samples: np.ndarray, truth: np.ndarray, codes: np.ndarray, min_s
 def fit_from_posterior(post, tables: Mapping[str, object], min_stars: int, seed: int, n_samples: int = 64,
                        levels: Sequence[float] | None = None) -> tuple[WidthCorrection, dict]:
     """Fit the factors of ``post`` (a ``FlowPosterior`` under the prior they are for, without a width correction of
-    its own for it) on held-out simulated stars drawn from that prior: ``tables`` names the catalogs (Arrow tables with truth columns, e.g. the
-    full columns and each of ``validation.degradations``); every one is sampled with ``n_samples`` draws per star,
-    and the fit pools them."""
+    its own for it) on held-out simulated stars drawn from that prior: ``tables`` names the catalogs (Arrow tables
+    with truth columns, e.g. the full columns and each of ``validation.degradations``); every one is sampled with
+    ``n_samples`` draws per star, and the fit pools them."""
     import torch
 
     from ysocensus.model.tokens import tokenize

@@ -301,18 +301,25 @@ def structure_members(post, test_path, n_stars: int, n_samples: int, seed: int, 
     keep = (test.column("survey_mask").to_numpy() > 0) & np.isin(
         test.column("component").to_numpy(zero_copy_only=False).astype(str), STRUCTURE_COMPONENTS)
     table = random_rows(test.filter(keep), n_stars, seed)
+    if table.num_rows == 0:
+        return {"test_set": "no held-out members of the named young structure", "n_stars": 0}
     with post.using_prior(STRUCTURE), progress.phase("calibration of held-out structure members (structure prior)",
                                                      table.num_rows * n_samples):
         r = evaluate(post, table, n_samples, seed=seed, min_group=min_group)
     ok = (r["_status"] == "ok") & np.isfinite(r["_samples"][..., 0]).all(1)
     age = cal.accuracy(np.nanmedian(r["_samples"][ok, :, 0], 1), r["_truth"][ok, 0])
     params = r["overall"]["parameters"]
+
+    def worst(parameters):
+        return float(max(v["max_coverage_error"] for v in parameters.values()))
+
     return {"test_set": "test (held-out members of the named young structure as simulated), structure prior",
-            "n_stars": r["n_stars"], "max_coverage_error_all": float(max(v["max_coverage_error"] for v in params.values())),
+            "n_stars": r["n_stars"], "max_coverage_error_all": worst(params),
             "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")} for p, v in params.items()},
             "noise_floor": r["overall"]["noise_floor"],
-            "by_survey_combination": {c: {"n_stars": b["n_stars"], "max_coverage_error": max(
-                v["max_coverage_error"] for v in b["parameters"].values())} for c, b in r["by_survey_combination"].items()},
+            "by_survey_combination": {c: {"n_stars": b["n_stars"], "meets_min_group": b.get("meets_min_group"),
+                                          "max_coverage_error": worst(b["parameters"])}
+                                      for c, b in r["by_survey_combination"].items()},
             "log10_age_yr": age}
 
 

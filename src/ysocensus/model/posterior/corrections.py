@@ -97,19 +97,24 @@ class StructureMembership:
     """log p_sim(structure | θ, l, b): the training mix as simulated → the named young structure alone.
 
     The population stage keeps the young structure complete (``population.thinning.young``) and thins every field
-    component, so its members are the class of the smallest weight among the prior ratio's classes; the
-    classifier's probability of that class is the factor p(θ | member) / p_sim(θ) up to a constant (Bayes). Refused
-    for a ratio whose smallest weight is not a class of its own (its weights binned: ``prior_ratio.MAX_CLASSES``)."""
+    component, so its members form a weight class of their own, recorded at training
+    (``PriorRatio.structure_class``); the classifier's probability of that class is the factor
+    p(θ | member) / p_sim(θ) up to a constant (Bayes). A ratio from before that record takes the class of the
+    smallest weight, as the population stage makes it. Refused where no class holds the members alone (a mix whose
+    structure shares a field weight, or whose weights were binned: ``prior_ratio.MAX_CLASSES``)."""
 
     name, prior, network_only = "structure_membership", STRUCTURE, False
 
     def __init__(self, ratio: PriorRatio):
         w = ratio.class_weight.double()
-        self.index = int(torch.argmin(w))
-        if int((w <= w[self.index] * (1 + 1e-6)).sum()) != 1:
-            raise ValueError("the structure prior needs the young structure's weight as a class of its own; the "
-                             f"prior ratio's class weights are {w.tolist()}")
-        self.ratio = ratio
+        index = ratio.structure_class
+        if index is None:
+            index = int(torch.argmin(w))
+            index = index if int((w <= w[index] * (1 + 1e-6)).sum()) == 1 else -1
+        if index < 0:
+            raise ValueError("the structure prior needs the members of the young structure as a weight class of "
+                             f"their own; this model's prior ratio has none (class weights {w.tolist()})")
+        self.index, self.ratio = int(index), ratio
 
     def log_weight(self, z, sky, memo=None):
         sky = sky[:, None, :].to(z.dtype)
