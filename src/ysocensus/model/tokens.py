@@ -425,6 +425,8 @@ def survey_flags(measured: np.ndarray) -> np.ndarray:
 
 def survey_combination_names(measured: np.ndarray) -> np.ndarray:
     """A readable name per star of its survey combination, e.g. ``gaia+tmass+wise`` or ``none``."""
-    flags = survey_flags(measured)
-    names = np.array(["+".join(s for s, f in zip(io.SURVEYS, row) if f) or "none" for row in flags])
-    return names
+    flags = np.asarray(survey_flags(measured), bool).reshape(-1, len(io.SURVEYS))
+    code = flags @ (1 << np.arange(len(io.SURVEYS)))  # one name per combination, not per star
+    table = np.array(["+".join(s for k, s in enumerate(io.SURVEYS) if c >> k & 1) or "none"
+                      for c in range(1 << len(io.SURVEYS))])
+    return table[code]
