@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 import torch
+
+from ysocensus import io
 
 from ysocensus.model.tokens import N_TOKENS, SKY_INDEX
 
@@ -18,6 +21,26 @@ def synthetic_tokens(n: int, seed: int):
     measured[:, SKY_INDEX] = True
     return {"values": torch.randn(n, N_TOKENS, generator=g), "logsig": torch.randn(n, N_TOKENS, generator=g),
             "sky": torch.randn(n, 4, generator=g), "measured": measured}, "synthetic tokens (60% measured)"
+
+
+#: the repository, against which a relative ``--output`` is taken
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_arguments(ap, name: str) -> None:
+    """The arguments of a benchmark that samples a workflow run's model: the run's results directory, samples per
+    star, seed, torch threads and the JSON it writes (``results/benchmarks/<name>.json``)."""
+    ap.add_argument("results", help="a workflow run's results directory")
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--output", default=f"results/benchmarks/{name}.json")
+
+
+def write_result(result: dict, output: str) -> None:
+    """``result`` as JSON at ``output`` (relative: from the repository, not the working directory)."""
+    dest = Path(output)
+    io.write_json(result, dest if dest.is_absolute() else ROOT / dest)
 
 
 def machine() -> dict:

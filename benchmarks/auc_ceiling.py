@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from _common import machine  # noqa: E402
+from _common import machine, run_arguments, write_result  # noqa: E402
 
 from ysocensus import io  # noqa: E402
 from ysocensus.model.checkpoint import load  # noqa: E402
@@ -69,12 +69,8 @@ def classifier_auc(train: pd.DataFrame, test: pd.DataFrame, young_train, young_t
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", help="a workflow run's results directory")
+    run_arguments(ap, "auc_ceiling")
     ap.add_argument("--stars", type=int, default=20000, help="held-out test stars (random rows)")
-    ap.add_argument("--samples", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--output", default="results/benchmarks/auc_ceiling.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = Path(args.results)
@@ -100,8 +96,7 @@ def main(argv=None) -> dict:
     for name, with_sigma in (("classifier_auc_values_only", False), ("classifier_auc_with_sigma", True)):
         out[name] = classifier_auc(train, test_ok, train["log10_age_yr"] < threshold, young, with_sigma, args.seed)
     out["classifier_training_rows"] = int(len(train))
-    dest = Path(args.output)
-    io.write_json(out, dest if dest.is_absolute() else ROOT / dest)
+    write_result(out, args.output)
     for k in ("network_auc", "auc_if_calibrated", "classifier_auc_values_only", "classifier_auc_with_sigma"):
         print(f"{k:30s} {out[k]:.4f}")
     print(f"on {out['stars']} held-out stars ({out['young']} young), {out['classifier_training_rows']} training rows")

@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from _common import machine  # noqa: E402
+from _common import machine, run_arguments, write_result  # noqa: E402
 
 from ysocensus import io  # noqa: E402
 from ysocensus.config import section  # noqa: E402
@@ -87,15 +87,11 @@ def scores(samples: np.ndarray, truth: np.ndarray, mass: np.ndarray) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", help="a workflow run's results directory")
+    run_arguments(ap, "members_selection")
     ap.add_argument("--config", default=str(ROOT / "config" / "config.yaml"), help="the run's config file")
     ap.add_argument("--groups", nargs="+", default=list(GROUPS), help="complexes (population.young.complexes)")
     ap.add_argument("--per-group", type=int, default=800)
     ap.add_argument("--g-max", type=float, default=19.0)
-    ap.add_argument("--samples", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--output", default="results/benchmarks/members_selection.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = Path(args.results)
@@ -117,8 +113,7 @@ def main(argv=None) -> dict:
               f"inside {r['inside_16_84']:.3f}  by mass " +
               " ".join(f"{k}:{v:+.2f}" for k, v in r["median_dlog_age_by_mass"].items()))
     print(f"on {sum(out['groups'].values())} simulated members: {out['groups']}")
-    dest = Path(args.output)
-    io.write_json(out, dest if dest.is_absolute() else ROOT / dest)
+    write_result(out, args.output)
     return out
 
 
