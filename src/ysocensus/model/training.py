@@ -25,7 +25,7 @@ import torch
 from ysocensus import io
 from ysocensus.logs import duration, phase
 from ysocensus.model import config as mconfig
-from ysocensus.galaxy import STRUCTURE_COMPONENTS
+from ysocensus.galaxy import structure_members
 from ysocensus.model.checkpoint import WIDTHS_KEY, model_fingerprint
 from ysocensus.model.priors import STRUCTURE
 from ysocensus.model.trainset import CALIBRATION, check_bp_rule
@@ -116,8 +116,7 @@ def fit_population_ratio(train_path, stats, power: float, seed: int, tilt=None, 
                                      tilt=tilt, age_scale=(stats.theta_mean[0], stats.theta_std[0]),
                                      zones=zones if has_zones else None,
                                      distance_scale=(stats.theta_mean[DISTANCE_INDEX], stats.theta_std[DISTANCE_INDEX]),
-                                     members=np.isin(table.column("component").to_numpy(zero_copy_only=False).astype(str),
-                                                     STRUCTURE_COMPONENTS)[ok])
+                                     members=structure_members(table)[ok])
     if tilt is not None:
         summary["tilt_zone_non_field_rows"] = others
         summary["tilt_zone_near_young_rows"] = int((tilt.in_zone(age) & near).sum())
@@ -192,8 +191,7 @@ def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibratio
     rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 7, 1]))
     n = int(tr["width_recalibration_stars"])
     if prior == STRUCTURE:
-        member = np.flatnonzero(np.isin(table.column("component").to_numpy(zero_copy_only=False).astype(str),
-                                        STRUCTURE_COMPONENTS))
+        member = np.flatnonzero(structure_members(table))
         sample = np.sort(rng.choice(member, min(n, member.size), replace=False))
     else:
         sample = population_sample(table.column("weight").to_numpy(), n, rng)

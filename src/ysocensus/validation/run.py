@@ -27,14 +27,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from ysocensus import io
+from ysocensus import galaxy, io
 from ysocensus.logs import duration, phase
 from ysocensus.model.checkpoint import load, resolve_config
 from ysocensus.model.posterior.observations import DROP_GROUPS, condition_mask, survey_combination_names, tokenize
 from ysocensus.inference.summaries import probability_below, weighted_probability_below
 from ysocensus.validation import calibration as cal
 from ysocensus.validation.degradations import DEGRADATIONS, degrade
-from ysocensus.galaxy import STRUCTURE_COMPONENTS
 from ysocensus.model.priors import STRUCTURE
 
 log = logging.getLogger(__name__)
@@ -298,8 +297,7 @@ def structure_members(post, test_path, n_stars: int, n_samples: int, seed: int, 
     are drawn from exactly the prior that posterior assumes. Max coverage error per parameter and survey
     combination, and the median |error| and bias of the median log age (dex)."""
     test = pq.read_table(test_path)
-    keep = (test.column("survey_mask").to_numpy() > 0) & np.isin(
-        test.column("component").to_numpy(zero_copy_only=False).astype(str), STRUCTURE_COMPONENTS)
+    keep = (test.column("survey_mask").to_numpy() > 0) & galaxy.structure_members(test)
     table = random_rows(test.filter(keep), n_stars, seed)
     if table.num_rows == 0:
         return {"test_set": "no held-out members of the named young structure", "n_stars": 0}
