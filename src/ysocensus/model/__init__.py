@@ -25,7 +25,8 @@ One concern per module, importable without Lightning except ``lightning_module``
   (field untilt, population ratio, age recalibration, structure membership: one log-weight each), ``importance``
   (the one importance resampling, ESS and top-ups, then the width recalibration of the prior sampled under),
   ``flow_posterior`` (``FlowPosterior``: the chain for a checkpoint, sbi-like API), ``observations`` (catalog rows
-  as a posterior reads them, for validation and baselines), ``ensemble`` (``EnsemblePosterior``: the equal-weight mixture of a deep ensemble's members).
+  as a posterior reads them, for validation and baselines), ``ensemble`` (``EnsemblePosterior``: the equal-weight
+  mixture of a deep ensemble's members).
 - ``checkpoint``: save/load with ``weights_only=True``, a config fingerprint check, the posterior chain and an
   ensemble's members in one file.
 - ``ensemble``: an ensemble's members' checkpoints → its checkpoint and side files (rule ``ensemble``).

@@ -18,10 +18,11 @@ k > 1 where the posterior was too wide. The pattern (:func:`patterns`) is the se
 conditioned on, whether the absence of another survey was read as a non-detection (a faint star of a cross-matched
 catalog) or marginalised (a catalog never cross-matched), and whether Gaia's photometric σ was read with its
 magnitudes (a literature table without σ is another catalog for the network). Each k is fitted on held-out
-simulated stars sampled as ``infer`` samples them, in the catalogs users supply (full columns and ``validation.degradations``): the k on a grid (``K_GRID``) that
-minimises the error of the expected coverage of central intervals (``validation.calibration.LEVELS``) of its
-pattern's stars (the largest error over the levels, :func:`best_factor`). A pattern with fewer than ``min_stars`` of
-them takes the factor of its surveys pooled over σ, or 1.
+simulated stars sampled as ``infer`` samples them, in the catalogs users supply (full columns and
+``validation.degradations``): the k on a grid (``K_GRID``) that minimises the error of the expected coverage of
+central intervals (``validation.calibration.LEVELS``) of its pattern's stars (the largest error over the levels,
+:func:`best_factor`). A pattern with fewer than ``min_stars`` of them takes the factor of its surveys pooled over σ,
+or 1.
 
 What it does not touch: P(young), which comes from the importance weights of the network's proposals
 (``inference.summaries``), and every posterior but the population posterior of the network it was fitted for
