@@ -243,6 +243,8 @@ def n_rows(frame) -> int:
 #: changing it needs no retraining (the population's thinning step, ``population.young_field_age_max_myr``, is a
 #: separate choice of the simulation).
 YOUNG_THRESHOLD_MYR = 50.0
+#: the default second threshold (Myr) of ``p_young_2`` (config ``infer.second_threshold_myr``)
+SECOND_YOUNG_THRESHOLD_MYR = 10.0
 
 
 def parse_flags(text) -> dict[str, str]:

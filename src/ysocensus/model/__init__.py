@@ -16,6 +16,8 @@ One concern per module, importable without Lightning except ``lightning_module``
 - ``streams``: per-star counter-based random streams (a star's draws do not depend on its batch).
 - ``prior_ratio``: the population / training-mix ratio r(θ, l, b) (classifier, field tilt, near-young zones) and
   the loss weights it pairs with.
+- ``age_classes``: P(age class | x) from the frozen network's observation encoding, fitted after training, and the
+  post-stratification that gives a posterior's proposals those class masses (sharper P(young)).
 - ``recalibration``: the network's age recalibration, fitted on held-out stars after training.
 - ``width_recalibration``: the network's leftover width error per conditioning pattern (a scale per parameter about
   each star's median), fitted on held-out stars in the catalogs users supply after the age recalibration, for the
@@ -23,7 +25,7 @@ One concern per module, importable without Lightning except ``lightning_module``
 - ``priors``: the names of the priors a posterior is sampled under (simulation, population, structure), torch-free.
 - ``posterior``: what a posterior is, top to bottom: ``proposal`` (the network's own posterior), ``corrections``
   (field untilt, population ratio, age recalibration, structure membership: one log-weight each), ``importance``
-  (the one importance resampling, ESS and top-ups, then the width recalibration of the prior sampled under),
+  (the one importance resampling with the age classes' stratification, ESS and top-ups, then the width recalibration of the prior sampled under),
   ``flow_posterior`` (``FlowPosterior``: the chain for a checkpoint, sbi-like API), ``observations`` (catalog rows
   as a posterior reads them, for validation and baselines), ``ensemble`` (``EnsemblePosterior``: the equal-weight
   mixture of a deep ensemble's members).
@@ -33,5 +35,6 @@ One concern per module, importable without Lightning except ``lightning_module``
 - ``trainset``: the training / validation / test splits joined from truth and catalog.
 - ``data``: the Lightning data module streaming the Parquet splits.
 - ``lightning_module``: the ``LightningModule`` (step logic only).
-- ``training``: the ``train`` stage: Lightning fit, then the prior ratio, the age and the width recalibrations.
+- ``training``: the ``train`` stage: Lightning fit, then the prior ratio, the age classes, the age and the width
+  recalibrations.
 """

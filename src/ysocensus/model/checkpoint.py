@@ -2,7 +2,7 @@
 
 A checkpoint holds the EMA weights of the network, its architecture config, the flow and guidance config,
 the normalisation statistics, the prior-ratio classifier (``model.prior_ratio``; absent when the model was
-trained with population weights), the ordered chain of posterior corrections (``posterior.corrections``), the width
+trained with population weights), the age classifier (``model.age_classes``; absent when none was trained), the ordered chain of posterior corrections (``posterior.corrections``), the width
 recalibrations of the population and the structure posterior (``model.width_recalibration``, ``WIDTHS_KEY``; absent
 when none was fitted) and a
 fingerprint (hash of the model-defining config and the variable
@@ -51,7 +51,7 @@ FINGERPRINT_KEYS = ("network", "flow", "masks", "guidance", "anchors", "training
 LEGACY = {"anchors": {"enabled": False}, "ensemble": {"members": 1},
           "network": {"affine_head": False, "affine_rows": "all", "affine_widths": None},
           "training": {"field_tilt_dex": 0.0, "age_recalibration_dex": 0.0, "age_recalibration_bins": "uniform",
-                       "bp_max_mag": None, "width_recalibration": False}}
+                       "bp_max_mag": None, "width_recalibration": False, "age_classes": False}}
 
 #: revision of the per-star map's inputs to the network (anchors, affine head): 2 = the slot's offset
 #: t·c + (s − 1)·x_t and the head read before the last layer; a checkpoint of a network with a map from an earlier
@@ -89,12 +89,14 @@ def model_fingerprint(model_config: Mapping) -> str:
 
 
 def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_config: Mapping,
-                    extra: Mapping | None = None, prior_ratio=None, chain=None, widths=None) -> None:
+                    extra: Mapping | None = None, prior_ratio=None, chain=None, widths=None,
+                    age_classifier=None) -> None:
     """Write atomically; ``model_config`` is the JSON-able config section the model was trained under; ``chain``
     the posterior's corrections in order (``posterior.corrections``; those built on a prior ratio use
     ``prior_ratio``; None: the standard chain of ``prior_ratio``, without an age recalibration); ``widths`` the
     width recalibrations (``width_recalibration.WidthCorrection``) by prior (``posterior.importance.by_prior``: a
-    mapping, one correction of the population posterior, or None)."""
+    mapping, one correction of the population posterior, or None); ``age_classifier`` the network's age classes
+    (``age_classes.AgeClassifier``) or None."""
     from ysocensus.model.posterior.importance import by_prior
     from ysocensus.model.posterior.corrections import chain_config, standard_chain
 
@@ -105,6 +107,9 @@ def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_conf
         "prior_ratio": None if prior_ratio is None else {
             "config": json.dumps(prior_ratio.config()),
             "state_dict": {k: v.detach().cpu() for k, v in prior_ratio.state_dict().items()}},
+        "age_classifier": None if age_classifier is None else {
+            "config": age_classifier.config(),
+            "state_dict": {k: v.detach().cpu() for k, v in age_classifier.state_dict().items()}},
         "format_version": FORMAT_VERSION,
         "network": net.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
@@ -160,7 +165,8 @@ def load_checkpoint(path, expected_config: Mapping | None = None, member: int = 
     """Load → (net in eval mode, Normalisation, model_config dict, extra dict) of network ``member`` (0 for a single
     model; an ensemble's k-th, checked against ``expected_config``'s ``model.config.member_config``). See the module
     docstring. The prior ratio (or None) is in ``extra["prior_ratio_module"]``, the posterior's corrections in order
-    in ``extra["posterior_chain"]``, the width recalibrations by prior in ``extra["width_recalibration"]``, the
+    in ``extra["posterior_chain"]``, the width recalibrations by prior in ``extra["width_recalibration"]``, the age
+    classifier (or None) in ``extra["age_classifier"]``, the
     measurement anchors (or None, when the model was trained without them) in
     ``extra["anchors"]``; ``extra["ensemble_members"]`` says how many networks the checkpoint holds."""
     path = Path(path)
@@ -202,6 +208,7 @@ def _load_member(path: Path, every: list[dict], expected_config: Mapping | None,
     extra["width_recalibration"] = {p: w for p, key in WIDTHS_KEY.items()
                                     if (w := _widths(path, payload.get(key))) is not None}
     extra["anchors"] = anchors
+    extra["age_classifier"] = _age_classifier(path, payload.get("age_classifier"))
     extra["ensemble_members"] = len(every)
     return net.eval(), stats, model_config, extra
 
@@ -246,6 +253,18 @@ def _prior_ratio(path, entry):
     except Exception as exc:
         raise CheckpointError(f"{path}: prior ratio does not fit its config ({exc}); corrupted checkpoint?") from exc
     return pr.eval(), legacy_age
+
+
+def _age_classifier(path, entry):
+    """The network's age classes (``age_classes.AgeClassifier``), or None (a checkpoint without them keeps the
+    flow's own class masses)."""
+    from ysocensus.model.age_classes import from_payload
+
+    try:
+        return from_payload(entry)
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: the age classifier does not fit its config ({exc}); corrupted checkpoint?") \
+            from exc
 
 
 def _widths(path, entry):
@@ -315,7 +334,8 @@ def load(path, device=None, expected_config: Mapping | None = None, n_steps: int
                              oversample=samp["prior_oversample"], min_ess=samp["prior_min_ess"],
                              max_oversample=samp["prior_max_oversample"], time_power=samp["time_power"],
                              anchors=extra["anchors"], field=sampling_field(net, samp, field),
-                             field_precision=field_precision or samp["field_precision"])
+                             field_precision=field_precision or samp["field_precision"],
+                             age_classifier=extra["age_classifier"])
         return post, model_config, extra["ensemble_members"]
 
     post, model_config, k = posterior(0)

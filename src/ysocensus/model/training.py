@@ -139,7 +139,27 @@ def recalibration_edges(cfg: Mapping, population: Mapping | None):
     return step_edges(step, float(tr["field_tilt_dex"]))
 
 
-def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_path, edges=None):
+def fit_age_classes(net, stats, cfg: Mapping, train_path, tilt=None):
+    """The network's age classes (``model.age_classes``) from a random subset of the training rows, under the
+    flow's own condition masks and loss weights; → (the ``AgeClassifier``, its summary)."""
+    import pyarrow.parquet as pq
+
+    from ysocensus.model.age_classes import fit_age_classifier
+    from ysocensus.model.data import _loss_weights
+    from ysocensus.model.masks import MaskMix
+
+    tr = cfg["training"]
+    table = pq.read_table(train_path)
+    rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 7, 2]))
+    n = min(int(tr["age_classes_rows"]), table.num_rows)
+    table = table.take(np.sort(rng.choice(table.num_rows, n, replace=False)))
+    weight = _loss_weights(table, float(tr["importance_power"]), tilt)
+    return fit_age_classifier(net, table, stats, MaskMix(**cfg["masks"]), weight, int(cfg["seed"]),
+                              tuple(map(float, tr["age_classes_myr"])), int(tr["age_classes_steps"]))
+
+
+def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_path, edges=None,
+                          age_classifier=None):
     """Fit the network's age recalibration (``model.recalibration``) on the validation split's detected stars,
     sampled as ``infer`` will sample them (the chain before it: ``posterior.corrections``); → (the
     ``AgeCorrection`` or None, its summary)."""
@@ -153,7 +173,8 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
     samp = cfg["sampling"]
     post = FlowPosterior(net.eval(), stats, n_steps=samp["n_steps"], method=samp["method"],
                          rows_per_batch=samp["rows_per_batch"], prior_ratio=prior_ratio,
-                         time_power=samp["time_power"], anchors=anchors, field=sampling_field(net, samp))
+                         time_power=samp["time_power"], anchors=anchors, field=sampling_field(net, samp),
+                         age_classifier=age_classifier)
     table = pq.read_table(val_path)
     table = table.filter(table.column("survey_mask").to_numpy() > 0)
     tr = cfg["training"]
@@ -164,7 +185,8 @@ def fit_age_recalibration(net, stats, prior_ratio, anchors, cfg: Mapping, val_pa
     return corr, summary
 
 
-def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibration_path, prior: str = "population"):
+def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibration_path, prior: str = "population",
+                            age_classifier=None):
     """Fit the width recalibration (``model.width_recalibration``) of the posterior under ``prior`` whose corrections
     are ``chain`` on the held-out stars of ``calibration_path`` (``trainset.CALIBRATION``) drawn from that prior: for
     ``population`` a population sample of them (∝ ``weight``, as ``test_population`` is drawn), for ``structure``
@@ -183,7 +205,7 @@ def fit_width_recalibration(net, stats, chain, anchors, cfg: Mapping, calibratio
     samp, tr = cfg["sampling"], cfg["training"]
     post = FlowPosterior(net.eval(), stats, n_steps=samp["n_steps"], method=samp["method"],
                          rows_per_batch=samp["rows_per_batch"], time_power=samp["time_power"], anchors=anchors,
-                         field=sampling_field(net, samp), chain=chain, prior=prior)
+                         field=sampling_field(net, samp), chain=chain, prior=prior, age_classifier=age_classifier)
     table = pq.read_table(calibration_path)
     mask = table.column("survey_mask").to_numpy()
     rare = table.column("repeat").to_numpy() >= max(1, int(tr["repeats"]))
@@ -347,12 +369,17 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
         prior_ratio, summary["prior_ratio"] = fit_population_ratio(Path(training_dir) / "train.parquet", dm.stats,
                                                                     float(cfg["training"]["importance_power"]),
                                                                     cfg["seed"], tilt, population_zones(population, seed))
+    age_classifier = None
+    if cfg["training"]["age_classes"] and getattr(module.ema, "posterior_field", None) is not None:
+        with phase(log, "age classes: encoding training rows under the flow's condition masks, then fitting"):
+            age_classifier, summary["age_classes"] = fit_age_classes(module.ema, dm.stats, cfg,
+                                                                     Path(training_dir) / "train.parquet", tilt)
     age_correction = None
     if prior_ratio is not None and float(cfg["training"]["age_recalibration_dex"]) > 0:
         with phase(log, "age recalibration: sampling the validation split's stars as infer will, then fitting"):
             age_correction, summary["age_recalibration"] = fit_age_recalibration(
                 module.ema, dm.stats, prior_ratio, anchors, cfg, Path(training_dir) / "val.parquet",
-                recalibration_edges(cfg, population))
+                recalibration_edges(cfg, population), age_classifier)
     chain = standard_chain(prior_ratio, age_correction)
     widths = {}
     calibration = Path(training_dir) / f"{CALIBRATION}.parquet"
@@ -367,10 +394,10 @@ def run_train(training_dir, checkpoint_path, logs_dir, train_cfg: Mapping | None
             with phase(log, f"width recalibration ({prior} prior): sampling held-out stars in the catalogs users "
                             "supply, then fitting"):
                 widths[prior], summary[key] = fit_width_recalibration(module.ema, dm.stats, chain, anchors, cfg,
-                                                                      calibration, prior)
+                                                                      calibration, prior, age_classifier)
     log.info("training: writing the checkpoint %s", checkpoint_path)
     save_checkpoint(checkpoint_path, module.ema, dm.stats, cfg, extra={"training": summary}, prior_ratio=prior_ratio,
-                    chain=chain, widths=widths)
+                    chain=chain, widths=widths, age_classifier=age_classifier)
     io.write_json({"fingerprint": model_fingerprint(cfg), "steps": summary["steps"]}, ckpt_dir / FINISHED)
     out = Path(checkpoint_path).parent
     io.write_json(cfg, out / "config.json")

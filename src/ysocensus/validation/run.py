@@ -116,17 +116,19 @@ def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_
     return out
 
 
-def p_young_metrics(samples_sim, samples_pop, truth, status, weights, threshold, p_pop=None) -> dict:
+def p_young_metrics(samples_sim, samples_pop, truth, status, weights, threshold, p_pop=None, p_sim=None) -> dict:
     """ROC AUC and purity at completeness 0.9 of P(young): as simulated (posterior under the training mix,
-    stars unweighted) and population-weighted (posterior under the population, stars weighted; ``p_pop``: its
-    P(young) from the importance weights, as ``ysocensus infer`` writes it, else from the samples)."""
+    stars unweighted; ``p_sim``: its P(young) from the importance weights, as ``ysocensus infer --prior simulation``
+    writes it, else from the samples) and population-weighted (posterior under the population, stars weighted;
+    ``p_pop``: likewise)."""
     ok = (status == "ok") & np.isfinite(samples_sim[..., 0]).all(1) & np.isfinite(samples_pop[..., 0]).all(1)
     young = truth[:, 0] < threshold
     res = {"threshold_log10_age": threshold, "n_stars": int(ok.sum()), "n_young": int((ok & young).sum())}
-    for name, w, s in (("population_weighted", weights, samples_pop), ("as_simulated", None, samples_sim)):
+    for name, w, s, pw in (("population_weighted", weights, samples_pop, p_pop),
+                           ("as_simulated", None, samples_sim, p_sim)):
         p = (s[..., 0] < threshold).mean(1)
-        if name == "population_weighted" and p_pop is not None:
-            p = np.where(np.isfinite(p_pop), p_pop, p)
+        if pw is not None:
+            p = np.where(np.isfinite(pw), pw, p)
         ww = None if w is None else w[ok]
         pc = cal.purity_at_completeness(p[ok], young[ok], 0.9, ww)
         res[name] = {"auc": cal.roc_auc(p[ok], young[ok], ww), "purity_at_completeness_0.9": pc["purity"],
@@ -390,6 +392,7 @@ def run_validate(checkpoint, training_dir, out_json, figures_dir, train_cfg: Map
                             test.num_rows * int(vcfg["n_samples"]), kind="simulation"):
             sim = evaluate(post, test, int(vcfg["n_samples"]), seed=cfg["seed"] + 1,
                            min_group=int(vcfg["min_stars_per_group"]))
+        p_sim = p_young_of_last_call(post, sim["_samples"], young_age)
         with progress.phase("posterior widths as surveys are added",
                             len(WIDTH_STEPS) * int(vcfg["width_stars"]) * int(vcfg["n_samples"]), kind="simulation"):
             wt = widths_table(post, test, int(vcfg["n_samples"]), cfg["seed"], int(vcfg["width_stars"]), young_age)
@@ -411,7 +414,7 @@ def run_validate(checkpoint, training_dir, out_json, figures_dir, train_cfg: Map
                            "by_survey_combination": {c: {"n_stars": r["n_stars"], "max_coverage_error": max(
                                v["max_coverage_error"] for v in r["parameters"].values())}
                                for c, r in sim["by_survey_combination"].items()}}
-    out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, young_age, p_pop)
+    out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, young_age, p_pop, p_sim)
     log.info("validation: calibration and P(young) done, %.0f s", time.monotonic() - t0)
     # is P(young) a probability: expected vs found young stars in the unweighted population sample
     ok_pop = (res["_status"] == "ok") & np.isfinite(samples[..., 0]).all(1)

@@ -124,15 +124,17 @@ class SbiInterface:
 
 class FlowPosterior(SbiInterface, ImportanceSamplingPosterior):
     """The network's proposals (``NetworkPosterior``) importance-resampled through ``chain`` (default: the
-    standard chain of ``prior_ratio`` and ``age_correction``, ``corrections.standard_chain``)."""
+    standard chain of ``prior_ratio`` and ``age_correction``, ``corrections.standard_chain``) and, with an
+    ``age_classifier`` (``age_classes``), stratified to its age classes under every prior."""
 
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
                  rows_per_batch: int = 4096, young_log10_age: float = io.log10_age_threshold(io.YOUNG_THRESHOLD_MYR),
                  prior_ratio=None, prior: str = "population", oversample: int = 1, time_power: float = 1.0,
                  anchors=None, min_ess: float = 0.0, max_oversample: int = 0, field: str = "transformer",
-                 field_precision: str = "float32", age_correction=None, chain=None, widths=None):
+                 field_precision: str = "float32", age_correction=None, chain=None, widths=None,
+                 age_classifier=None):
         proposal = NetworkPosterior(net, stats, n_steps, method, rows_per_batch, time_power, anchors, field,
-                                    field_precision)
+                                    field_precision, age_classifier)
         if prior_ratio is not None:
             prior_ratio.eval()
         chain = standard_chain(prior_ratio, age_correction) if chain is None else tuple(chain)
@@ -169,17 +171,19 @@ class FlowPosterior(SbiInterface, ImportanceSamplingPosterior):
     def proposals(self, arrays, n_draw: int, generator: torch.Generator | None = None):
         """The network's own proposals, before any resampling, for the age recalibration
         (``model.recalibration``): log10 age [B, n_draw] and their log weight to the population by every correction
-        of the chain but the age recalibration [B, n_draw] (−inf for stars with nothing observed or no finite sky
+        of the chain but the age recalibration, with the stratified correction to the age classes where the network
+        has them (``age_classes``) [B, n_draw] (−inf for stars with nothing observed or no finite sky
         position, and for non-finite proposals)."""
         chain = tuple(c for c in self.chain if c.name != AgeRecalibration.name)
         t, state, nothing, sky_ok = self.proposal.prepared(arrays)
         B = len(arrays)
         log_age = np.full((B, n_draw), np.nan, np.float64)
         log_w = np.full((B, n_draw), -np.inf, np.float64)
-        for sl, z, sky in self.proposal.draws(t, state, n_draw, as_streams(generator), np.arange(B),
-                                              streams.PROPOSALS):
-            log_age[sl] = theta_from_model(z.float().cpu(), self.stats)[..., 0].numpy()
-            log_w[sl] = log_weights(chain, z, sky).double().cpu().numpy()
+        for sl, z, sky, lp in self.proposal.draws(t, state, n_draw, as_streams(generator), np.arange(B),
+                                                  streams.PROPOSALS):
+            theta = theta_from_model(z.float().cpu(), self.stats).numpy()
+            log_age[sl] = theta[..., 0]
+            log_w[sl] = self._with_classes(log_weights(chain, z, sky).cpu().float().numpy(), theta, lp)
         log_w[nothing.numpy() | ~sky_ok] = -np.inf
         return log_age, log_w
 
@@ -189,7 +193,8 @@ class FlowPosterior(SbiInterface, ImportanceSamplingPosterior):
                 "fingerprint": self.fingerprint, "anchors": self.anchors is not None,
                 "network": self.net.config.to_dict(),
                 "prior": self.prior if self.prior_ratio is not None else "simulation (no prior ratio)",
-                "corrections": [c.name for c in self.corrections],
+                "corrections": (["age_classes"] if self.proposal.age_class_edges is not None else [])
+                + [c.name for c in self.corrections],
                 "age_recalibration": self.age_correction is not None,
                 "width_recalibration": self.prior in self.widths,
                 "oversample": self.oversample}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ysocensus.model import streams
+from ysocensus.model.age_classes import stratified_log_weights, unreached
 from ysocensus.model.posterior.corrections import after, check_prior, up_to
 from ysocensus.model.streams import as_streams
 from ysocensus.model.tokens import N_THETA, theta_from_model, theta_to_model
@@ -124,24 +125,32 @@ class ImportanceSamplingPosterior:
         t, state, nothing, sky_ok = prop.prepared(arrays, keep)
         B = len(arrays)
         chain = self.corrections
+        weighted = bool(chain) or getattr(prop, "age_class_edges", None) is not None
         out = np.full((B, n_samples, N_THETA), np.nan, np.float32)
         ess = np.full(B, float(n_samples), np.float32)
-        n_draw = n_samples * (self.oversample if chain else 1)
-        props = np.full((B, n_draw, N_THETA), np.nan, np.float32) if chain else None
-        log_w = np.full((B, n_draw), -np.inf, np.float32) if chain else None
+        n_draw = n_samples * (self.oversample if weighted else 1)
+        props = np.full((B, n_draw, N_THETA), np.nan, np.float32) if weighted else None
+        log_w = np.full((B, n_draw), -np.inf, np.float32) if weighted else None
+        classes = None  # the stars' age-class log-probabilities (``age_classes``), where the proposal gives them
         rng = as_streams(generator)
-        for sl, z, sky in prop.draws(t, state, n_draw, rng, np.arange(B), streams.PROPOSALS, full_sequence,
-                                     n_steps, method):
-            if chain:
+        for sl, z, sky, lp in prop.draws(t, state, n_draw, rng, np.arange(B), streams.PROPOSALS, full_sequence,
+                                         n_steps, method):
+            if weighted:
                 props[sl] = theta_from_model(z.float().cpu(), prop.stats).numpy()
-                lw = log_weights(chain, z, sky).cpu().float().numpy()
+                log_w[sl] = log_weights(chain, z, sky).cpu().float().numpy()
+                if lp is not None:
+                    classes = np.full((B, lp.shape[1]), np.nan) if classes is None else classes
+                    classes[sl] = lp
+                lw = self._with_classes(log_w[sl], props[sl], None if classes is None else classes[sl])
                 idx, e = resample(torch.as_tensor(lw), n_samples, u=rng.uniform(np.arange(B)[sl], streams.RESAMPLE))
                 z = torch.gather(z, 1, idx.to(z.device)[..., None].expand(-1, -1, z.shape[-1]))
-                ess[sl], log_w[sl] = e.numpy(), lw
+                ess[sl] = e.numpy()
             out[sl] = theta_from_model(z.float().cpu(), prop.stats).numpy()
-        if chain and self.min_ess > 0 and self.max_oversample > self.oversample:
+        if weighted and self.min_ess > 0 and self.max_oversample > self.oversample:
             props, log_w = self._top_up(chain, t, state, props, log_w, out, ess, n_samples, rng,
-                                        ~nothing.numpy() & sky_ok, full_sequence, n_steps, method)
+                                        ~nothing.numpy() & sky_ok, full_sequence, n_steps, method, classes)
+        if weighted:
+            log_w = self._with_classes(log_w, props, classes)
         self.last_ess = ess
         # every weighted proposal, for probabilities taken from the weights (``inference.summaries``); None when
         # the samples are the proposal's own draws
@@ -153,6 +162,14 @@ class ImportanceSamplingPosterior:
             out = self.widths[self.prior].apply(out, self.patterns(arrays, keep))
         return out, status
 
+    def _with_classes(self, log_w: np.ndarray, props: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+        """The chain's log weights [B, S] plus the stratified correction to the stars' age classes
+        (``age_classes.stratified_log_weights``) over all of each star's proposals ``props`` [B, S, 5] (physical θ)."""
+        if classes is None:
+            return log_w
+        strat = stratified_log_weights(props[..., 0], classes, self.proposal.age_class_edges)
+        return (log_w.astype(np.float64) + strat).astype(np.float32)
+
     @staticmethod
     def patterns(arrays, keep: np.ndarray | None = None) -> np.ndarray:
         """Each star's conditioning pattern (``width_recalibration.patterns``), of the tokens ``keep`` leaves."""
@@ -163,29 +180,36 @@ class ImportanceSamplingPosterior:
 
     @torch.no_grad()
     def _top_up(self, chain, t, state, props, log_w, out, ess, n_samples, rng, eligible, full_sequence, n_steps,
-                method):
+                method, classes=None):
         """More proposals for the stars whose weights have an effective sample size below ``min_ess`` (young stars
         under the population prior: their young proposals weigh ~1/20 of the training mix's): as many as their
-        ESS says they need (``top_up_factor``), up to ``max_oversample`` × n in all; their samples are resampled
-        from all their proposals. ``out`` and ``ess`` are updated in place; returns the proposals and log weights,
-        widened with −inf weights for the other stars."""
+        ESS says they need (``top_up_factor``), up to ``max_oversample`` × n in all; as many as allowed for stars whose
+        proposals miss an age class the classifier gives mass to (``age_classes.unreached``); their samples are resampled
+        from all their proposals. ``out`` and ``ess`` are updated in place; returns the proposals and the chain's log
+        weights (``classes``: the stars' age-class log-probabilities, whose correction is taken over all of a star's
+        proposals), widened with −inf weights for the other stars."""
         prop = self.proposal
-        low = np.flatnonzero(eligible & (ess < self.min_ess))
+        # and stars whose proposals miss an age class the classifier gives at least one returned sample's worth of mass
+        missed = np.zeros(len(ess), bool) if classes is None else unreached(
+            props[..., 0], classes, self.proposal.age_class_edges, 1.0 / n_samples)
+        low = np.flatnonzero(eligible & ((ess < self.min_ess) | missed))
         if not low.size:
             return props, log_w
         B, K, P = props.shape
-        extra = top_up_factor(ess[low], self.min_ess, K // n_samples, self.max_oversample) * n_samples
+        need = np.where(missed[low], 0.0, ess[low])  # as many as allowed
+        extra = top_up_factor(need, self.min_ess, K // n_samples, self.max_oversample) * n_samples
         props = np.concatenate([props, np.full((B, int(extra.max()), P), np.nan, np.float32)], 1)
         log_w = np.concatenate([log_w, np.full((B, int(extra.max())), -np.inf, np.float32)], 1)
         for m in np.unique(extra):  # stars needing the same number of proposals share network calls
             rows_m = low[extra == m]
             sub = {k: v[rows_m] for k, v in t.items()}
-            for sl, z, sky in prop.draws(sub, state[rows_m], int(m), rng, rows_m, streams.TOP_UP, full_sequence,
-                                         n_steps, method):
+            for sl, z, sky, _ in prop.draws(sub, state[rows_m], int(m), rng, rows_m, streams.TOP_UP, full_sequence,
+                                            n_steps, method):
                 rows = rows_m[sl]
                 props[rows, K:K + m] = theta_from_model(z.float().cpu(), prop.stats).numpy()
                 log_w[rows, K:K + m] = log_weights(chain, z, sky).cpu().float().numpy()
-        idx, e = resample(torch.as_tensor(log_w[low]), n_samples, u=rng.uniform(low, streams.TOP_UP_RESAMPLE))
+        lw = self._with_classes(log_w[low], props[low], None if classes is None else classes[low])
+        idx, e = resample(torch.as_tensor(lw), n_samples, u=rng.uniform(low, streams.TOP_UP_RESAMPLE))
         out[low] = np.take_along_axis(props[low], idx.numpy()[..., None], 1)
         ess[low] = e.numpy()
         return props, log_w

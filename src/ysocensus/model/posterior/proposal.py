@@ -33,7 +33,7 @@ class NetworkPosterior:
 
     def __init__(self, net: FlowTransformer, stats: Normalisation, n_steps: int = 4, method: str = "midpoint",
                  rows_per_batch: int = 4096, time_power: float = 1.0, anchors=None, field: str = "transformer",
-                 field_precision: str = "float32"):
+                 field_precision: str = "float32", age_classifier=None):
         if field not in FIELDS:
             raise ValueError(f"field must be one of {FIELDS}, not {field!r}")
         if field == "posterior_field" and getattr(net, "posterior_field", None) is None:
@@ -49,6 +49,9 @@ class NetworkPosterior:
         # field's trunk when it is the one (``posterior_field.PRECISIONS``; log_prob is always float32)
         self.field = field
         self.field_precision = field_precision
+        # P(age class | x) from the encoding (``age_classes.AgeClassifier``), which the importance sampling's
+        # stratified correction gives the proposals; None: the flow's own class masses
+        self.age_classifier = age_classifier
 
     @property
     def device(self) -> torch.device:
@@ -93,7 +96,8 @@ class NetworkPosterior:
         return t, state, nothing, sky_ok
 
     def draws(self, t, state, n_draw, rng, rows, purpose, full_sequence=False, n_steps=None, method=None):
-        """(star indices, proposals z [b, n_draw, 5] standardised, sky [b, 4]) per network call (stars with the
+        """(star indices, proposals z [b, n_draw, 5] standardised, sky [b, 4], the stars' age-class log-probabilities
+        [b, K] or None: ``age_log_probs``) per network call (stars with the
         same observed count, ``sampler.batches``); ``rows``: the stars' indices in the streams ``rng``
         (``model.streams``). A call with fewer than ``MIN_CALL_STARS`` stars is padded with copies of its last
         star: matrix products of a handful of rows take another kernel and round differently, so a star's bytes
@@ -107,7 +111,26 @@ class NetworkPosterior:
             lead = self._lead(cond)
             noise = rng.normal(rows[run], purpose, (n_draw, lead.lat_idx.shape[1])).to(lead.values.dtype)
             z = self._sample(cond, n_draw, noise, n_steps or self.n_steps, method or self.method, full_sequence)
-            yield sl, z[:n], lead.sky[:n]
+            lp = self.age_log_probs(cond)
+            yield sl, z[:n], lead.sky[:n], None if lp is None else lp[:n].cpu().double().numpy()
+
+    @property
+    def age_class_edges(self) -> np.ndarray | None:
+        """The age classes' edges (log10 yr) of ``age_log_probs``, or None without a classifier."""
+        return None if self.age_classifier is None else self.age_classifier.edges.numpy()
+
+    @torch.no_grad()
+    def age_log_probs(self, cond) -> torch.Tensor | None:
+        """log P(age class | x) [B, K] of a call's stars from their encoding (the one the sampler made, else made
+        here), or None without a classifier or where a row's condition is not a posterior
+        (``age_classes.posterior_rows``: the classifier was trained on those alone)."""
+        from ysocensus.model.age_classes import posterior_rows
+
+        if self.age_classifier is None or not bool(posterior_rows(cond.state).all()):
+            return None
+        if cond.cache is None or cond.cache.context is None:
+            cond.cache = self.net.encode(cond.values, cond.logsig, cond.sky, cond.state)
+        return self.age_classifier.to(cond.values.device)(cond.cache.context)
 
     @staticmethod
     def _lead(cond) -> sampler.Conditioning:
@@ -163,6 +186,25 @@ class ConsensusProposal(NetworkPosterior):
     @staticmethod
     def _lead(cond) -> sampler.Conditioning:
         return cond[0]
+
+    @property
+    def age_class_edges(self) -> np.ndarray | None:
+        """The members' age-class edges where every member has a classifier with the same ones, else None."""
+        edges = [m.age_class_edges for m in self.members]
+        if any(e is None for e in edges) or any(not np.array_equal(e, edges[0]) for e in edges[1:]):
+            return None
+        return edges[0]
+
+    @torch.no_grad()
+    def age_log_probs(self, cond) -> torch.Tensor | None:
+        """The mean of the members' class probabilities (log), or None unless every member has a classifier with
+        the same classes (``age_class_edges``)."""
+        if self.age_class_edges is None:
+            return None
+        lps = [m.age_log_probs(c) for m, c in zip(self.members, cond)]
+        if any(lp is None for lp in lps):
+            return None
+        return torch.logsumexp(torch.stack(lps), 0) - np.log(len(lps))
 
     def _sample(self, cond, n_draw, noise, n_steps, method, full_sequence):
         return sampler.sample_consensus([m.net for m in self.members], cond, n_draw, n_steps, method, noise=noise,
