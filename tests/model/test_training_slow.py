@@ -125,6 +125,9 @@ def test_training_set_train_resume_validate(tmp_path):
     # ... with the field tilt around the weight step of the synthetic population (1 → 100 at log age 7.7)
     assert s1["prior_ratio"]["tilt"]["w_above"] == pytest.approx(100.0)
     assert s1["prior_ratio"]["tilt"]["log_age"] == pytest.approx(7.7)
+    # ... the age classes, fitted on the training rows under the flow's condition masks, stored beside the network
+    assert s1["age_classes"]["rows"] > 1000 and s1["age_classes"]["edges_myr"] == [10.0, 50.0]
+    assert load_checkpoint(ck)[3]["age_classifier"] is not None
     # ... and the network's age recalibration, fitted on the validation split
     assert s1["age_recalibration"]["stars"] > 0 and s1["age_recalibration"]["converged"]
     # the checkpoint stores the posterior chain, the age recalibration last
