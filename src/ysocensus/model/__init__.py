@@ -25,7 +25,8 @@ One concern per module, importable without Lightning except ``lightning_module``
 - ``priors``: the names of the priors a posterior is sampled under (simulation, population, structure), torch-free.
 - ``posterior``: what a posterior is, top to bottom: ``proposal`` (the network's own posterior), ``corrections``
   (field untilt, population ratio, age recalibration, structure membership: one log-weight each), ``importance``
-  (the one importance resampling with the age classes' stratification, ESS and top-ups, then the width recalibration of the prior sampled under),
+  (the one importance resampling with the age classes' stratification, ESS and top-ups, then the width
+  recalibration of the prior sampled under),
   ``flow_posterior`` (``FlowPosterior``: the chain for a checkpoint, sbi-like API), ``observations`` (catalog rows
   as a posterior reads them, for validation and baselines), ``ensemble`` (``EnsemblePosterior``: the equal-weight
   mixture of a deep ensemble's members).

@@ -37,7 +37,8 @@ from ysocensus.model.tokens import LATENT, N_THETA, SKY_INDEX
 log = logging.getLogger(__name__)
 
 #: the class edges (Myr): the catalog's second and first young thresholds (the defaults of
-#: ``infer.second_threshold_myr`` and ``infer.young_threshold_myr``), so both of its P(young) columns are the classifier's
+#: ``infer.second_threshold_myr`` and ``infer.young_threshold_myr``), so both of its P(young) columns are the
+#: classifier's
 DEFAULT_EDGES_MYR = (io.SECOND_YOUNG_THRESHOLD_MYR, io.YOUNG_THRESHOLD_MYR)
 
 

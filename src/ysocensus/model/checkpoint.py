@@ -2,13 +2,12 @@
 
 A checkpoint holds the EMA weights of the network, its architecture config, the flow and guidance config,
 the normalisation statistics, the prior-ratio classifier (``model.prior_ratio``; absent when the model was
-trained with population weights), the age classifier (``model.age_classes``; absent when none was trained), the ordered chain of posterior corrections (``posterior.corrections``), the width
-recalibrations of the population and the structure posterior (``model.width_recalibration``, ``WIDTHS_KEY``; absent
-when none was fitted) and a
-fingerprint (hash of the model-defining config and the variable
-registry). An ensemble's checkpoint (``train.ensemble``, ``save_ensemble``) holds every member's payload: member 0 at
-the top level, the others in order under ``ENSEMBLE_KEY``; ``load`` makes it an ``EnsemblePosterior``. Loading
-checks, with a clear message each:
+trained with population weights), the age classifier (``model.age_classes``; absent when none was trained), the
+ordered chain of posterior corrections (``posterior.corrections``), the width recalibrations of the population and
+the structure posterior (``model.width_recalibration``, ``WIDTHS_KEY``; absent when none was fitted) and a
+fingerprint (hash of the model-defining config and the variable registry). An ensemble's checkpoint
+(``train.ensemble``, ``save_ensemble``) holds every member's payload: member 0 at the top level, the others in order
+under ``ENSEMBLE_KEY``; ``load`` makes it an ``EnsemblePosterior``. Loading checks, with a clear message each:
 
 - the file exists and is a readable torch file (a truncated or corrupted file → ``CheckpointError``);
 - its format version and the variable registry match this code;

@@ -2,9 +2,11 @@
 
 The one place in the code where samples are weighted and resampled (sampling–importance–resampling, Rubin 1988;
 in sbi the same idea is ``ImportanceSamplingPosterior(potential_fn, proposal)``). For each star,
-``oversample`` × n proposals are drawn, weighted by exp(Σ corrections) (``corrections``) and n of them kept by
+``oversample`` × n proposals are drawn, weighted by exp(Σ corrections) (``corrections``) times the post-stratification
+to the network's age classes where it has them (``age_classes``), and n of them kept by
 systematic resampling with the star's own uniform offset (``model.streams``); stars whose weights keep an
-effective sample size below ``min_ess`` get more proposals (``top_up_factor``), up to ``max_oversample`` × n.
+effective sample size below ``min_ess``, or whose proposals miss an age class the classifier weighs, get more
+proposals (``top_up_factor``), up to ``max_oversample`` × n.
 Every proposal and its log weight stay available (``last_proposals``, ``last_log_weights``) so that
 probabilities such as P(young) come from the weights rather than from the n resampled draws, with the ESS per
 star (``last_ess``). Under a prior the network's width recalibration was fitted for (``widths``:
@@ -181,13 +183,13 @@ class ImportanceSamplingPosterior:
     @torch.no_grad()
     def _top_up(self, chain, t, state, props, log_w, out, ess, n_samples, rng, eligible, full_sequence, n_steps,
                 method, classes=None):
-        """More proposals for the stars whose weights have an effective sample size below ``min_ess`` (young stars
-        under the population prior: their young proposals weigh ~1/20 of the training mix's): as many as their
-        ESS says they need (``top_up_factor``), up to ``max_oversample`` × n in all; as many as allowed for stars whose
-        proposals miss an age class the classifier gives mass to (``age_classes.unreached``); their samples are resampled
-        from all their proposals. ``out`` and ``ess`` are updated in place; returns the proposals and the chain's log
-        weights (``classes``: the stars' age-class log-probabilities, whose correction is taken over all of a star's
-        proposals), widened with −inf weights for the other stars."""
+        """More proposals for the stars whose weights have an effective sample size below ``min_ess`` (young
+        stars under the population prior: their young proposals weigh ~1/20 of the training mix's): as many as
+        their ESS says they need (``top_up_factor``), up to ``max_oversample`` × n in all; as many as allowed
+        for stars whose proposals miss an age class the classifier gives mass to (``age_classes.unreached``);
+        their samples are resampled from all their proposals. ``out`` and ``ess`` are updated in place; returns
+        the proposals and the chain's log weights (``classes``: the stars' age-class log-probabilities, whose
+        correction is taken over all of a star's proposals), widened with −inf weights for the other stars."""
         prop = self.proposal
         # and stars whose proposals miss an age class the classifier gives at least one returned sample's worth of mass
         missed = np.zeros(len(ess), bool) if classes is None else unreached(
