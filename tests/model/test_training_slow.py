@@ -79,8 +79,9 @@ def test_test_population_does_not_depend_on_the_training_rows(tmp_path):
 
 @pytest.mark.slow
 def test_same_config_and_seed_train_the_same_weights(tmp_path):
-    """Bit for bit, at the default network size: with nondeterministic CPU kernels two runs differed by ~1e-8 after
-    30 steps (float sums in another order), which 1,500 steps grow into another model."""
+    """Bit for bit, at the default network size, the network and the age classifier fitted after it: with
+    nondeterministic CPU kernels two runs differed by ~1e-8 after 30 steps (float sums in another order), which 1,500
+    steps grow into another model."""
     import torch
 
     from ysocensus.model.trainset import run_training_set
@@ -95,7 +96,10 @@ def test_same_config_and_seed_train_the_same_weights(tmp_path):
     for run in ("a", "b"):
         ck = tmp_path / run / "model.ckpt"
         run_train(tmp_path / "training", ck, tmp_path / run / "logs", cfg, seed=3, threads=2, population=POPULATION)
-        weights.append(torch.load(ck, map_location="cpu", weights_only=False)["state_dict"])
+        payload = torch.load(ck, map_location="cpu", weights_only=False)
+        weights.append({**payload["state_dict"],
+                        **{f"age_classifier.{k}": v for k, v in payload["age_classifier"]["state_dict"].items()}})
+    assert any(k.startswith("age_classifier.") for k in weights[0])  # the age classes are fitted after training
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
