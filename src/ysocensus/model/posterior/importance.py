@@ -132,7 +132,8 @@ class ImportanceSamplingPosterior:
         ess = np.full(B, float(n_samples), np.float32)
         n_draw = n_samples * (self.oversample if weighted else 1)
         props = np.full((B, n_draw, N_THETA), np.nan, np.float32) if weighted else None
-        log_w = np.full((B, n_draw), -np.inf, np.float32) if weighted else None
+        log_w = np.full((B, n_draw), -np.inf, np.float32) if weighted else None  # the chain's
+        weights = np.full((B, n_draw), -np.inf, np.float32) if weighted else None  # the chain's and the classes'
         classes = None  # the stars' age-class log-probabilities (``age_classes``), where the proposal gives them
         rng = as_streams(generator)
         for sl, z, sky, lp in prop.draws(t, state, n_draw, rng, np.arange(B), streams.PROPOSALS, full_sequence,
@@ -143,20 +144,19 @@ class ImportanceSamplingPosterior:
                 if lp is not None:
                     classes = np.full((B, lp.shape[1]), np.nan) if classes is None else classes
                     classes[sl] = lp
-                lw = self._with_classes(log_w[sl], props[sl], None if classes is None else classes[sl])
-                idx, e = resample(torch.as_tensor(lw), n_samples, u=rng.uniform(np.arange(B)[sl], streams.RESAMPLE))
+                weights[sl] = self._with_classes(log_w[sl], props[sl], None if classes is None else classes[sl])
+                idx, e = resample(torch.as_tensor(weights[sl]), n_samples,
+                                  u=rng.uniform(np.arange(B)[sl], streams.RESAMPLE))
                 z = torch.gather(z, 1, idx.to(z.device)[..., None].expand(-1, -1, z.shape[-1]))
                 ess[sl] = e.numpy()
             out[sl] = theta_from_model(z.float().cpu(), prop.stats).numpy()
         if weighted and self.min_ess > 0 and self.max_oversample > self.oversample:
-            props, log_w = self._top_up(chain, t, state, props, log_w, out, ess, n_samples, rng,
-                                        ~nothing.numpy() & sky_ok, full_sequence, n_steps, method, classes)
-        if weighted:
-            log_w = self._with_classes(log_w, props, classes)
+            props, weights = self._top_up(chain, t, state, props, log_w, weights, out, ess, n_samples, rng,
+                                          ~nothing.numpy() & sky_ok, full_sequence, n_steps, method, classes)
         self.last_ess = ess
         # every weighted proposal, for probabilities taken from the weights (``inference.summaries``); None when
         # the samples are the proposal's own draws
-        self.last_proposals, self.last_log_weights = props, log_w
+        self.last_proposals, self.last_log_weights = props, weights
         status = np.where(nothing.numpy(), "prior_only", "ok").astype(object)
         status[~sky_ok] = "invalid_input"
         out[~sky_ok] = np.nan
@@ -181,22 +181,23 @@ class ImportanceSamplingPosterior:
         return patterns(arrays)
 
     @torch.no_grad()
-    def _top_up(self, chain, t, state, props, log_w, out, ess, n_samples, rng, eligible, full_sequence, n_steps,
-                method, classes=None):
+    def _top_up(self, chain, t, state, props, log_w, weights, out, ess, n_samples, rng, eligible, full_sequence,
+                n_steps, method, classes=None):
         """More proposals for the stars whose weights have an effective sample size below ``min_ess`` (young
         stars under the population prior: their young proposals weigh ~1/20 of the training mix's): as many as
         their ESS says they need (``top_up_factor``), up to ``max_oversample`` × n in all; as many as allowed
         for stars whose proposals miss an age class the classifier gives mass to (``age_classes.unreached``);
-        their samples are resampled from all their proposals. ``out`` and ``ess`` are updated in place; returns
-        the proposals and the chain's log weights (``classes``: the stars' age-class log-probabilities, whose
-        correction is taken over all of a star's proposals), widened with −inf weights for the other stars."""
+        their samples are resampled from all their proposals. ``log_w`` are the chain's log weights, ``weights``
+        those with the classes' correction (``classes``: the stars' age-class log-probabilities, a correction
+        taken over all of a star's proposals, so retaken for the stars topped up). ``out`` and ``ess`` are updated
+        in place; returns the proposals and ``weights``, widened with −inf weights for the other stars."""
         prop = self.proposal
         # and stars whose proposals miss an age class the classifier gives at least one returned sample's worth of mass
         missed = np.zeros(len(ess), bool) if classes is None else unreached(
             props[..., 0], classes, self.proposal.age_class_edges, 1.0 / n_samples)
         low = np.flatnonzero(eligible & ((ess < self.min_ess) | missed))
         if not low.size:
-            return props, log_w
+            return props, weights
         B, K, P = props.shape
         need = np.where(missed[low], 0.0, ess[low])  # as many as allowed
         extra = top_up_factor(need, self.min_ess, K // n_samples, self.max_oversample) * n_samples
@@ -210,11 +211,12 @@ class ImportanceSamplingPosterior:
                 rows = rows_m[sl]
                 props[rows, K:K + m] = theta_from_model(z.float().cpu(), prop.stats).numpy()
                 log_w[rows, K:K + m] = log_weights(chain, z, sky).cpu().float().numpy()
-        lw = self._with_classes(log_w[low], props[low], None if classes is None else classes[low])
-        idx, e = resample(torch.as_tensor(lw), n_samples, u=rng.uniform(low, streams.TOP_UP_RESAMPLE))
+        weights = np.concatenate([weights, np.full((B, int(extra.max())), -np.inf, np.float32)], 1)
+        weights[low] = self._with_classes(log_w[low], props[low], None if classes is None else classes[low])
+        idx, e = resample(torch.as_tensor(weights[low]), n_samples, u=rng.uniform(low, streams.TOP_UP_RESAMPLE))
         out[low] = np.take_along_axis(props[low], idx.numpy()[..., None], 1)
         ess[low] = e.numpy()
-        return props, log_w
+        return props, weights
 
     @torch.no_grad()
     def reweight(self, samples: np.ndarray, sky: np.ndarray, n_out: int, generator: torch.Generator | None = None,
