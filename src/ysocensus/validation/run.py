@@ -116,6 +116,11 @@ def evaluate(post, table, n_samples: int, levels=cal.LEVELS, seed: int = 0, min_
     return out
 
 
+def worst_coverage_error(parameters: Mapping) -> float:
+    """The largest max coverage error over the parameters of a calibration block (``evaluate``'s ``parameters``)."""
+    return float(max(v["max_coverage_error"] for v in parameters.values()))
+
+
 def p_young_metrics(samples_sim, samples_pop, truth, status, weights, threshold, p_pop=None, p_sim=None) -> dict:
     """ROC AUC and purity at completeness 0.9 of P(young): as simulated (posterior under the training mix,
     stars unweighted; ``p_sim``: its P(young) from the importance weights, as ``ysocensus infer --prior simulation``
@@ -164,7 +169,7 @@ def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float
         with (progress or Progress()).phase(f"catalog as users supply it, {name}: calibration",
                                              tp.num_rows * n_samples):
             r = evaluate(post, tp, n_samples, seed=seed, min_group=min_group)
-        combos = {c: max(v["max_coverage_error"] for v in g["parameters"].values())
+        combos = {c: worst_coverage_error(g["parameters"])
                   for c, g in r["by_survey_combination"].items() if g.get("meets_min_group")}
         worst = max(combos, key=combos.get) if combos else None
         tt = test_s if name == "full" else degrade(test_s, name)
@@ -177,7 +182,7 @@ def users_supply(post, pop, test, n_stars: int, n_samples: int, threshold: float
         med = np.nanmedian(s[..., 0], axis=1)
         out["variants"][name] = {
             "calibration": {"n_stars": r["n_stars"], "n_prior_only": r["n_prior_only"],
-                            "max_coverage_error": float(max(v["max_coverage_error"] for v in r["overall"]["parameters"].values())),
+                            "max_coverage_error": worst_coverage_error(r["overall"]["parameters"]),
                             "by_parameter": {k: v["max_coverage_error"] for k, v in r["overall"]["parameters"].items()},
                             "noise_floor_p90": r["overall"]["noise_floor"]["all_parameters_p90"],
                             "worst_survey_combination": worst,
@@ -309,16 +314,12 @@ def structure_members(post, test_path, n_stars: int, n_samples: int, seed: int, 
     ok = (r["_status"] == "ok") & np.isfinite(r["_samples"][..., 0]).all(1)
     age = cal.accuracy(np.nanmedian(r["_samples"][ok, :, 0], 1), r["_truth"][ok, 0])
     params = r["overall"]["parameters"]
-
-    def worst(parameters):
-        return float(max(v["max_coverage_error"] for v in parameters.values()))
-
     return {"test_set": "test (held-out members of the named young structure as simulated), structure prior",
-            "n_stars": r["n_stars"], "max_coverage_error_all": worst(params),
+            "n_stars": r["n_stars"], "max_coverage_error_all": worst_coverage_error(params),
             "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")} for p, v in params.items()},
             "noise_floor": r["overall"]["noise_floor"],
             "by_survey_combination": {c: {"n_stars": b["n_stars"], "meets_min_group": b.get("meets_min_group"),
-                                          "max_coverage_error": worst(b["parameters"])}
+                                          "max_coverage_error": worst_coverage_error(b["parameters"])}
                                       for c, b in r["by_survey_combination"].items()},
             "log10_age_yr": age}
 
@@ -371,7 +372,7 @@ def run_validate(checkpoint, training_dir, out_json, figures_dir, train_cfg: Map
         out["parameters"][p].update({"median_abs_error": a["median_abs_error"], "bias": a["bias"],
                                      "accuracy_space": "log10" if p in ("initial_mass_msun", "distance_pc") else "linear",
                                      "accuracy_subset": "age < threshold" if p == "log10_age_yr" else "all"})
-    out["max_coverage_error_all"] = float(max(v["max_coverage_error"] for v in out["parameters"].values()))
+    out["max_coverage_error_all"] = worst_coverage_error(out["parameters"])
 
     ess = post.last_ess if post.last_ess is not None else np.full(len(truth), np.nan)
     described = post.describe()
@@ -411,9 +412,9 @@ def run_validate(checkpoint, training_dir, out_json, figures_dir, train_cfg: Map
                            "parameters": {p: {k: v[k] for k in ("max_coverage_error", "sbc_ks_pvalue")}
                                           for p, v in sim["overall"]["parameters"].items()},
                            "noise_floor": sim["overall"]["noise_floor"],
-                           "by_survey_combination": {c: {"n_stars": r["n_stars"], "max_coverage_error": max(
-                               v["max_coverage_error"] for v in r["parameters"].values())}
-                               for c, r in sim["by_survey_combination"].items()}}
+                           "by_survey_combination": {c: {"n_stars": r["n_stars"],
+                                                         "max_coverage_error": worst_coverage_error(r["parameters"])}
+                                                     for c, r in sim["by_survey_combination"].items()}}
     out["p_young"] = p_young_metrics(s_sim, s_pop, tr_t, st_t, w_t, young_age, p_pop, p_sim)
     log.info("validation: calibration and P(young) done, %.0f s", time.monotonic() - t0)
     # is P(young) a probability: expected vs found young stars in the unweighted population sample
