@@ -57,11 +57,12 @@ DEFAULTS = dict(
 INPUT_COLUMNS = ("source_id", "tile", "l", "b", "distance_pc", "log10_age_yr", "initial_mass_msun", "feh",
                  "teff_k", "logg", "log10_lum_lsun", "av_mag", "rv", "has_disk", "is_remnant")
 
-# slots of the per-tile random blocks (never renumber; spare slots for later additions)
-N_NORMAL, N_UNIFORM = 24, 24
+# slots of the per-tile random blocks (never renumber; spare slots for later additions). The normals from
+# N_NORMAL on are drawn after the uniforms, so that adding them left every earlier draw as it was.
+N_NORMAL, N_UNIFORM, N_NORMAL_LATE = 24, 24, 8
 ZS = dict(gaia=slice(0, 4), tmass=slice(4, 7), wise=slice(7, 11), lamost=slice(11, 16), disk_alpha=16,
           disk_rk=17, variability=18, halpha=slice(19, 21), lithium=21, gaia_transits=22,
-          field_variability=23)
+          field_variability=23, gaia_sigma=slice(24, 27))
 US = dict(gaia=slice(0, 3), tmass=slice(3, 6), wise=slice(6, 10), lamost=slice(10, 12), binary=12,
           binary_q=13, accretor=14, loss_gaia=15, loss_tmass=16, loss_wise=17, loss_lamost=18,
           field_variable=19)
@@ -113,9 +114,9 @@ def _check_inputs(pop: Mapping[str, np.ndarray], where: str) -> None:
 
 
 def _draws(seed: int, tile: np.ndarray, source_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-tile random blocks (N_NORMAL, N) normals and (N_UNIFORM, N) uniforms, float32."""
+    """Per-tile random blocks (N_NORMAL + N_NORMAL_LATE, N) normals and (N_UNIFORM, N) uniforms, float32."""
     n = tile.shape[0]
-    z = np.empty((N_NORMAL, n), np.float32)
+    z = np.empty((N_NORMAL + N_NORMAL_LATE, n), np.float32)
     u = np.empty((N_UNIFORM, n), np.float32)
     if n == 0:
         return z, u
@@ -128,8 +129,9 @@ def _draws(seed: int, tile: np.ndarray, source_id: np.ndarray) -> tuple[np.ndarr
         idx = order[s:e]
         if idx[-1] - idx[0] == e - s - 1 and np.all(np.diff(idx) == 1):
             idx = slice(int(idx[0]), int(idx[-1]) + 1)      # the usual case: rows already in order
-        z[:, idx] = rng.standard_normal((N_NORMAL, e - s), dtype=np.float32)
+        z[:N_NORMAL, idx] = rng.standard_normal((N_NORMAL, e - s), dtype=np.float32)
         u[:, idx] = rng.random((N_UNIFORM, e - s), dtype=np.float32)
+        z[N_NORMAL:, idx] = rng.standard_normal((N_NORMAL_LATE, e - s), dtype=np.float32)
     return z, u
 
 
@@ -234,7 +236,7 @@ def observe_population(pop: Mapping[str, np.ndarray], bc: BCGrid, isochrones=Non
     vg = var[:, :3] if var is not None else None
     g = gaia.observe(mags[:, :3], 1000.0 / dist.astype(np.float64), vg, z[ZS["gaia"]], u[US["gaia"]],
                      keep["gaia"], cfg["gaia"], z_transits=z[ZS["gaia_transits"]],
-                     sin_beta=gaia.sin_ecliptic_latitude(ra, dec))
+                     sin_beta=gaia.sin_ecliptic_latitude(ra, dec), z_sigma=z[ZS["gaia_sigma"]])
     t = tmass.observe(mags[:, 3:6], var[:, 3:6] if var is not None else None, z[ZS["tmass"]], u[US["tmass"]],
                       keep["tmass"], cfg["tmass"])
     w = wise.observe(mags[:, 6:10], np.asarray(pop["b"]), var[:, 6:10] if var is not None else None,
