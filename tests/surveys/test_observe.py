@@ -190,3 +190,16 @@ def test_empty_population_gives_empty_catalog(tmp_path, population, bc_grid, iso
     assert meta["n_rows"] == 0
     table = io.to_table(cols, io.CATALOG)
     assert table.num_rows == 0
+
+
+def test_late_normals_leave_the_earlier_draws_as_they_were():
+    """The normals from N_NORMAL on are drawn after the uniforms: every slot that existed before them keeps its
+    value (a catalog made before they were added differs only where they are used)."""
+    from ysocensus import sky
+    from ysocensus.surveys.observe import N_NORMAL, N_UNIFORM, _draws
+    tile = np.zeros(50, np.int64)
+    z, u = _draws(7, tile, np.arange(50, dtype=np.int64))
+    rng = sky.tile_rng(7, 0, "observe")
+    np.testing.assert_array_equal(z[:N_NORMAL], rng.standard_normal((N_NORMAL, 50), dtype=np.float32))
+    np.testing.assert_array_equal(u, rng.random((N_UNIFORM, 50), dtype=np.float32))
+    np.testing.assert_array_equal(z[N_NORMAL:], rng.standard_normal((z.shape[0] - N_NORMAL, 50), dtype=np.float32))
