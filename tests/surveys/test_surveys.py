@@ -234,3 +234,24 @@ def test_reported_gaia_sigma_scatters_independently_per_band_and_the_magnitude_n
     assert abs(np.corrcoef(foe[1], foe[2])[0, 1]) < 0.03
     np.testing.assert_array_equal(off["phot_g_mean_flux_over_error"], none["phot_g_mean_flux_over_error"])
     assert np.ptp(off["phot_g_mean_flux_over_error"]) == 0
+
+
+def test_gaia_parallax_sigma_follows_the_number_of_transits():
+    """σ_ϖ ∝ 1/sqrt(transits) about pygaia's sky-averaged DR3 curve, with the photometry's own transit count (so a
+    star near the ecliptic, 61 transits against the sky-average 81, has a σ_ϖ sqrt(81/61) larger); the parallax
+    noise is drawn with that σ; ``parallax_transits`` off: the curve at every star."""
+    n = 20_000
+    rng = np.random.default_rng(4)
+    mags = np.full((n, 3), 18.0, np.float32)
+    z = rng.standard_normal((4, n)).astype(np.float32)
+    zt = rng.standard_normal(n).astype(np.float32)
+    args = (mags, np.full(n, 2.0), None, z, np.zeros((3, n), np.float32), np.ones(n, bool))
+    on = gaia.observe(*args, z_transits=zt)
+    off = gaia.observe(*args, {"parallax_transits": False}, z_transits=zt)
+    transits = gaia.n_observations(zt)[:, 1]
+    curve = gaia.parallax_error(mags[:, 0])
+    np.testing.assert_allclose(on["parallax_error"], curve * np.sqrt(40.0 / transits), rtol=1e-5)
+    np.testing.assert_array_equal(off["parallax_error"], curve)
+    np.testing.assert_allclose((on["parallax"] - 2.0) / on["parallax_error"], z[3], atol=1e-4)
+    ecl = gaia.observe(*args, z_transits=np.zeros(n), sin_beta=np.zeros(n))["parallax_error"]
+    np.testing.assert_allclose(ecl / curve, np.sqrt(1 / gaia.scan_law_factor(0.0)), rtol=1e-5)

@@ -21,6 +21,12 @@ Upper Sco, Praesepe, Ruprecht 147) reports a σ ≈ 15 % larger than at the sky-
 over DR3's 34 months) at the sky-averaged count. The network sees the star's position, so it can tell a σ excess
 of the scanning law from one of variability.
 
+The parallax uncertainty averages down the same way: pygaia's curve is the sky average, for the median number of
+transits, and a star seen n times has σ_ϖ × sqrt(n_median / n) (``parallax_transits``; the astrometric solution's
+formal uncertainties follow the scanning law, Lindegren et al. 2021, A&A 649, A2). Without it σ_ϖ would be a fixed
+function of G, and a real σ_ϖ off that curve (a star near the ecliptic; a Gaia DR2 parallax, from 22 months instead
+of 34) would be a value never seen in training, rather than the less precise parallax it is.
+
 The reported uncertainty is itself an estimate: the sample standard deviation of the n epoch values, which scatters
 about the true one as sqrt(χ²_{n−1} / (n − 1)), independently in G, BP and RP (``sigma_sampling``). Without it the
 three σ of a constant star would move together exactly, set by one number of transits, and any difference between
@@ -68,7 +74,7 @@ DEFAULTS = dict(g_bright=3.0, g_faint=20.9, g_faint_width=0.12,
                 n_transits_median=40.0, n_transits_sigma_ln=0.256, n_transits_range=(10.0, 250.0),
                 scan_law=True,
                 ccd_per_transit=N_REFERENCE["g"] / N_REFERENCE["bp"],  # the median star gets pygaia's σ
-                sigma_sampling=True)
+                sigma_sampling=True, parallax_transits=True)
 #: pygaia's names of the bands of io.GAIA_BANDS, in that order
 BANDS = ("g", "bp", "rp")
 
@@ -164,6 +170,8 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
         foe = np.float32(1.0) / (reported * np.float32(np.log(10.0) / 2.5))
         out[foe_name] = np.where(have, foe, np.nan).astype(np.float32)
     sig_plx = parallax_error(g)
+    if p["parallax_transits"]:
+        sig_plx = sig_plx * np.sqrt(p["n_transits_median"] / n_obs[:, 1]).astype(np.float32)
     out["parallax"] = np.where(has_plx, parallax_true + sig_plx.astype(np.float64) * z[3], np.nan)
     out["parallax_error"] = np.where(has_plx, sig_plx, np.nan).astype(np.float32)
     out["detected"] = det
