@@ -415,17 +415,9 @@ def score(table: pd.DataFrame, young_threshold_myr: float = 50.0, score_column: 
     metrics ``distance_pc_q50``; ``ess`` and ``conditioning`` are summarised when present.
     """
     t = table.reset_index(drop=True)
-    status = t["status"].astype(str).to_numpy()
-    ok = status == "ok"
-    lab = labels(t["age_myr"], young_threshold_myr, t["group"].astype(str), calibration_groups)
-    p = _num(t, score_column)
-    log_age_true = np.log10(_num(t, "age_myr") * 1e6)
-    q50 = _num(t, age_column)
-    q16, q84 = _num(t, "log10_age_yr_q16"), _num(t, "log10_age_yr_q84")
-    dlog = np.abs(q50 - log_age_true)
-    inside = (q16 <= log_age_true) & (log_age_true <= q84)
-    young, old = ok & (lab == "young"), ok & (lab == "old")
-    has_interval = np.isfinite(q16) & np.isfinite(q84) & np.isfinite(log_age_true)
+    h = _headline_arrays(t, young_threshold_myr, calibration_groups, score_column, age_column)
+    status, ok, lab, p, q50 = h["status"], h["ok"], h["label"], h["p"], h["q50"]
+    dlog, inside, has_interval, young, old = h["dlog"], h["inside"], h["has_interval"], h["young"], h["old"]
     plx = _num(t, "parallax")
     with np.errstate(divide="ignore", invalid="ignore"):
         d_plx = np.where(plx > 0, 1000.0 / plx, np.nan)
@@ -437,11 +429,7 @@ def score(table: pd.DataFrame, young_threshold_myr: float = 50.0, score_column: 
         "n_young": int(young.sum()), "n_old": int(old.sum()),
         "n_unlabelled": int((ok & (lab == "unlabelled")).sum()),
         "n_calibration": int((ok & (lab == "calibration")).sum()),
-        "auc_p_young": auc(p[young], p[old]),
-        "young_called_young": _frac(p[young] >= 0.5),
-        "old_called_young": _frac(p[old] >= 0.5),
-        "median_abs_dlog_age": _median(dlog[young]),
-        "age_inside_16_84": _frac(inside[young & has_interval]) if (young & has_interval).any() else None,
+        **_headline(h, np.flatnonzero(young), np.flatnonzero(old)),
         "median_p_young_young": _median(p[young]),
         "median_p_young_old": _median(p[old]),
     }
@@ -532,16 +520,19 @@ def compare_variants(with_sigma: Mapping, without: Mapping, intervals: Mapping |
     return out
 
 
-def _headline_arrays(table: pd.DataFrame, young_threshold_myr: float, calibration_groups: Sequence[str]) -> dict:
-    """Per-member arrays behind :func:`score`'s headline metrics (index order)."""
-    t = table.sort_index()
-    ok = t["status"].astype(str).to_numpy() == "ok"
-    lab = labels(t["age_myr"], young_threshold_myr, t["group"].astype(str), calibration_groups)
-    log_age_true = np.log10(_num(t, "age_myr") * 1e6)
-    q16, q84 = _num(t, "log10_age_yr_q16"), _num(t, "log10_age_yr_q84")
-    return {"index": t.index.to_numpy(), "young": ok & (lab == "young"), "old": ok & (lab == "old"),
-            "p": _num(t, "p_young"), "dlog": np.abs(_num(t, "log10_age_yr_q50") - log_age_true),
-            "inside": (q16 <= log_age_true) & (log_age_true <= q84),
+def _headline_arrays(table: pd.DataFrame, young_threshold_myr: float, calibration_groups: Sequence[str],
+                     score_column: str = "p_young", age_column: str = "log10_age_yr_q50") -> dict:
+    """Per-member arrays (the table's row order) behind :func:`score`'s metrics: status, label, P(young), median
+    age, |Δ log age|, whether the literature age is inside the 16–84 % interval and whether there is one."""
+    status = table["status"].astype(str).to_numpy()
+    ok = status == "ok"
+    lab = labels(table["age_myr"], young_threshold_myr, table["group"].astype(str), calibration_groups)
+    log_age_true = np.log10(_num(table, "age_myr") * 1e6)
+    q50 = _num(table, age_column)
+    q16, q84 = _num(table, "log10_age_yr_q16"), _num(table, "log10_age_yr_q84")
+    return {"index": table.index.to_numpy(), "status": status, "ok": ok, "label": lab,
+            "young": ok & (lab == "young"), "old": ok & (lab == "old"), "p": _num(table, score_column), "q50": q50,
+            "dlog": np.abs(q50 - log_age_true), "inside": (q16 <= log_age_true) & (log_age_true <= q84),
             "has_interval": np.isfinite(q16) & np.isfinite(q84) & np.isfinite(log_age_true)}
 
 
@@ -560,8 +551,8 @@ def paired_bootstrap(with_sigma: pd.DataFrame, without: pd.DataFrame, young_thre
     with replacement, young and old apart, the same draw for both tables (the same stars): how far the comparison
     moves with the sample of stars alone. Both tables hold the same members (index); a star scored in one and not
     the other (status) counts where it is scored."""
-    a = _headline_arrays(with_sigma, young_threshold_myr, calibration_groups)
-    b = _headline_arrays(without, young_threshold_myr, calibration_groups)
+    a = _headline_arrays(with_sigma.sort_index(), young_threshold_myr, calibration_groups)
+    b = _headline_arrays(without.sort_index(), young_threshold_myr, calibration_groups)
     if not np.array_equal(a["index"], b["index"]):
         raise ValueError("paired_bootstrap: the two variants do not hold the same members")
     young = np.flatnonzero(a["young"] | b["young"])
