@@ -183,6 +183,13 @@ def test_catalog_has_only_the_columns_a_source_provides(tmp_path):
     oph = real.catalog_frame(real.read_members(_file("rhoOph_Canovas2019_gaiadr2.csv")), "no_sigma")
     assert not set(real.SIGMA_COLUMNS) & set(oph.columns)
     assert {"j_m", "w1mpro"} <= set(oph.columns)
+    # without Gaia's σ only: the three mean-flux errors and parallax_error go, 2MASS's and AllWISE's stay
+    cra = real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))
+    full, no_gaia = real.catalog_frame(cra), real.catalog_frame(cra, "no_gaia_sigma")
+    assert set(real.GAIA_SIGMA_COLUMNS) == {*io.GAIA_FLUX_OVER_ERROR, "parallax_error"}
+    assert set(full.columns) - set(no_gaia.columns) == set(real.GAIA_SIGMA_COLUMNS) & set(full.columns)
+    assert {"ks_msigcom", "w1sigmpro"} <= set(no_gaia.columns)
+    pd.testing.assert_frame_equal(no_gaia, full[no_gaia.columns.tolist()])
     # Parquet keeps the absent columns absent and writes missing values as null
     path = real.write_catalog(real.catalog_frame(real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))),
                               tmp_path / "cra.parquet")
@@ -287,6 +294,8 @@ def test_targets_and_variant_comparison():
                               {"auc_p_young": 0.8, "median_abs_dlog_age": 0.2})
     assert c["auc_p_young"]["at_least_as_good"] is True
     assert c["median_abs_dlog_age"]["at_least_as_good"] is False
+    c = real.compare_variants({"auc_p_young": 0.9}, {"auc_p_young": 0.95}, without_name="no_gaia_sigma")
+    assert c["auc_p_young"] == {"as_published": 0.9, "no_gaia_sigma": 0.95, "at_least_as_good": False}
 
 
 
@@ -387,8 +396,9 @@ def test_run_real_validation_through_the_driver(tmp_path):
     out = real.run_real_validation(None, tmp_path / "real.json", tmp_path / "fig", n_samples=8, seed=1,
                                    files=files, sampler=sampler)
     saved = json.loads((tmp_path / "real.json").read_text())
-    assert saved["variants"].keys() == {"as_published", "no_sigma"}
-    for key in ("definitions", "files", "sigma_vs_no_sigma", "sagitta", "figures", "label_revisions"):
+    assert saved["variants"].keys() == {"as_published", "no_sigma", "no_gaia_sigma"}
+    for key in ("definitions", "files", "sigma_vs_no_sigma", "gaia_sigma_vs_no_gaia_sigma", "sagitta", "figures",
+                "label_revisions"):
         assert key in saved
     pub, bare = saved["variants"]["as_published"], saved["variants"]["no_sigma"]
     assert pub["under_file_labels"] is None          # no revised group (rho Oph) among these files
@@ -477,7 +487,7 @@ def test_run_rule_takes_the_schema_defaults_and_loads_the_model_as_the_cli_does(
 
     config = validate_config({}, schema_path("config"))
     section = dict(config["validate_real"], n_samples=4, sagitta=False)
-    assert section["variants"] == ["as_published", "no_sigma"]
+    assert section["variants"] == ["as_published", "no_sigma", "no_gaia_sigma"]
     seen = {}
 
     def load(path, **kw):
