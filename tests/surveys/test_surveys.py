@@ -80,8 +80,8 @@ def test_tmass_ks_completeness_and_errors():
     assert det[k > 15.8].mean() < 0.05
     assert det[k < 13.5].all()
     err = out["ks_msigcom"]
-    order = np.argsort(k[det])
-    assert np.all(np.diff(err[det][order]) >= -1e-6)          # errors grow towards the limit
+    order = np.argsort(out["ks_m"][det])
+    assert np.all(np.diff(err[det][order]) >= -1e-6)          # errors grow towards the limit (measured magnitude)
     assert 0.08 < np.median(err[det & near]) < 0.14           # ≈ 10σ at the limit
     assert np.median(err[det & (k < 10)]) < 0.03
     assert np.all(np.isnan(out["ks_msigcom"][~det]))          # null, never a sentinel
@@ -99,6 +99,32 @@ def test_wise_w1_w2_deep_w3_w4_shallow_and_plane_penalty():
     frac = {b: np.isfinite(out[f"{b}mpro"]).mean() for b in ("w1", "w2", "w3", "w4")}
     assert frac["w1"] > frac["w2"] > frac["w3"] > frac["w4"]
     assert np.isfinite(out["w1mpro"][w < 15]).all() and np.isfinite(out["w1mpro"][w < 16]).mean() > 0.98
+
+
+def test_tmass_and_wise_sigma_is_the_error_of_the_measured_magnitude():
+    """The PSC's msigcom and AllWISE's sigmpro are computed from the measured flux, so the catalog's σ is the error
+    model at the measured magnitude; the noise is drawn with the error at the true one (pulls against the truth stay
+    unit normal). At the true magnitude (``sigma_from_measured`` off) a faint star's σ would give its true magnitude
+    exactly: a measurement brighter than the truth would report the larger σ of the true magnitude."""
+    n = 50_000
+    rng = np.random.default_rng(7)
+    k = rng.uniform(12.0, 15.0, n)
+    mags = np.stack([k + 0.8, k + 0.15, k], 1).astype(np.float32)
+    z, u, keep = rng.standard_normal((3, n)).astype(np.float32), np.zeros((3, n), np.float32), np.ones(n, bool)
+    on, off = tmass.observe(mags, None, z, u, keep), tmass.observe(mags, None, z, u, keep, {"sigma_from_measured": False})
+    np.testing.assert_array_equal(on["ks_m"], off["ks_m"])                  # the same measurements
+    np.testing.assert_allclose(on["ks_msigcom"], tmass.magnitude_error("ks", on["ks_m"]), rtol=1e-6)
+    np.testing.assert_allclose(off["ks_msigcom"], tmass.magnitude_error("ks", mags[:, 2]), rtol=1e-6)
+    assert abs(np.std((on["ks_m"] - mags[:, 2]) / off["ks_msigcom"]) - 1.0) < 0.02
+    bright = on["ks_m"] < mags[:, 2]
+    assert np.all(on["ks_msigcom"][bright] <= off["ks_msigcom"][bright] + 1e-7)
+    w = rng.uniform(8.0, 11.5, n)
+    wm = np.stack([w + 5.0, w + 4.5, w, w - 1.0], 1).astype(np.float32)
+    zw, b = rng.standard_normal((4, n)).astype(np.float32), np.full(n, 30.0)
+    won = wise.observe(wm, b, None, zw, np.zeros((4, n), np.float32), keep)
+    np.testing.assert_allclose(won["w3sigmpro"], wise.magnitude_error("w3", won["w3mpro"], b), rtol=1e-6)
+    woff = wise.observe(wm, b, None, zw, np.zeros((4, n), np.float32), keep, {"sigma_from_measured": False})
+    np.testing.assert_allclose(woff["w3sigmpro"], wise.magnitude_error("w3", wm[:, 2], b), rtol=1e-6)
 
 
 def test_lamost_footprint_magnitude_range_and_labels():
@@ -255,3 +281,9 @@ def test_gaia_parallax_sigma_follows_the_number_of_transits():
     np.testing.assert_allclose((on["parallax"] - 2.0) / on["parallax_error"], z[3], atol=1e-4)
     ecl = gaia.observe(*args, z_transits=np.zeros(n), sin_beta=np.zeros(n))["parallax_error"]
     np.testing.assert_allclose(ecl / curve, np.sqrt(1 / gaia.scan_law_factor(0.0)), rtol=1e-5)
+    # a longer release (more transits at the median) shrinks σ_ϖ with the photometric σ, about DR3's own count
+    longer = {"n_transits_median": 66.0}
+    more = gaia.observe(*args, longer, z_transits=zt)
+    ratio = np.sqrt(gaia.N_REFERENCE["bp"] / gaia.n_observations(zt, longer)[:, 1])
+    np.testing.assert_allclose(more["parallax_error"], curve * ratio, rtol=1e-5)
+    assert np.median(more["parallax_error"] / on["parallax_error"]) == pytest.approx(np.sqrt(40.0 / 66.0), rel=1e-4)

@@ -21,11 +21,13 @@ Upper Sco, Praesepe, Ruprecht 147) reports a σ ≈ 15 % larger than at the sky-
 over DR3's 34 months) at the sky-averaged count. The network sees the star's position, so it can tell a σ excess
 of the scanning law from one of variability.
 
-The parallax uncertainty averages down the same way: pygaia's curve is the sky average, for the median number of
-transits, and a star seen n times has σ_ϖ × sqrt(n_median / n) (``parallax_transits``; the astrometric solution's
-formal uncertainties follow the scanning law, Lindegren et al. 2021, A&A 649, A2). Without it σ_ϖ would be a fixed
-function of G, and a real σ_ϖ off that curve (a star near the ecliptic; a Gaia DR2 parallax, from 22 months instead
-of 34) would be a value never seen in training, rather than the less precise parallax it is.
+The parallax uncertainty averages down the same way: pygaia's curve is the sky average, for DR3's median number of
+transits (``N_REFERENCE["bp"]``, as the photometry's), and a star seen n times has σ_ϖ × sqrt(N_REFERENCE / n)
+(``parallax_transits``; the astrometric solution's formal uncertainties follow the scanning law, Lindegren et al.
+2021, A&A 649, A2), so a config with a longer release's ``n_transits_median`` shrinks σ_ϖ with the photometric σ
+(only by the number of transits: the longer baseline's gain for the parallax is not modelled). Without it σ_ϖ would
+be a fixed function of G, and a real σ_ϖ off that curve (a star near the ecliptic; a Gaia DR2 parallax, from 22
+months instead of 34) would be a value never seen in training, rather than the less precise parallax it is.
 
 The reported uncertainty is itself an estimate: the sample standard deviation of the n epoch values, which scatters
 about the true one as sqrt(χ²_{n−1} / (n − 1)), independently in G, BP and RP (``sigma_sampling``). Without it the
@@ -171,7 +173,7 @@ def observe(true_mags: np.ndarray, parallax_true: np.ndarray, var_sigma: np.ndar
         out[foe_name] = np.where(have, foe, np.nan).astype(np.float32)
     sig_plx = parallax_error(g)
     if p["parallax_transits"]:
-        sig_plx = sig_plx * np.sqrt(p["n_transits_median"] / n_obs[:, 1]).astype(np.float32)
+        sig_plx = sig_plx * np.sqrt(N_REFERENCE["bp"] / n_obs[:, 1]).astype(np.float32)
     out["parallax"] = np.where(has_plx, parallax_true + sig_plx.astype(np.float64) * z[3], np.nan)
     out["parallax_error"] = np.where(has_plx, sig_plx, np.nan).astype(np.float32)
     out["detected"] = det

@@ -14,6 +14,11 @@ upper limit there, not a magnitude). The source itself is in the PSC when at lea
 detected. Single epoch: variability moves the magnitude at full amplitude, but the reported ``*_msigcom``
 is the measurement's own error (photon noise, flat-fielding, zero point; Cutri et al. 2003 §IV.4) and does
 not know about it.
+
+The noise is drawn with the uncertainty at the star's true magnitude, but the catalog's ``*_msigcom`` is computed
+from what was measured (the profile-fit flux and its photon noise against the measured background), so it is the
+uncertainty at the *measured* magnitude (``sigma_from_measured``). Reported at the true magnitude, a faint star's
+σ would be an exact, noise-free function of its true brightness, which no real catalog gives.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from ysocensus import io
 from ysocensus.surveys.selection import background_limited_error, detection_probability, m50_from_limit
 
 DEFAULTS = dict(limits={"j": 15.8, "h": 15.1, "ks": 14.3}, completeness_at_limit=0.99, width=0.15,
-                error_floor=0.022, saturation={"j": 4.0, "h": 4.0, "ks": 3.5}, saturated_error=0.2)
+                error_floor=0.022, saturation={"j": 4.0, "h": 4.0, "ks": 3.5}, saturated_error=0.2,
+                sigma_from_measured=True)
 _BANDS = ("j", "h", "ks")
 #: catalog columns of the bands (``_BANDS`` order) and of their uncertainties, as in ``io``
 NAMES = io.TMASS_BANDS
@@ -55,8 +61,10 @@ def observe(true_mags: np.ndarray, var_sigma: np.ndarray | None, z: np.ndarray, 
         det = keep & (u[j] < detection_probability(true_mags[:, j], m50, p["width"]))
         sig = magnitude_error(band, true_mags[:, j], p).astype(np.float32)
         scatter = sig if var_sigma is None else np.sqrt(sig**2 + var_sigma[:, j] ** 2)
-        out[NAMES[j]] = np.where(det, true_mags[:, j] + scatter * z[j], np.nan).astype(np.float32)
-        out[ERRORS[j]] = np.where(det, sig, np.nan).astype(np.float32)
+        mag = np.where(det, true_mags[:, j] + scatter * z[j], np.nan).astype(np.float32)
+        reported = magnitude_error(band, mag, p) if p["sigma_from_measured"] else sig
+        out[NAMES[j]] = mag
+        out[ERRORS[j]] = np.where(det, reported, np.nan).astype(np.float32)
         any_det |= det
     out["detected"] = any_det
     return out

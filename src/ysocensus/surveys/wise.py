@@ -17,7 +17,9 @@ here the magnitude itself is null). The source is in the catalog when at least o
 detected. The w?mpro of AllWISE fits all single exposures of (mostly) two epochs ~6 months apart,
 so variability moves the magnitude by σ_var / sqrt(2); the reported ``w?sigmpro`` is the profile-fit
 measurement error and carries no variability term (Cutri et al. 2013, §II.1.c; variability is flagged
-separately in ``var_flg``).
+separately in ``var_flg``). It is the error of the measured flux, so it is taken at the measured magnitude, while
+the noise is drawn with the error at the true one (``sigma_from_measured``; as ``surveys.tmass``): at the true
+magnitude a faint star's σ would tell its true brightness exactly.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ysocensus.surveys.selection import background_limited_error, detection_prob
 DEFAULTS = dict(limits={"w1": 16.9, "w2": 16.0, "w3": 11.5, "w4": 8.0}, width=0.2,
                 error_floor={"w1": 0.022, "w2": 0.022, "w3": 0.03, "w4": 0.05},
                 saturation={"w1": 8.0, "w2": 6.7, "w3": 3.8, "w4": -0.4}, saturated_error=0.05,
-                plane_loss_mag=1.5, plane_scale_deg=5.0, n_epochs=2)
+                plane_loss_mag=1.5, plane_scale_deg=5.0, n_epochs=2, sigma_from_measured=True)
 _BANDS = ("w1", "w2", "w3", "w4")
 #: catalog columns of the bands (``_BANDS`` order) and of their uncertainties, as in ``io``
 NAMES = io.WISE_BANDS
@@ -70,8 +72,10 @@ def observe(true_mags: np.ndarray, b_deg: np.ndarray, var_sigma: np.ndarray | No
         det = keep & (u[j] < detection_probability(true_mags[:, j], limit(band, b_deg, p), p["width"]))
         sig = magnitude_error(band, true_mags[:, j], b_deg, p).astype(np.float32)
         scatter = sig if var_sigma is None else np.sqrt(sig**2 + var_sigma[:, j] ** 2 / np.float32(p["n_epochs"]))
-        out[NAMES[j]] = np.where(det, true_mags[:, j] + scatter * z[j], np.nan).astype(np.float32)
-        out[ERRORS[j]] = np.where(det, sig, np.nan).astype(np.float32)
+        mag = np.where(det, true_mags[:, j] + scatter * z[j], np.nan).astype(np.float32)
+        reported = magnitude_error(band, mag, b_deg, p) if p["sigma_from_measured"] else sig
+        out[NAMES[j]] = mag
+        out[ERRORS[j]] = np.where(det, reported, np.nan).astype(np.float32)
         any_det |= det
     out["detected"] = any_det
     return out
