@@ -152,7 +152,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--ensemble", choices=("mixture", "consensus"), default=None,
                     help="for an ensemble's checkpoint: its mixture or its consensus (default: the model's own)")
     ap.add_argument("--catalog", nargs="*", default=None, help="catalog Parquet files (default results/catalog)")
-    ap.add_argument("--memory-rows", type=int, default=1_000_000)
+    ap.add_argument("--memory-rows", type=int, default=1_000_000,
+                    help="rows of the tile whose memory is measured (0: skip)")
     ap.add_argument("--memory-seconds", type=float, default=150.0)
     ap.add_argument("--memory-batch-size", type=int, default=1024,
                     help="batch size of the 1M-row run (small, so that several batches pass in the window)")
@@ -182,10 +183,12 @@ def main(argv=None) -> dict:
         assert read_report(work / "post.parquet")["rows"] == sub.num_rows
         rate = sub.num_rows / wall
         driver_s = wall - sampler.seconds
-        memory = memory_of_tile(model, full, work, args.memory_rows, args.memory_seconds, args.threads,
-                                args.memory_batch_size, args.ensemble)
-        memory["rows_processed_estimate"] = int(min(args.memory_rows, rate * memory["seconds_observed"]))
-        memory["full_tile_hours_at_measured_rate"] = round(args.memory_rows / rate / 3600, 2)
+        memory = {"rows": 0, "note": "not measured (--memory-rows 0)"}
+        if args.memory_rows > 0:
+            memory = memory_of_tile(model, full, work, args.memory_rows, args.memory_seconds, args.threads,
+                                    args.memory_batch_size, args.ensemble)
+            memory["rows_processed_estimate"] = int(min(args.memory_rows, rate * memory["seconds_observed"]))
+            memory["full_tile_hours_at_measured_rate"] = round(args.memory_rows / rate / 3600, 2)
     per_core = rate / args.threads
     scaling = {"stars": 1e9, "assumption": f"throughput linear in cores (one infer job per core group, "
                                            f"{args.cores_per_node} cores per node), I/O not limiting",
