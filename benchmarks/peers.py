@@ -7,7 +7,7 @@ details) and results/benchmarks/peers/peers_summary.png, and prints the table. T
 Needs the training set (results/training/, rule training_set), the stellar models and dust
 (results/models/isochrones.npz, bc_grid.npz, results/dust/dust.npz) and, for our model's row, the
 trained model results/model/model.ckpt (without it the row reads "not run: no model" and the peers still run).
-Optional packages (extras ``peers``): ``sagitta`` (pip install --no-deps sagitta), ``zuko``, ``scikit-learn``.
+Optional packages (extras ``peers``): ``sagitta``, ``zuko``, ``scikit-learn``.
 
 Usage: python benchmarks/peers.py [--configfile config/config.yaml] [--n-test 2000] [--n-calibration 1500]
        [--n-grid 12] [--n-c2st-samples 256] [--npe-minutes 7] [--threads 2] [--reuse-npe]

@@ -1,4 +1,4 @@
-"""Sagitta (McBride et al. 2021, AJ 162, 282; ``pip install --no-deps sagitta``) on our catalog columns.
+"""Sagitta (McBride et al. 2021, AJ 162, 282; the ``test`` and ``peers`` extras install it) on our catalog columns.
 
 Sagitta is three small 1-D CNNs trained on real Gaia DR2/EDR3 + 2MASS data: an A_V network on
 (l, b, parallax), a pre-main-sequence classifier and an age regressor on (parallax, A_V, G, BP, RP, J, H, K).
@@ -151,5 +151,5 @@ def available() -> str | None:
     try:
         import sagitta.model_code  # noqa: F401
     except Exception as exc:  # pragma: no cover - depends on the environment
-        return f"sagitta not importable ({type(exc).__name__}: {exc}); pip install --no-deps sagitta"
+        return f"sagitta not importable ({type(exc).__name__}: {exc}); pip install -e \".[peers]\""
     return None
