@@ -93,6 +93,9 @@ def test_checkpoint_roundtrip_mismatch_and_corruption(tmp_path):
     net2, stats, cfg2, _ = load_checkpoint(p, cfg)
     for a, b in zip(net.state_dict().values(), net2.state_dict().values()):
         assert torch.equal(a, b)
+    # the same model is the same bytes, whatever the temporary file it was written through was called
+    save_checkpoint(tmp_path / "again.ckpt", net, Normalisation(), cfg)
+    assert (tmp_path / "again.ckpt").read_bytes() == p.read_bytes()
     assert load(p, expected_config=cfg).n_steps == cfg["sampling"]["n_steps"]
     # sampling settings are not part of the fingerprint, and the caller's config decides them
     resampled = merge({"anchors": {"enabled": False}, "network": CFG.to_dict(),

@@ -84,8 +84,8 @@ class NPEPosterior:
     def save(self, path) -> None:
         from ysocensus import io
 
-        with io.atomic_path(path) as tmp:
-            torch.save({"state_dict": self.flow.state_dict(), "stats": self.stats.to_dict(), "info": self.info}, tmp)
+        with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a handle: the zip's root is not the temporary name
+            torch.save({"state_dict": self.flow.state_dict(), "stats": self.stats.to_dict(), "info": self.info}, fh)
 
     @classmethod
     def load(cls, path) -> "NPEPosterior":

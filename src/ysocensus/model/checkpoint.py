@@ -119,8 +119,14 @@ def save_checkpoint(path, net: FlowTransformer, stats: Normalisation, model_conf
         "extra": json.dumps(dict(extra or {}), sort_keys=True, default=float),
         "map_revision": MAP_REVISION,
     }
-    with io.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    _save(payload, path)
+
+
+def _save(payload: Mapping, path) -> None:
+    """torch.save through a file handle, atomically: given a path, torch names the zip's root folder after the file, and
+    the temporary file's random name would make the same model different bytes from run to run."""
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def _diff(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
@@ -233,8 +239,7 @@ def save_ensemble(path, member_paths) -> None:
     payload = dict(payloads[0])
     if len(payloads) > 1:
         payload[ENSEMBLE_KEY] = payloads[1:]
-    with io.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    _save(payload, path)
 
 
 def _prior_ratio(path, entry):
