@@ -49,7 +49,6 @@ from ysocensus.model.priors import STRUCTURE
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("as_published", "no_sigma", "no_gaia_sigma")
 #: the literature-side columns every shipped file must have
 REQUIRED_COLUMNS = ("source_id", "ra", "dec", "parallax", "phot_g_mean_mag", "phot_bp_mean_mag",
                     "phot_rp_mean_mag", "group", "age_myr")
@@ -80,8 +79,9 @@ SIGMA_COLUMNS = tuple(ERROR_OF.values())
 GAIA_SIGMA_COLUMNS = tuple(ERROR_OF[c] for c in io.GAIA_BANDS + ("parallax",))
 #: the comparisons of the as_published variant against a variant without σ: JSON key → that variant
 SIGMA_COMPARISONS = {"sigma_vs_no_sigma": "no_sigma", "gaia_sigma_vs_no_gaia_sigma": "no_gaia_sigma"}
-#: the columns each variant (``VARIANTS``) drops from what the literature gives
+#: the input variants and the columns each drops from what the literature gives
 VARIANT_DROPS = {"as_published": (), "no_sigma": SIGMA_COLUMNS, "no_gaia_sigma": GAIA_SIGMA_COLUMNS}
+VARIANTS = tuple(VARIANT_DROPS)
 
 DEFINITIONS = {
     "young": "a member whose literature group age age_myr < young_threshold_myr",
