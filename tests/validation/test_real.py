@@ -75,13 +75,42 @@ def test_a_revised_group_age_keeps_the_files_own_beside_it():
     oph = real.read_members(_file("rhoOph_Canovas2019_gaiadr2.csv"))
     assert (oph["age_myr"] == 3.2).all() and (oph["age_myr_lo"] == 2.0).all() and (oph["age_myr_hi"] == 5.0).all()
     assert (oph["age_myr_file"] == 2.0).all() and (oph["age_myr_lo_file"] == 0.3).all()
-    cra = real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))
-    assert (cra["age_myr"] == cra["age_myr_file"]).all()
     rows = real.label_revisions()
-    assert [(r["file"], r["group"]) for r in rows] == [("rhoOph_Canovas2019_gaiadr2.csv", "rho Oph")]
+    assert [(r["file"], r["group"]) for r in rows if "split_into" not in r] == [
+        ("rhoOph_Canovas2019_gaiadr2.csv", "rho Oph")]
     assert "Wilking" in rows[0]["why"]
     with pytest.raises(ValueError, match="x.csv.*'nobody'"):
         real.revise_labels(oph, "x.csv", {("x.csv", "nobody"): (1.0, 0.5, 2.0, "test")})
+
+
+def test_corona_australis_is_split_into_its_two_literature_populations():
+    """Esplin & Luhman (2022) describe a younger population partly embedded in the cloud and an older one around and
+    beyond it; Galli et al. (2020) count the off-cloud one twice as numerous. The on-cloud members keep the file's
+    4-5 Myr (Gennaro et al. 2012); the off-cloud ones take Upper CrA's 6.7 Myr (Rigliaco et al. 2025), the age of
+    the simulator's ``ucra`` row (``real.POPULATION_SPLITS``)."""
+    from ysocensus.galaxy.young import literature_associations
+
+    ucra = next(r for r in literature_associations() if r["name"] == "ucra")
+    cra = real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))
+    assert len(cra) == YOUNG_FILES["CrA_EsplinLuhman2022_gaiaedr3.csv"]
+    assert (cra["group_file"] == "Corona Australis").all() and (cra["age_myr_file"] == 4.5).all()
+    on, off = (cra[cra["group"] == g] for g in ("Corona Australis on-cloud", "Upper Corona Australis"))
+    assert len(on) + len(off) == len(cra)
+    assert (on["age_myr"] == 4.5).all() and (on["age_myr_lo"] == 4.0).all()
+    assert (off["age_myr"] == ucra["age_myr"]).all() and (off["age_myr_hi"] == ucra["age_max_myr"]).all()
+    # off-cloud about twice the on-cloud count, and the on-cloud members the ones near the Coronet (R CrA)
+    assert 1.2 < len(off) / len(on) < 2.5
+    coronet = real._unit_vector(285.47, -36.95)
+    sep = lambda t: np.degrees(np.arccos(np.clip(real._unit_vector(t["ra"], t["dec"]) @ coronet, -1, 1)))
+    assert np.median(sep(on)) < 1.0 < np.median(sep(off))
+    split = [r for r in real.label_revisions() if "split_into" in r]
+    assert [p["group"] for p in split[0]["split_into"]] == ["Corona Australis on-cloud", "Upper Corona Australis"]
+    assert split[0]["split_into"][0]["age_myr"] is None and "Rigliaco" in split[0]["why"]
+    # a split naming a group the file lacks fails naming both
+    with pytest.raises(ValueError, match="x.csv.*'nobody'"):
+        real.split_populations(cra, "x.csv", {("x.csv", "nobody"): ((("a", "ucra", None),), "test")})
+    with pytest.raises(ValueError, match="no structure"):
+        real.population_densities([285.0], [-37.0], ["atlantis"])
 
 
 def test_the_files_own_labels_are_scored_beside_the_revised_ones():
@@ -401,10 +430,12 @@ def test_run_real_validation_through_the_driver(tmp_path):
                 "label_revisions"):
         assert key in saved
     pub, bare = saved["variants"]["as_published"], saved["variants"]["no_sigma"]
-    assert pub["under_file_labels"] is None          # no revised group (rho Oph) among these files
+    # Corona Australis split into its on-cloud and off-cloud populations: the file's single label scored beside
+    assert set(pub["under_file_labels"]) == set(real.TARGETS)
     assert pub["n_rows"] == 26 + 378 + 12
     assert pub["n_old"] == 12 and pub["n_young"] == pub["status"]["ok"] - 12
-    assert set(pub["groups"]) == {"beta Pictoris MG", "Corona Australis", "Hyades"}
+    assert set(pub["groups"]) == {"beta Pictoris MG", "Corona Australis on-cloud", "Upper Corona Australis",
+                                  "Hyades"}
     assert pub["old_called_young"] == 0.0 and pub["auc_p_young"] > 0.5
     for name in ("auc_p_young", "young_called_young", "median_abs_dlog_age", "age_inside_16_84"):
         assert name in pub["targets"]

@@ -20,7 +20,10 @@ Variants of the input columns (``VARIANTS``):
 
 Labels: a row is *young* when its group age ``age_myr`` is below ``young_threshold_myr``, and *old* when
 it is at or above the threshold. Rows without a literature age are *unlabelled*: they are inferred and
-listed per group, but they take no part in the young/old metrics. Only rows with ``status == "ok"`` enter
+listed per group, but they take no part in the young/old metrics. A group age is revised only where the literature
+says the file's label belongs to another population (``LABEL_REVISIONS``), and a group is split where the literature
+finds two populations of different ages under one label (``POPULATION_SPLITS``); the files' own labels are scored
+beside. Only rows with ``status == "ok"`` enter
 the metrics. Every other status is counted, but not scored.
 
 Nothing here imports Lightning or torch. The model is loaded only by :func:`run_real_validation` when no
@@ -112,7 +115,10 @@ DEFINITIONS = {
                 "no_gaia_sigma: Gaia's uncertainties removed (mean-flux errors and parallax_error), 2MASS's and "
                 "AllWISE's kept",
     "label_revisions": "group ages the validation adopts in place of a shipped file's (LABEL_REVISIONS, with the "
-                       "literature reason); the file's own values are kept and scored beside them",
+                       "literature reason), and groups it splits into their literature populations (POPULATION_SPLITS: "
+                       "split_into, each member to the population whose simulated structure is densest on the sky at "
+                       "its position; age null where the file's is kept); the file's own values are kept and scored "
+                       "beside them",
     "under_file_labels": "per variant: the four TARGETS metrics with the files' own group ages (null when no label "
                          "is revised)",
     "age_scale": "per young group: the literature log10 age, the median flat-prior best fit of each member's "
@@ -141,6 +147,27 @@ LABEL_REVISIONS = {
         "population. Canovas et al. (2019) selected their members in Gaia DR2, which sees the optically visible "
         "surface population, not the embedded cores (also Wilking et al. 2005, AJ 130, 1733; Grasser et al. 2021, "
         "A&A 652, A2, an older ~10 Myr population in the same volume). 3.2 Myr is the geometric middle of 2-5."),
+}
+#: groups of a shipped file that the literature splits into populations of different ages, keyed by (file, group):
+#: each population is (its group name, the structure of ``galaxy.young`` that stands for it, the
+#: ``data/young_associations.csv`` row whose age it takes or None to keep the file's), then why. A member goes to the
+#: population whose simulated structure is densest on the sky at its position (:func:`split_populations`): the
+#: literature's geometry as the simulator carries it, never the model's answer on the member.
+POPULATION_SPLITS = {
+    ("CrA_EsplinLuhman2022_gaiaedr3.csv", "Corona Australis"): (
+        (("Corona Australis on-cloud", "corona_australis", None),
+         ("Upper Corona Australis", "ucra", "ucra")),
+        "The file gives all 378 Esplin & Luhman (2022, AJ 163, 64) members BANYAN Sigma's 4-5 Myr (Gagne et al. "
+        "2018, Table 1, after Gennaro et al. 2012), the age of the on-cloud population around the Coronet. Esplin & "
+        "Luhman describe two populations: a younger one (a few Myr) partially embedded in the cloud and an older "
+        "one that surrounds and extends beyond it (Upper CrA, ~15 Myr in their isochrone ages); Galli et al. (2020, "
+        "A&A 634, A98) find the off-cloud population north of the clouds twice as numerous as the on-cloud one, and "
+        "Rigliaco, Gratton & Nascimbeni (2025, A&A, arXiv:2508.19757) date it 6.7 +- 0.3 Myr (CrA-North; CrA-Main "
+        "3 +- 1 Myr). The on-cloud members keep the file's label; the off-cloud members take the Upper CrA age the "
+        "simulator carries (young_associations.csv row ucra, Rigliaco et al. 2025). A member belongs to the "
+        "population whose structure is denser on the sky at its position: the corona_australis complex of "
+        "galaxy.young.COMPLEXES (Gaussian, sigma = its 3 pc radius, its stellar mass) against the ucra association "
+        "(BANYAN Sigma's centre and sigma, the Galli et al. count), each at its own distance."),
 }
 #: inner edges of the G-magnitude bins of each group's ``by_g_magnitude`` (mag): the archive's BP turns unreliable
 #: near G ≈ 19 for M stars (``surveys.gaia.unreliable_bp``), and a group's faint members answer differently
@@ -173,13 +200,25 @@ def read_members(source, name: str | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{name}: missing column(s) {missing} of the real-member schema (data/real/SOURCES.md)")
     frame["file"] = name
-    return revise_labels(frame, name)
+    return split_populations(revise_labels(frame, name), name)
 
 
-def label_revisions(revisions: Mapping = LABEL_REVISIONS) -> list[dict]:
-    """The revisions as JSON rows: file, group, adopted age and range (Myr), why."""
-    return [{"file": f, "group": g, "age_myr": a, "age_myr_lo": lo, "age_myr_hi": hi, "why": why}
-            for (f, g), (a, lo, hi, why) in revisions.items()]
+def label_revisions(revisions: Mapping = LABEL_REVISIONS, splits: Mapping = POPULATION_SPLITS) -> list[dict]:
+    """The revisions as JSON rows: file, group, adopted age and range (Myr), why; then each split group with its
+    populations (name, structure, age and range, null where the file's is kept)."""
+    from ysocensus.galaxy.young import literature_associations
+
+    rows_by_name = {r["name"]: r for r in literature_associations()}
+    out = [{"file": f, "group": g, "age_myr": a, "age_myr_lo": lo, "age_myr_hi": hi, "why": why}
+           for (f, g), (a, lo, hi, why) in revisions.items()]
+    for (f, g), (populations, why) in splits.items():
+        parts = []
+        for name, structure, age_row in populations:
+            r = rows_by_name[age_row] if age_row is not None else {}
+            parts.append({"group": name, "structure": structure, "age_myr": r.get("age_myr"),
+                          "age_myr_lo": r.get("age_min_myr"), "age_myr_hi": r.get("age_max_myr")})
+        out.append({"file": f, "group": g, "split_into": parts, "why": why})
+    return out
 
 
 def file_label_scores(table: pd.DataFrame, young_threshold_myr: float, calibration_groups=()) -> dict | None:
@@ -208,6 +247,63 @@ def revise_labels(frame: pd.DataFrame, name: str, revisions: Mapping = LABEL_REV
             raise ValueError(f"{name}: LABEL_REVISIONS names group {group!r}, which the file does not have")
         for col, value in (("age_myr", age), ("age_myr_lo", lo), ("age_myr_hi", hi)):
             frame.loc[rows, col] = value
+    return frame
+
+
+def population_densities(ra_deg, dec_deg, structures: Sequence[str]) -> np.ndarray:
+    """Projected stellar-mass density (Msun pc^-2) of each simulated structure of ``galaxy.young`` (default
+    ``population.young`` config) at each ICRS position (deg): a Gaussian of sigma = the structure's radius holding its
+    stellar mass, the angular offset taken at the structure's distance. Shape (n structures, n positions)."""
+    from ysocensus.config import section
+    from ysocensus.galaxy.young import complexes_from_config, xyz_to_lbd
+    from ysocensus.surveys.observe import galactic_to_icrs
+
+    by_name = {c.name: c for c in complexes_from_config(section("population")["young"])}
+    missing = [n for n in structures if n not in by_name]
+    if missing:
+        raise ValueError(f"POPULATION_SPLITS: no structure {missing} in galaxy.young's default config")
+    star = _unit_vector(ra_deg, dec_deg)
+    out = []
+    for name in structures:
+        c = by_name[name]
+        l, b, _ = xyz_to_lbd(c.x, c.y, c.z)
+        centre = _unit_vector(*galactic_to_icrs(l, b))
+        r = np.arccos(np.clip(star @ centre, -1.0, 1.0)) * c.distance
+        s = c.radius_pc
+        out.append(c.stellar_mass_msun / (2 * np.pi * s * s) * np.exp(-0.5 * (r / s) ** 2))
+    return np.asarray(out)
+
+
+def _unit_vector(ra_deg, dec_deg) -> np.ndarray:
+    ra, dec = np.radians(np.asarray(ra_deg, np.float64)), np.radians(np.asarray(dec_deg, np.float64))
+    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
+
+
+def split_populations(frame: pd.DataFrame, name: str, splits: Mapping = POPULATION_SPLITS) -> pd.DataFrame:
+    """``frame`` with each group of ``splits`` for file ``name`` divided into its populations: ``group`` becomes the
+    population's name (the file's kept in ``group_file``) and the age columns the population's literature age where
+    it names a ``young_associations.csv`` row."""
+    from ysocensus.galaxy.young import literature_associations
+
+    frame = frame.copy()
+    frame["group_file"] = frame["group"]
+    rows_by_name = {r["name"]: r for r in literature_associations()}
+    for (file, group), (populations, _why) in splits.items():
+        if file != name:
+            continue
+        rows = (frame["group"].astype(str) == group).to_numpy()
+        if not rows.any():
+            raise ValueError(f"{name}: POPULATION_SPLITS names group {group!r}, which the file does not have")
+        dens = population_densities(_num(frame, "ra")[rows], _num(frame, "dec")[rows], [p[1] for p in populations])
+        pick = np.argmax(dens, axis=0)
+        idx = np.flatnonzero(rows)
+        for k, (new_group, _structure, age_row) in enumerate(populations):
+            sel = idx[pick == k]
+            frame.loc[sel, "group"] = new_group
+            if age_row is not None:
+                r = rows_by_name[age_row]
+                for col, key in (("age_myr", "age_myr"), ("age_myr_lo", "age_min_myr"), ("age_myr_hi", "age_max_myr")):
+                    frame.loc[sel, col] = float(r[key])
     return frame
 
 
@@ -777,8 +873,13 @@ def _group_order(table: pd.DataFrame) -> list[str]:
 def _colours(groups: Sequence[str]) -> dict[str, tuple]:
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
-    return {g: cmap(i % cmap.N) for i, g in enumerate(groups)}
+    if len(groups) <= 10:
+        cmap = matplotlib.colormaps["tab10"]
+        return {g: cmap(i) for i, g in enumerate(groups)}
+    # tab20 holds ten hues, dark then light: the first ten groups get the ten dark ones, so neighbours (ages in
+    # order) never share a hue
+    cmap = matplotlib.colormaps["tab20"]
+    return {g: cmap((2 * i + (i // 10) % 2) % 20) for i, g in enumerate(groups)}
 
 
 def _group_age(table: pd.DataFrame, group: str) -> float | None:
