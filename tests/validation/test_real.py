@@ -113,6 +113,30 @@ def test_corona_australis_is_split_into_its_two_literature_populations():
         real.population_densities([285.0], [-37.0], ["atlantis"])
 
 
+def test_literature_extinctions_are_read_and_checked_against_the_models_av():
+    """Esplin & Luhman (2022) give A_K per member from its spectral type (``member_flag`` Ak=): read into
+    ``ext_lit_mag`` (not a model input), and ``extinction_check`` converts it with the model's own A_Ks/A_V and
+    sets it beside the A_V posterior."""
+    cra = real.read_members(_file("CrA_EsplinLuhman2022_gaiaedr3.csv"))
+    first = cra.iloc[0]
+    assert first["ext_lit_band"] == "ks_m" and first["ext_lit_mag"] == pytest.approx(0.02)   # "Ak=0.02"
+    assert np.isfinite(cra["ext_lit_mag"]).sum() > 0.9 * len(cra)
+    assert "ext_lit_mag" not in real.read_members(_file("BPMG_MiretRoig2020_gaiadr3.csv")).columns
+    assert "ext_lit_mag" not in real.catalog_frame(cra).columns
+    # two stars: one read right (A_V 0.2, literature 0.2), one reddened member read as unreddened and too young
+    k = 0.1
+    t = pd.DataFrame({"group": "g", "status": "ok", "ext_lit_band": "ks_m", "ext_lit_mag": [0.02, 0.4],
+                      "av_mag_q16": [0.1, 0.05], "av_mag_q50": [0.2, 0.1], "av_mag_q84": [0.3, 0.2],
+                      "log10_age_yr_q50": [np.log10(4.5e6), np.log10(4.5e6) - 0.5], "age_myr": 4.5})
+    g = real.extinction_check(t, {"ks_m": k})["g"]
+    assert g["rows"] == 2 and g["av_literature_inside_16_84"] == 0.5
+    assert g["median_av_literature"] == pytest.approx(2.1)
+    low, high = g["av_literature < 1.5"], g["av_literature >= 1.5"]
+    assert low["rows"] == high["rows"] == 1 and high["median_av_literature"] == pytest.approx(4.0)
+    assert low["median_dlog_age"] == pytest.approx(0.0, abs=1e-9) and high["median_dlog_age"] == pytest.approx(-0.5)
+    assert real.extinction_check(t.drop(columns=["ext_lit_mag"]), {"ks_m": k}) == {}
+
+
 def test_the_files_own_labels_are_scored_beside_the_revised_ones():
     t = _table()
     assert real.file_label_scores(t.assign(age_myr_file=t["age_myr"]), 50.0) is None

@@ -127,6 +127,11 @@ DEFINITIONS = {
                  "and the "
                  "network's median age under each prior scored; models_minus_literature "
                  "is the models' age-scale offset, network_<prior>_minus_models what the inference adds",
+    "extinction_check": "per group whose file gives per-star extinctions from spectral types (LITERATURE_EXTINCTION; "
+                        "not read by the model): the literature A_V (the file's A_band over A_band/A_V of the model's "
+                        "own extinction law at EXTINCTION_REFERENCE_STAR) against the model's A_V posterior (median, "
+                        "fraction inside its 16-84 % interval), and the median age offset of the members below and "
+                        "above EXTINCTION_SPLIT_AV_MAG; needs the BC grid",
     "catalog": "one catalog per source file, Gaia archive column names; J/H/Ks only where jhk_source is 2MASS "
                "(VHS/FourStar left null); columns no row of a file provides are absent. The surveys' quality flags "
                "tmass_ph_qual / allwise_ph_qual as the files give them (rho Oph: the 2MASS and AllWISE ph_qual), "
@@ -169,6 +174,15 @@ POPULATION_SPLITS = {
         "galaxy.young.COMPLEXES (Gaussian, sigma = its 3 pc radius, its stellar mass) against the ucra association "
         "(BANYAN Sigma's centre and sigma, the Galli et al. count), each at its own distance."),
 }
+#: per-star extinctions a shipped file gives from spectral types (not used by the model or the labels): file ->
+#: (``member_flag`` key, band of the extinction). ``extinction_check`` compares the model's A_V with them.
+LITERATURE_EXTINCTION = {"CrA_EsplinLuhman2022_gaiaedr3.csv": ("Ak", "ks_m")}
+#: literature A_V (mag) that splits a group's members in ``extinction_check``: below it the field's few tenths of a
+#: magnitude, above it the members seen through their cloud
+EXTINCTION_SPLIT_AV_MAG = 1.5
+#: the star at which the BC grid's A_band / A_V converts a literature extinction to A_V (T_eff K, log g, [Fe/H]):
+#: a young M star, the typical member (A_Ks/A_V changes by a few per cent from K to late M)
+EXTINCTION_REFERENCE_STAR = (3500.0, 4.0, 0.0)
 #: inner edges of the G-magnitude bins of each group's ``by_g_magnitude`` (mag): the archive's BP turns unreliable
 #: near G ≈ 19 for M stars (``surveys.gaia.unreliable_bp``), and a group's faint members answer differently
 G_MAG_EDGES = (16.0, 18.0, 19.0)
@@ -200,7 +214,7 @@ def read_members(source, name: str | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{name}: missing column(s) {missing} of the real-member schema (data/real/SOURCES.md)")
     frame["file"] = name
-    return split_populations(revise_labels(frame, name), name)
+    return literature_extinction(split_populations(revise_labels(frame, name), name), name)
 
 
 def label_revisions(revisions: Mapping = LABEL_REVISIONS, splits: Mapping = POPULATION_SPLITS) -> list[dict]:
@@ -305,6 +319,46 @@ def split_populations(frame: pd.DataFrame, name: str, splits: Mapping = POPULATI
                 for col, key in (("age_myr", "age_myr"), ("age_myr_lo", "age_min_myr"), ("age_myr_hi", "age_max_myr")):
                     frame.loc[sel, col] = float(r[key])
     return frame
+
+
+def literature_extinction(frame: pd.DataFrame, name: str, sources: Mapping = LITERATURE_EXTINCTION) -> pd.DataFrame:
+    """``frame`` with ``ext_lit_mag`` (the file's per-star extinction, mag, NaN where it gives none) and
+    ``ext_lit_band`` for the files of ``sources``; the columns are absent for other files."""
+    if name not in sources:
+        return frame
+    key, band = sources[name]
+    frame = frame.copy()
+    values = [parse_flags(f).get(key) for f in frame["member_flag"]] if "member_flag" in frame.columns else []
+    frame["ext_lit_mag"] = pd.to_numeric(pd.Series(values, index=frame.index, dtype="object"), errors="coerce")
+    frame["ext_lit_band"] = band
+    return frame
+
+
+def extinction_check(table: pd.DataFrame, band_per_av: Mapping[str, float],
+                     split_av_mag: float = EXTINCTION_SPLIT_AV_MAG) -> dict:
+    """Per group with literature extinctions (status ok): the literature A_V (``ext_lit_mag`` / A_band/A_V of the
+    model's own extinction law) against the model's A_V posterior, and the age offset of the members below and
+    above ``split_av_mag``: a reddened member whose A_V the model misses is read as a cooler, more luminous, younger
+    star."""
+    if "ext_lit_mag" not in table.columns:
+        return {}
+    t = table[np.isfinite(_num(table, "ext_lit_mag")) & (table["status"].astype(str) == "ok").to_numpy()]
+    out = {}
+    for group, g in t.groupby("group", sort=True):
+        band = str(g["ext_lit_band"].iloc[0])
+        av_lit = _num(g, "ext_lit_mag") / float(band_per_av[band])
+        q16, q50, q84 = (_num(g, f"av_mag_{q}") for q in ("q16", "q50", "q84"))
+        dlog = _num(g, "log10_age_yr_q50") - np.log10(_num(g, "age_myr") * 1e6)
+        row = {"rows": int(len(g)), "band": band, "band_per_av": float(band_per_av[band]),
+               "median_av_literature": _median(av_lit), "median_av_q50": _median(q50),
+               "av_literature_inside_16_84": _frac((q16 <= av_lit) & (av_lit <= q84))}
+        for label, sel in ((f"av_literature < {split_av_mag:g}", av_lit < split_av_mag),
+                           (f"av_literature >= {split_av_mag:g}", av_lit >= split_av_mag)):
+            row[label] = {"rows": int(sel.sum()), "median_av_literature": _median(av_lit[sel]),
+                          "median_av_q50": _median(q50[sel]), "median_dlog_age": _median(dlog[sel]),
+                          "median_abs_dlog_age": _median(np.abs(dlog[sel]))}
+        out[str(group)] = row
+    return out
 
 
 def age_scale_file():
@@ -1119,6 +1173,11 @@ def run_real_validation(model_path: str | Path | None, output_json: str | Path, 
         result["age_scale"] = {"variant": variants[0],
                                "av_max_mag": GRID_FIT_AV_MAX,
                                "groups": age_scale(young, grid_fit(young, grid, bc), network, young_threshold_myr)}
+        from ysocensus.surveys.figures import extinction_per_av
+
+        result["extinction_check"] = {"variant": variants[0], "reference_star": list(EXTINCTION_REFERENCE_STAR),
+                                      "groups": extinction_check(tables[variants[0]],
+                                                                 extinction_per_av(bc, *EXTINCTION_REFERENCE_STAR))}
     figure_cmd(members, paths["cmd"], iso, dpi, young_threshold_myr)
     result["figures"] = {k: str(p) for k, p in paths.items()}
     result["isochrones_myr"] = sorted(iso) if iso else None
