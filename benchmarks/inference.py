@@ -14,8 +14,8 @@ Writes results/benchmarks/inference.json and prints its figures:
   the window), then interrupted — which also checks that an interrupted run leaves no partial output.
 * ``scaling``: what the measured per-core rate means for 10⁹ stars on N cluster nodes.
 
-The model is results/model/model.ckpt when it exists. Without one (the model stage not run yet) the
-benchmark uses an untrained network of the default architecture (``model.network.NetworkConfig()``,
+The model is ``--model`` (relative to the current directory; one that does not exist stops the benchmark), else
+results/model/model.ckpt when it exists. Without one (the model stage not run yet) the benchmark uses an untrained network of the default architecture (``model.network.NetworkConfig()``,
 normalisation fitted on the catalog) and says so in ``model``: sampling cost does not depend on the
 weights, so the throughput holds for the trained model of the same architecture and solver.
 
@@ -64,6 +64,10 @@ def _catalog(paths: list[str], n: int | None) -> pa.Table:
     tables = [io.read_table(p, io.CATALOG) for p in paths]
     table = pa.concat_tables(tables)
     return table if n is None else table.slice(0, min(n, table.num_rows))
+
+
+#: the workflow's model, relative to the repository
+DEFAULT_MODEL = "results/model/model.ckpt"
 
 
 def _model(path: Path, catalog: pa.Table, workdir: Path) -> tuple[Path, str]:
@@ -148,7 +152,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--rows-per-batch", type=int, default=None, help="model's rows per network call (default: its own)")
-    ap.add_argument("--model", default="results/model/model.ckpt")
+    ap.add_argument("--model", default=None,
+                    help="model checkpoint, relative to the current directory (default: the workflow's "
+                         "results/model/model.ckpt, or an untrained stand-in of the default architecture where the "
+                         "model stage has not run); a named model that does not exist stops the benchmark")
     ap.add_argument("--ensemble", choices=("mixture", "consensus"), default=None,
                     help="for an ensemble's checkpoint: its mixture or its consensus (default: the model's own)")
     ap.add_argument("--catalog", nargs="*", default=None, help="catalog Parquet files (default results/catalog)")
@@ -170,8 +177,12 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_infer_") as tmp:
         work = Path(tmp)
         full = _catalog(paths, None)
-        model, model_note = _model(REPO / args.model if not Path(args.model).is_absolute() else Path(args.model),
-                                   full, work)
+        if args.model is None:
+            model, model_note = _model(REPO / DEFAULT_MODEL, full, work)
+        elif Path(args.model).exists():
+            model, model_note = Path(args.model).resolve(), f"trained: {Path(args.model).resolve()}"
+        else:
+            raise SystemExit(f"--model {args.model}: no such file (from {Path.cwd()})")
         sub = full.slice(0, min(args.stars, full.num_rows))
         cat = work / "catalog.parquet"
         io.write_table(sub, cat, io.CATALOG)
