@@ -177,12 +177,10 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_infer_") as tmp:
         work = Path(tmp)
         full = _catalog(paths, None)
-        if args.model is None:
-            model, model_note = _model(REPO / DEFAULT_MODEL, full, work)
-        elif Path(args.model).exists():
-            model, model_note = Path(args.model).resolve(), f"trained: {Path(args.model).resolve()}"
-        else:
+        if args.model is not None and not Path(args.model).exists():
             raise SystemExit(f"--model {args.model}: no such file (from {Path.cwd()})")
+        model, model_note = _model(REPO / DEFAULT_MODEL if args.model is None else Path(args.model).resolve(),
+                                   full, work)
         sub = full.slice(0, min(args.stars, full.num_rows))
         cat = work / "catalog.parquet"
         io.write_table(sub, cat, io.CATALOG)

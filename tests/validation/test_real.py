@@ -100,8 +100,11 @@ def test_corona_australis_is_split_into_its_two_literature_populations():
     assert (off["age_myr"] == ucra["age_myr"]).all() and (off["age_myr_hi"] == ucra["age_max_myr"]).all()
     # off-cloud about twice the on-cloud count, and the on-cloud members the ones near the Coronet (R CrA)
     assert 1.2 < len(off) / len(on) < 2.5
-    coronet = real._unit_vector(285.47, -36.95)
-    sep = lambda t: np.degrees(np.arccos(np.clip(real._unit_vector(t["ra"], t["dec"]) @ coronet, -1, 1)))
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    coronet = SkyCoord(285.47 * u.deg, -36.95 * u.deg)
+    sep = lambda t: SkyCoord(t["ra"].to_numpy() * u.deg, t["dec"].to_numpy() * u.deg).separation(coronet).deg
     assert np.median(sep(on)) < 1.0 < np.median(sep(off))
     split = [r for r in real.label_revisions() if "split_into" in r]
     assert [p["group"] for p in split[0]["split_into"]] == ["Corona Australis on-cloud", "Upper Corona Australis"]
@@ -111,6 +114,8 @@ def test_corona_australis_is_split_into_its_two_literature_populations():
         real.split_populations(cra, "x.csv", {("x.csv", "nobody"): ((("a", "ucra", None),), "test")})
     with pytest.raises(ValueError, match="no structure"):
         real.population_densities([285.0], [-37.0], ["atlantis"])
+    with pytest.raises(ValueError, match="no row 'atlantis'"):
+        real.association_ages("atlantis")
 
 
 def test_literature_extinctions_are_read_and_checked_against_the_models_av():
@@ -123,6 +128,8 @@ def test_literature_extinctions_are_read_and_checked_against_the_models_av():
     assert np.isfinite(cra["ext_lit_mag"]).sum() > 0.9 * len(cra)
     assert "ext_lit_mag" not in real.read_members(_file("BPMG_MiretRoig2020_gaiadr3.csv")).columns
     assert "ext_lit_mag" not in real.catalog_frame(cra).columns
+    with pytest.raises(ValueError, match="x.csv.*'member_flag'"):
+        real.literature_extinction(cra.drop(columns=["member_flag"]), "x.csv", {"x.csv": ("Ak", "ks_m")})
     # two stars: one read right (A_V 0.2, literature 0.2), one reddened member read as unreddened and too young
     k = 0.1
     t = pd.DataFrame({"group": "g", "status": "ok", "ext_lit_band": "ks_m", "ext_lit_mag": [0.02, 0.4],

@@ -220,19 +220,28 @@ def read_members(source, name: str | None = None) -> pd.DataFrame:
 def label_revisions(revisions: Mapping = LABEL_REVISIONS, splits: Mapping = POPULATION_SPLITS) -> list[dict]:
     """The revisions as JSON rows: file, group, adopted age and range (Myr), why; then each split group with its
     populations (name, structure, age and range, null where the file's is kept)."""
-    from ysocensus.galaxy.young import literature_associations
-
-    rows_by_name = {r["name"]: r for r in literature_associations()}
     out = [{"file": f, "group": g, "age_myr": a, "age_myr_lo": lo, "age_myr_hi": hi, "why": why}
            for (f, g), (a, lo, hi, why) in revisions.items()]
     for (f, g), (populations, why) in splits.items():
-        parts = []
-        for name, structure, age_row in populations:
-            r = rows_by_name[age_row] if age_row is not None else {}
-            parts.append({"group": name, "structure": structure, "age_myr": r.get("age_myr"),
-                          "age_myr_lo": r.get("age_min_myr"), "age_myr_hi": r.get("age_max_myr")})
+        parts = [{"group": name, "structure": structure,
+                  **(association_ages(age_row) if age_row is not None else dict.fromkeys(_AGE_COLUMNS))}
+                 for name, structure, age_row in populations]
         out.append({"file": f, "group": g, "split_into": parts, "why": why})
     return out
+
+
+#: the member files' age columns and the ``data/young_associations.csv`` columns they take a row's age from
+_AGE_COLUMNS = {"age_myr": "age_myr", "age_myr_lo": "age_min_myr", "age_myr_hi": "age_max_myr"}
+
+
+def association_ages(name: str) -> dict[str, float]:
+    """A ``data/young_associations.csv`` row's age and range (Myr) under the member files' age column names."""
+    from ysocensus.galaxy.young import literature_associations
+
+    row = next((r for r in literature_associations() if r["name"] == name), None)
+    if row is None:
+        raise ValueError(f"POPULATION_SPLITS: no row {name!r} in data/young_associations.csv")
+    return {col: float(row[key]) for col, key in _AGE_COLUMNS.items()}
 
 
 def file_label_scores(table: pd.DataFrame, young_threshold_myr: float, calibration_groups=()) -> dict | None:
@@ -269,39 +278,31 @@ def population_densities(ra_deg, dec_deg, structures: Sequence[str]) -> np.ndarr
     ``population.young`` config) at each ICRS position (deg): a Gaussian of sigma = the structure's radius holding its
     stellar mass, the angular offset taken at the structure's distance. Shape (n structures, n positions)."""
     from ysocensus.config import section
-    from ysocensus.galaxy.young import complexes_from_config, xyz_to_lbd
+    from ysocensus.galaxy.young import complexes_from_config, lbd_to_xyz, xyz_to_lbd
     from ysocensus.surveys.observe import galactic_to_icrs
 
     by_name = {c.name: c for c in complexes_from_config(section("population")["young"])}
     missing = [n for n in structures if n not in by_name]
     if missing:
         raise ValueError(f"POPULATION_SPLITS: no structure {missing} in galaxy.young's default config")
-    star = _unit_vector(ra_deg, dec_deg)
+    star = np.stack(lbd_to_xyz(np.asarray(ra_deg, np.float64), np.asarray(dec_deg, np.float64), 1.0), axis=-1)
     out = []
     for name in structures:
         c = by_name[name]
         l, b, _ = xyz_to_lbd(c.x, c.y, c.z)
-        centre = _unit_vector(*galactic_to_icrs(l, b))
+        centre = np.stack(lbd_to_xyz(*galactic_to_icrs(l, b), 1.0), axis=-1)
         r = np.arccos(np.clip(star @ centre, -1.0, 1.0)) * c.distance
         s = c.radius_pc
         out.append(c.stellar_mass_msun / (2 * np.pi * s * s) * np.exp(-0.5 * (r / s) ** 2))
     return np.asarray(out)
 
 
-def _unit_vector(ra_deg, dec_deg) -> np.ndarray:
-    ra, dec = np.radians(np.asarray(ra_deg, np.float64)), np.radians(np.asarray(dec_deg, np.float64))
-    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
-
-
 def split_populations(frame: pd.DataFrame, name: str, splits: Mapping = POPULATION_SPLITS) -> pd.DataFrame:
     """``frame`` with each group of ``splits`` for file ``name`` divided into its populations: ``group`` becomes the
     population's name (the file's kept in ``group_file``) and the age columns the population's literature age where
     it names a ``young_associations.csv`` row."""
-    from ysocensus.galaxy.young import literature_associations
-
     frame = frame.copy()
     frame["group_file"] = frame["group"]
-    rows_by_name = {r["name"]: r for r in literature_associations()}
     for (file, group), (populations, _why) in splits.items():
         if file != name:
             continue
@@ -315,9 +316,8 @@ def split_populations(frame: pd.DataFrame, name: str, splits: Mapping = POPULATI
             sel = idx[pick == k]
             frame.loc[sel, "group"] = new_group
             if age_row is not None:
-                r = rows_by_name[age_row]
-                for col, key in (("age_myr", "age_myr"), ("age_myr_lo", "age_min_myr"), ("age_myr_hi", "age_max_myr")):
-                    frame.loc[sel, col] = float(r[key])
+                for col, value in association_ages(age_row).items():
+                    frame.loc[sel, col] = value
     return frame
 
 
@@ -328,7 +328,9 @@ def literature_extinction(frame: pd.DataFrame, name: str, sources: Mapping = LIT
         return frame
     key, band = sources[name]
     frame = frame.copy()
-    values = [parse_flags(f).get(key) for f in frame["member_flag"]] if "member_flag" in frame.columns else []
+    if "member_flag" not in frame.columns:
+        raise ValueError(f"{name}: LITERATURE_EXTINCTION reads {key!r} from column 'member_flag', which it lacks")
+    values = [parse_flags(f).get(key) for f in frame["member_flag"]]
     frame["ext_lit_mag"] = pd.to_numeric(pd.Series(values, index=frame.index, dtype="object"), errors="coerce")
     frame["ext_lit_band"] = band
     return frame
